@@ -1,0 +1,118 @@
+//! The one place where flow errors become HTTP statuses and localized JSON bodies.
+
+use serde_json::{Map, Value, json};
+
+use super::{Ctx, Response};
+use crate::ports::StoreError;
+
+/// Everything an endpoint can answer besides success.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    #[error("body is not a JSON object")]
+    InvalidJson,
+    #[error("body too large")]
+    PayloadTooLarge,
+    #[error("content type is not JSON")]
+    UnsupportedMediaType,
+    /// `reason` is a message id of the rule that failed.
+    #[error("invalid {field}: {reason}")]
+    InvalidInput { field: String, reason: &'static str },
+    #[error("consent required")]
+    ConsentRequired,
+    #[error("email already registered")]
+    EmailAlreadyRegistered { recovery_url: String },
+    #[error("invalid token")]
+    InvalidToken { retry_url: String },
+    #[error("throttled")]
+    Throttled { retry_after: u32 },
+    #[error("unavailable")]
+    Unavailable,
+    #[error("api key required")]
+    ApiKeyRequired,
+    #[error("cross-origin request")]
+    ForbiddenOrigin,
+    #[error("no such route")]
+    NotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// A bug or a broken adapter; details were logged, none are returned.
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    pub fn invalid(field: &str, reason: &'static str) -> Self {
+        Self::InvalidInput { field: field.to_owned(), reason }
+    }
+
+    /// `(status, code, message id, instructions id)`.
+    fn parts(&self) -> (u16, &'static str, &'static str, Option<&'static str>) {
+        match self {
+            Self::InvalidJson => (400, "INVALID_JSON", "error-invalid-json", None),
+            Self::PayloadTooLarge => (413, "PAYLOAD_TOO_LARGE", "error-payload-too-large", None),
+            Self::UnsupportedMediaType => (415, "UNSUPPORTED_MEDIA_TYPE", "error-unsupported-media-type", None),
+            Self::InvalidInput { .. } => (422, "INVALID_INPUT", "error-invalid-input", None),
+            Self::ConsentRequired => (422, "CONSENT_REQUIRED", "error-consent-required", Some("instructions-consent-required")),
+            Self::EmailAlreadyRegistered { .. } => {
+                (409, "EMAIL_ALREADY_REGISTERED", "error-email-already-registered", Some("instructions-email-already-registered"))
+            }
+            Self::InvalidToken { .. } => (410, "INVALID_TOKEN", "error-invalid-token", Some("instructions-invalid-token")),
+            Self::Throttled { .. } => (429, "TOO_MANY_REQUESTS", "error-throttled", None),
+            Self::Unavailable => (503, "SERVICE_UNAVAILABLE", "error-unavailable", None),
+            Self::ApiKeyRequired => (403, "API_KEY_REQUIRED", "error-api-key-required", None),
+            Self::ForbiddenOrigin => (403, "FORBIDDEN_ORIGIN", "error-forbidden-origin", None),
+            Self::NotFound => (404, "NOT_FOUND", "error-not-found", None),
+            Self::MethodNotAllowed => (405, "METHOD_NOT_ALLOWED", "error-method-not-allowed", None),
+            Self::Internal => (500, "INTERNAL", "error-internal", None),
+        }
+    }
+
+    /// The JSON error response `{code, message, instructions?, field?, ...}` in `locale`.
+    pub fn into_response(self, ctx: &Ctx<'_>, locale: &str) -> Response {
+        let (status, code, message_id, instructions_id) = self.parts();
+        let l10n = ctx.l10n;
+        let mut body = Map::new();
+        body.insert("code".into(), json!(code));
+        let message = match &self {
+            Self::InvalidInput { field, reason } => {
+                let reason = l10n.format(locale, reason, &[]);
+                l10n.format(locale, message_id, &[("field", field), ("reason", &reason)])
+            }
+            Self::Throttled { retry_after } => l10n.format(locale, message_id, &[("seconds", &retry_after.to_string())]),
+            _ => l10n.format(locale, message_id, &[]),
+        };
+        body.insert("message".into(), json!(message));
+        if let Some(id) = instructions_id {
+            let url = match &self {
+                Self::EmailAlreadyRegistered { recovery_url } => recovery_url.as_str(),
+                Self::InvalidToken { retry_url } => retry_url.as_str(),
+                _ => "",
+            };
+            body.insert("instructions".into(), json!(l10n.format(locale, id, &[("url", url)])));
+        }
+        match &self {
+            Self::InvalidInput { field, .. } => {
+                body.insert("field".into(), json!(field));
+            }
+            Self::EmailAlreadyRegistered { recovery_url } => {
+                body.insert("recovery_url".into(), json!(recovery_url));
+            }
+            _ => {}
+        }
+        let mut response = Response::json(status, &Value::Object(body));
+        if let Self::Throttled { retry_after } = self {
+            response.headers.push(("retry-after".into(), retry_after.to_string()));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Throttled(retry_after) => Self::Throttled { retry_after },
+            StoreError::Unavailable(_) => Self::Unavailable,
+            StoreError::Conflict(_) | StoreError::NotFound | StoreError::Other(_) => Self::Internal,
+        }
+    }
+}

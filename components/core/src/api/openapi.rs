@@ -1,0 +1,72 @@
+//! `GET /openapi.json`: the schema a GPT imports. GPT actions only; browser routes stay out.
+
+use serde_json::{Value, json};
+
+use super::Response;
+use crate::settings::Settings;
+
+pub fn document(settings: &Settings) -> Response {
+    Response::json(200, &schema(settings))
+}
+
+fn error_response(description: &str) -> Value {
+    json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
+}
+
+pub fn schema(settings: &Settings) -> Value {
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "gpt-user",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "User accounts created and managed from a chat: sign-up with email verification and a public PIN plus a passphrase."
+        },
+        "servers": [{"url": settings.base_url}],
+        "paths": {
+            "/api/signup/init": {
+                "post": {
+                    "operationId": "signUpInit",
+                    "summary": "Start a sign-up",
+                    "description": "Registers an account with the user's email, consent, locale and passphrase (15-256 characters). Returns the public PIN; the user must open the verification link sent by email. Never repeat the passphrase back.",
+                    "requestBody": {
+                        "required": true,
+                        "content": {"application/json": {"schema": {
+                            "type": "object",
+                            "additionalProperties": false,
+                            "required": ["email", "consent", "locale", "passphrase"],
+                            "properties": {
+                                "email": {"type": "string", "format": "email", "maxLength": 254, "description": "The user's email address."},
+                                "consent": {"type": "boolean", "description": "True only if the user agreed to the processing of personal data (see /privacy)."},
+                                "locale": {"type": "string", "enum": ["en", "ru"], "description": "Language for emails and pages."},
+                                "passphrase": {"type": "string", "minLength": settings.passphrase_min, "maxLength": settings.passphrase_max, "description": "Secret phrase the user will give with the PIN to prove the account is theirs."}
+                            }
+                        }}}
+                    },
+                    "responses": {
+                        "201": {"description": "Pending account created; PIN returned, verification email sent.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SignUpCreated"}}}},
+                        "200": {"description": "Accepted (privacy mode): the outcome is in the email."},
+                        "403": error_response("Service API key missing or wrong."),
+                        "409": error_response("The email already has an account; body has recovery_url."),
+                        "422": error_response("Invalid input or consent not given; field names the problem."),
+                        "429": error_response("Too many emails to this address; see Retry-After."),
+                        "503": error_response("Temporarily unavailable; retry later.")
+                    }
+                }
+            }
+        },
+        "components": {
+            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+            "schemas": {
+                "SignUpCreated": {"type": "object", "properties": {
+                    "pin": {"type": "string"}, "status": {"type": "string"},
+                    "message": {"type": "string"}, "instructions": {"type": "string"}
+                }},
+                "Error": {"type": "object", "required": ["code", "message"], "properties": {
+                    "code": {"type": "string"}, "message": {"type": "string"},
+                    "instructions": {"type": "string"}, "field": {"type": "string"}
+                }}
+            }
+        },
+        "security": [{"apiKey": []}]
+    })
+}

@@ -1,0 +1,212 @@
+//! SignUp_Init (`POST /api/signup/init`, GPT action): SPEC §2.1 step 1.
+//!
+//! ```text
+//! no user ─────────────▶ insert pending user + token + mail ─▶ 201 {pin}
+//! pending user ────────▶ replace credentials, revoke tokens, new token + mail ─▶ 201 {pin (kept)}
+//! active/blocked user ─▶ 409 EMAIL_ALREADY_REGISTERED {recovery_url}
+//!                        (conceal mode: notice to the owner, 200 like a new sign-up)
+//! ```
+
+use serde_json::json;
+
+use super::{ApiError, Ctx, Failure, Request, Response, json};
+use crate::domain::{Email, Locale, Passphrase, Pin, Token};
+use crate::domain::Invalid;
+use crate::ports::{self, Message, Op, PendingReplacement, Secret, SecretPurpose, SendLimit, StoreError, User, UserStatus};
+
+/// Verification links live 24 h.
+pub const VERIFY_TTL_MS: i64 = 24 * 3600 * 1000;
+/// At most one email of a kind per address per minute, ten per hour.
+pub const SEND_MIN_INTERVAL_MS: i64 = 60 * 1000;
+pub const SEND_MAX_PER_HOUR: u32 = 10;
+const HOUR_MS: i64 = 3600 * 1000;
+/// Fresh PINs to try when a random one is taken.
+const PIN_ATTEMPTS: usize = 16;
+
+struct Input {
+    email: Email,
+    locale: Locale,
+    passphrase: Passphrase,
+}
+
+pub fn handle(ctx: &Ctx<'_>, req: &Request, negotiated: &str) -> Result<Response, Failure> {
+    let (input, locale) = parse(ctx, req, negotiated)?;
+    sign_up(ctx, &input).map_err(|e| (e, locale))
+}
+
+/// Type checks first (answered in the negotiated language), then the rules of each field
+/// (answered in the language the user asked for, once it is known to be valid).
+fn parse(ctx: &Ctx<'_>, req: &Request, negotiated: &str) -> Result<(Input, String), Failure> {
+    let at = |locale: &str| {
+        let locale = locale.to_owned();
+        move |e: ApiError| (e, locale)
+    };
+    let map = json::object(&req.body, &["email", "consent", "locale", "passphrase"]).map_err(at(negotiated))?;
+    let email = json::string(&map, "email").map_err(at(negotiated))?;
+    let locale = json::string(&map, "locale").map_err(at(negotiated))?;
+    let passphrase = json::string(&map, "passphrase").map_err(at(negotiated))?;
+    let consent = json::opt_bool(&map, "consent").map_err(at(negotiated))?;
+
+    let locale = Locale::parse(locale).map_err(|Invalid(r)| at(negotiated)(ApiError::invalid("locale", r)))?;
+    let lang = locale.as_str();
+    if consent != Some(true) {
+        return Err(at(lang)(ApiError::ConsentRequired));
+    }
+    let email = Email::parse(email).map_err(|Invalid(r)| at(lang)(ApiError::invalid("email", r)))?;
+    let passphrase = Passphrase::parse(passphrase, ctx.settings.passphrase_min, ctx.settings.passphrase_max)
+        .map_err(|Invalid(r)| at(lang)(ApiError::invalid("passphrase", r)))?;
+    Ok((Input { email, locale, passphrase }, lang.to_owned()))
+}
+
+fn sign_up(ctx: &Ctx<'_>, input: &Input) -> Result<Response, ApiError> {
+    let hash = input.passphrase.hash(ports::random(ctx.env)).0;
+    match ctx.store.find_user_by_email(input.email.as_str())? {
+        Some(user) if user.status == UserStatus::Pending => replace_pending(ctx, input, &user, hash),
+        Some(user) => already_registered(ctx, input, &user),
+        None => create(ctx, input, hash),
+    }
+}
+
+fn create(ctx: &Ctx<'_>, input: &Input, passphrase_hash: String) -> Result<Response, ApiError> {
+    let now = ctx.env.now();
+    let id = crate::domain::token_hex(&ports::random::<16>(ctx.env));
+    for _ in 0..PIN_ATTEMPTS {
+        let pin = Pin::generate(ctx.settings.pin_length, || ports::random::<1>(ctx.env)[0]);
+        let user = User {
+            id: id.clone(),
+            email: input.email.as_str().to_owned(),
+            pin: pin.as_str().to_owned(),
+            passphrase_hash: passphrase_hash.clone(),
+            locale: input.locale.as_str().to_owned(),
+            status: UserStatus::Pending,
+            email_verified: false,
+            consent_at: now,
+            policy_version: ctx.settings.policy_version.clone(),
+            created_at: now,
+            updated_at: now,
+        };
+        let mut ops = vec![Op::InsertUser(user)];
+        ops.extend(verification_ops(ctx, input, &id, pin.as_str())?);
+        match ctx.store.apply(ops) {
+            Ok(()) => return Ok(created(ctx, input, &pin)),
+            Err(StoreError::Conflict(field)) if field == "pin" => continue,
+            // Someone signed up with this address a moment ago: treat it as theirs to replace or refuse.
+            Err(StoreError::Conflict(field)) if field == "email" => {
+                return match ctx.store.find_user_by_email(input.email.as_str())? {
+                    Some(user) if user.status == UserStatus::Pending => replace_pending(ctx, input, &user, passphrase_hash),
+                    Some(user) => already_registered(ctx, input, &user),
+                    None => Err(ApiError::Unavailable),
+                };
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::Unavailable)
+}
+
+/// The last sign-up wins until the mailbox owner verifies: new passphrase, locale and consent,
+/// old links revoked, PIN kept.
+fn replace_pending(ctx: &Ctx<'_>, input: &Input, user: &User, passphrase_hash: String) -> Result<Response, ApiError> {
+    let now = ctx.env.now();
+    let mut ops = vec![
+        Op::ReplacePending(PendingReplacement {
+            user_id: user.id.clone(),
+            passphrase_hash,
+            locale: input.locale.as_str().to_owned(),
+            consent_at: now,
+            policy_version: ctx.settings.policy_version.clone(),
+            now,
+        }),
+        Op::RevokeSecrets(user.id.clone(), SecretPurpose::VerifyEmail),
+    ];
+    ops.extend(verification_ops(ctx, input, &user.id, &user.pin)?);
+    match ctx.store.apply(ops) {
+        Ok(()) => Ok(created(ctx, input, &Pin::parse(&user.pin).map_err(|_| ApiError::Internal)?)),
+        // Verified between our read and our write.
+        Err(StoreError::NotFound) => already_registered(ctx, input, user),
+        Err(e) => Err(e.into()),
+    }
+}
+
+fn already_registered(ctx: &Ctx<'_>, input: &Input, user: &User) -> Result<Response, ApiError> {
+    if !ctx.settings.conceal_accounts {
+        return Err(ApiError::EmailAlreadyRegistered { recovery_url: recovery_url(ctx) });
+    }
+    let link = recovery_url(ctx);
+    let mail = render(ctx, &user.locale, "signup-existing", &user.email, &[("link", &link)])?;
+    let ops = vec![Op::CheckSendLimit(send_limit(ctx, &mail)), Op::EnqueueMail(mail, ctx.env.now())];
+    match ctx.store.apply(ops) {
+        // A throttled notice is dropped silently: answering differently would reveal the account.
+        Ok(()) | Err(StoreError::Throttled(_)) => Ok(concealed(ctx, input)),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Operations that send a fresh verification link: throttle, secret, mail.
+fn verification_ops(ctx: &Ctx<'_>, input: &Input, user_id: &str, pin: &str) -> Result<Vec<Op>, ApiError> {
+    let now = ctx.env.now();
+    let token = Token::from_random(ports::random(ctx.env));
+    let link = format!("{}/signup/verify#token={}", ctx.settings.base_url, token.as_str());
+    let hours = (VERIFY_TTL_MS / HOUR_MS).to_string();
+    let mail = render(ctx, input.locale.as_str(), "signup-verification", input.email.as_str(), &[
+        ("link", &link),
+        ("pin", pin),
+        ("valid-hours", &hours),
+    ])?;
+    Ok(vec![
+        Op::CheckSendLimit(send_limit(ctx, &mail)),
+        Op::InsertSecret(Secret {
+            hash: token.hash().0,
+            purpose: SecretPurpose::VerifyEmail,
+            user_id: user_id.to_owned(),
+            created_at: now,
+            expires_at: now + VERIFY_TTL_MS,
+        }),
+        Op::EnqueueMail(mail, now),
+    ])
+}
+
+pub(super) fn send_limit(ctx: &Ctx<'_>, mail: &Message) -> SendLimit {
+    SendLimit {
+        to: mail.to.clone(),
+        kind: mail.kind.clone(),
+        now: ctx.env.now(),
+        min_interval: SEND_MIN_INTERVAL_MS,
+        max_in_window: SEND_MAX_PER_HOUR,
+        window: HOUR_MS,
+    }
+}
+
+fn render(ctx: &Ctx<'_>, locale: &str, kind: &str, to: &str, args: &[(&str, &str)]) -> Result<Message, ApiError> {
+    ctx.l10n.render_email(locale, kind, to, args).map_err(|_| ApiError::Internal)
+}
+
+/// Where a person who already has an account starts recovering it (the profile-edit flow).
+fn recovery_url(ctx: &Ctx<'_>) -> String {
+    format!("{}/profile", ctx.settings.base_url)
+}
+
+fn created(ctx: &Ctx<'_>, input: &Input, pin: &Pin) -> Response {
+    if ctx.settings.conceal_accounts {
+        return concealed(ctx, input);
+    }
+    let locale = input.locale.as_str();
+    let message = ctx.l10n.format(locale, "signup-created", &[("email", input.email.as_str())]);
+    let instructions = ctx.l10n.format(locale, "signup-created-instructions", &[("pin", pin.as_str())]);
+    Response::json(201, &json!({
+        "pin": pin.as_str(),
+        "status": "pending",
+        "message": message,
+        "instructions": instructions,
+    }))
+}
+
+/// Conceal mode: the same answer whether or not the address has an account; the PIN is in the email.
+fn concealed(ctx: &Ctx<'_>, input: &Input) -> Response {
+    let locale = input.locale.as_str();
+    Response::json(200, &json!({
+        "status": "pending",
+        "message": ctx.l10n.format(locale, "signup-concealed", &[("email", input.email.as_str())]),
+        "instructions": ctx.l10n.format(locale, "signup-concealed-instructions", &[]),
+    }))
+}

@@ -1,0 +1,37 @@
+//! SignUp_Verify (`POST /api/signup/verify`, browser only): SPEC §2.1 step 2.
+//! The token is consumed and the user activated in one transaction, so of many concurrent
+//! redemptions exactly one wins.
+
+use serde_json::json;
+
+use super::{ApiError, Ctx, Failure, Request, Response, json};
+use crate::domain::Token;
+use crate::ports::{Op, SecretPurpose, StoreError};
+
+pub fn handle(ctx: &Ctx<'_>, req: &Request, locale: &str) -> Result<Response, Failure> {
+    verify(ctx, req).map_err(|e| (e, locale.to_owned())).map(|()| {
+        Response::json(200, &json!({
+            "status": "active",
+            "message": ctx.l10n.format(locale, "signup-verified", &[]),
+        }))
+    })
+}
+
+fn verify(ctx: &Ctx<'_>, req: &Request) -> Result<(), ApiError> {
+    let map = json::object(&req.body, &["token"])?;
+    let raw = json::string(&map, "token")?;
+    let invalid = || ApiError::InvalidToken { retry_url: ctx.settings.base_url.clone() };
+    let token = Token::parse(raw).ok_or_else(invalid)?;
+    let hash = token.hash().0;
+    let now = ctx.env.now();
+    let secret = ctx.store.find_secret(&hash, SecretPurpose::VerifyEmail, now)?.ok_or_else(invalid)?;
+    let ops = vec![
+        Op::ConsumeSecret(hash, SecretPurpose::VerifyEmail, secret.user_id.clone(), now),
+        Op::Activate(secret.user_id, now),
+    ];
+    match ctx.store.apply(ops) {
+        Ok(()) => Ok(()),
+        Err(StoreError::NotFound) => Err(invalid()),
+        Err(e) => Err(e.into()),
+    }
+}

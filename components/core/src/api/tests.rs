@@ -1,0 +1,259 @@
+use std::cell::Cell;
+
+use serde_json::{Value, json};
+
+use super::*;
+use crate::memory::MemoryStore;
+use crate::ports::{self, Message, UserStatus};
+
+struct FakeL10n;
+
+impl L10n for FakeL10n {
+    fn negotiate(&self, requested: &str) -> String {
+        if requested.starts_with("ru") { "ru".into() } else { "en".into() }
+    }
+    fn format(&self, locale: &str, id: &str, args: &[(&str, &str)]) -> String {
+        let args: Vec<String> = args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("{locale}:{id}({})", args.join(","))
+    }
+    fn render_email(&self, locale: &str, kind: &str, to: &str, args: &[(&str, &str)]) -> Result<Message, String> {
+        let text = self.format(locale, kind, args);
+        Ok(Message { to: to.into(), kind: kind.into(), subject: kind.into(), html: text.clone(), text })
+    }
+}
+
+struct TestEnv {
+    now: Cell<i64>,
+    counter: Cell<u64>,
+}
+
+impl Env for TestEnv {
+    fn now(&self) -> i64 {
+        self.now.get()
+    }
+    fn fill_random(&self, buf: &mut [u8]) {
+        for b in buf {
+            // splitmix64: deterministic, no short cycles.
+            let mut z = self.counter.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+            self.counter.set(z);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            *b = (z ^ (z >> 31)) as u8;
+        }
+    }
+}
+
+struct World {
+    store: MemoryStore,
+    env: TestEnv,
+    settings: Settings,
+}
+
+impl World {
+    fn new() -> Self {
+        Self { store: MemoryStore::default(), env: TestEnv { now: Cell::new(1_700_000_000_000), counter: Cell::new(1) }, settings: Settings::default() }
+    }
+
+    fn call(&self, method: &str, path: &str, body: Value) -> Response {
+        let req = Request {
+            method: method.into(),
+            path: path.into(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: serde_json::to_vec(&body).unwrap(),
+            body_too_large: false,
+        };
+        self.send(&req)
+    }
+
+    fn send(&self, req: &Request) -> Response {
+        let ctx = Ctx { store: &self.store, l10n: &FakeL10n, env: &self.env, settings: &self.settings };
+        handle_signup(&ctx, req)
+    }
+
+    fn sign_up(&self, email: &str) -> Response {
+        self.call("POST", "/api/signup/init", json!({"email": email, "consent": true, "locale": "en", "passphrase": "correct horse battery staple"}))
+    }
+
+    fn advance(&self, ms: i64) {
+        self.env.now.set(self.env.now.get() + ms);
+    }
+
+    /// The token of the last verification link in the outbox.
+    fn last_token(&self) -> String {
+        let state = self.store.state.borrow();
+        let text = &state.outbox.last().unwrap().1.text;
+        text.split("#token=").nth(1).unwrap().split([',', ')']).next().unwrap().to_owned()
+    }
+}
+
+#[test]
+fn signup_creates_a_pending_user_and_queues_the_link_with_the_pin() {
+    let w = World::new();
+    let r = w.sign_up(" Ann@Example.com ");
+    assert_eq!(r.status, 201, "{:?}", r.json_body());
+    let body = r.json_body();
+    let pin = body["pin"].as_str().unwrap();
+    assert_eq!(pin.len(), 6);
+    assert_eq!(body["status"], "pending");
+    let state = w.store.state.borrow();
+    assert_eq!(state.users[0].email, "ann@example.com");
+    assert_eq!(state.users[0].status, UserStatus::Pending);
+    assert!(state.users[0].passphrase_hash.starts_with("$argon2id$"));
+    assert_eq!(state.secrets.len(), 1);
+    let mail = &state.outbox[0].1;
+    assert!(mail.text.contains(&format!("pin={pin}")));
+    assert!(mail.text.contains("link=http://127.0.0.1:3000/signup/verify#token="));
+}
+
+#[test]
+fn verify_activates_once_and_then_answers_410() {
+    let w = World::new();
+    w.sign_up("ann@example.com");
+    let token = w.last_token();
+    let r = w.call("POST", "/api/signup/verify", json!({"token": token}));
+    assert_eq!(r.status, 200, "{:?}", r.json_body());
+    assert_eq!(w.store.state.borrow().users[0].status, UserStatus::Active);
+    let again = w.call("POST", "/api/signup/verify", json!({"token": token}));
+    assert_eq!(again.status, 410);
+    assert_eq!(again.json_body()["code"], "INVALID_TOKEN");
+}
+
+#[test]
+fn an_expired_verification_token_is_gone() {
+    let w = World::new();
+    w.sign_up("ann@example.com");
+    let token = w.last_token();
+    w.advance(24 * 3600 * 1000 + 1);
+    assert_eq!(w.call("POST", "/api/signup/verify", json!({"token": token})).status, 410);
+    assert_eq!(w.store.state.borrow().users[0].status, UserStatus::Pending);
+}
+
+#[test]
+fn a_second_signup_of_a_pending_address_replaces_it_and_keeps_the_pin() {
+    let w = World::new();
+    let first = w.sign_up("ann@example.com").json_body();
+    let old_token = w.last_token();
+    let old_hash = w.store.state.borrow().users[0].passphrase_hash.clone();
+    w.advance(61_000);
+    let second = w.call("POST", "/api/signup/init", json!({"email": "ann@example.com", "consent": true, "locale": "ru", "passphrase": "another long passphrase"}));
+    assert_eq!(second.status, 201);
+    assert_eq!(second.json_body()["pin"], first["pin"]);
+    let state = w.store.state.borrow().clone();
+    assert_eq!(state.users.len(), 1);
+    assert_eq!(state.users[0].locale, "ru");
+    assert_ne!(state.users[0].passphrase_hash, old_hash);
+    assert_eq!(state.secrets.len(), 1, "the old link is revoked");
+    assert_eq!(w.call("POST", "/api/signup/verify", json!({"token": old_token})).status, 410);
+    assert_eq!(w.call("POST", "/api/signup/verify", json!({"token": w.last_token()})).status, 200);
+}
+
+#[test]
+fn signup_of_an_active_address_is_a_conflict_with_the_recovery_url() {
+    let w = World::new();
+    w.sign_up("ann@example.com");
+    w.call("POST", "/api/signup/verify", json!({"token": w.last_token()}));
+    let r = w.sign_up("ann@example.com");
+    assert_eq!(r.status, 409);
+    assert_eq!(r.json_body()["code"], "EMAIL_ALREADY_REGISTERED");
+    assert_eq!(r.json_body()["recovery_url"], "http://127.0.0.1:3000/profile");
+}
+
+#[test]
+fn conceal_mode_answers_alike_and_emails_the_owner() {
+    let mut w = World::new();
+    w.settings.conceal_accounts = true;
+    let new = w.sign_up("ann@example.com");
+    assert_eq!(new.status, 200);
+    assert!(new.json_body().get("pin").is_none());
+    w.call("POST", "/api/signup/verify", json!({"token": w.last_token()}));
+    let existing = w.sign_up("ann@example.com");
+    assert_eq!(existing.status, 200);
+    assert_eq!(existing.json_body()["status"], new.json_body()["status"]);
+    assert_eq!(w.store.state.borrow().outbox.last().unwrap().1.kind, "signup-existing");
+}
+
+#[test]
+fn consent_and_fields_are_checked_with_the_field_named() {
+    let w = World::new();
+    let base = json!({"email": "ann@example.com", "consent": true, "locale": "en", "passphrase": "correct horse battery staple"});
+    let with = |k: &str, v: Value| {
+        let mut b = base.clone();
+        b[k] = v;
+        w.call("POST", "/api/signup/init", b)
+    };
+    let r = with("consent", json!(false));
+    assert_eq!((r.status, r.json_body()["code"].as_str()), (422, Some("CONSENT_REQUIRED")));
+    for (field, value) in [("email", json!("nope")), ("locale", json!("xx")), ("passphrase", json!("short")), ("email", json!(42))] {
+        let r = with(field, value);
+        assert_eq!(r.status, 422);
+        assert_eq!(r.json_body()["code"], "INVALID_INPUT");
+        assert_eq!(r.json_body()["field"], field);
+    }
+    let r = with("extra", json!(1));
+    assert_eq!(r.json_body()["field"], "extra");
+    assert!(w.store.state.borrow().users.is_empty());
+}
+
+#[test]
+fn a_second_email_within_a_minute_is_throttled_and_nothing_is_written() {
+    let w = World::new();
+    w.sign_up("ann@example.com");
+    let before = w.store.state.borrow().clone();
+    let r = w.sign_up("ann@example.com");
+    assert_eq!(r.status, 429);
+    assert!(r.headers.iter().any(|(k, v)| k == "retry-after" && v == "60"));
+    let after = w.store.state.borrow().clone();
+    assert_eq!(after.users, before.users);
+    assert_eq!(after.secrets, before.secrets);
+}
+
+#[test]
+fn send_limit_allows_ten_an_hour() {
+    let l = ports::SendLimit { to: "a".into(), kind: "k".into(), now: 10_000_000, min_interval: 60_000, max_in_window: 10, window: 3_600_000 };
+    assert_eq!(ports::send_limit_wait(&l, &[]), None);
+    assert_eq!(ports::send_limit_wait(&l, &[l.now - 30_000]), Some(30));
+    let ten: Vec<i64> = (0..10).map(|i| l.now - 3_000_000 + i * 100_000).collect();
+    assert_eq!(ports::send_limit_wait(&l, &ten), Some(600));
+    assert_eq!(ports::send_limit_wait(&l, &ten[1..]), None);
+}
+
+#[test]
+fn gpt_actions_need_a_configured_key() {
+    let mut w = World::new();
+    w.settings.api_keys = vec!["k1".into(), "k2".into()];
+    assert_eq!(w.sign_up("ann@example.com").status, 403);
+    let mut req = Request { method: "POST".into(), path: "/api/signup/init".into(), ..Default::default() };
+    req.headers = vec![("content-type".into(), "application/json".into()), ("authorization".into(), "Bearer k2".into())];
+    req.body = br#"{"email":"ann@example.com","consent":true,"locale":"en","passphrase":"correct horse battery staple"}"#.to_vec();
+    assert_eq!(w.send(&req).status, 201);
+}
+
+#[test]
+fn browser_calls_from_another_origin_are_refused() {
+    let w = World::new();
+    let req = Request {
+        method: "POST".into(),
+        path: "/api/signup/verify".into(),
+        headers: vec![("content-type".into(), "application/json".into()), ("origin".into(), "https://evil.example".into()), ("host".into(), "127.0.0.1:3000".into())],
+        body: br#"{"token":"x"}"#.to_vec(),
+        body_too_large: false,
+    };
+    assert_eq!(w.send(&req).status, 403);
+}
+
+#[test]
+fn a_store_outage_is_503_not_500() {
+    let w = World::new();
+    w.store.down.set(true);
+    assert_eq!(w.sign_up("ann@example.com").status, 503);
+}
+
+#[test]
+fn the_verify_page_carries_a_strict_csp() {
+    let w = World::new();
+    let r = w.call("GET", "/signup/verify", Value::Null);
+    assert_eq!(r.status, 200);
+    let csp = &r.headers.iter().find(|(k, _)| k == "content-security-policy").unwrap().1;
+    assert!(csp.starts_with("default-src 'none'; script-src 'sha256-"));
+    assert!(r.headers.iter().any(|(k, v)| k == "referrer-policy" && v == "no-referrer"));
+}

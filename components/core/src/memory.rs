@@ -1,0 +1,105 @@
+//! In-memory ports for unit tests of the core (never used by a runtime).
+
+use std::cell::{Cell, RefCell};
+
+use crate::ports::{Message, Op, Secret, SecretPurpose, Store, StoreError, Timestamp, User, UserStatus};
+
+/// A store whose `apply` works on a copy and swaps it in on success: all or nothing.
+#[derive(Default, Clone)]
+pub struct MemoryStore {
+    pub state: RefCell<State>,
+    /// When set, every call fails with `Unavailable`.
+    pub down: Cell<bool>,
+}
+
+#[derive(Default, Clone, Debug)]
+pub struct State {
+    pub users: Vec<User>,
+    pub secrets: Vec<Secret>,
+    /// `(created_at, message)`.
+    pub outbox: Vec<(Timestamp, Message)>,
+}
+
+impl MemoryStore {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.down.get() { Err(StoreError::Unavailable("down".into())) } else { Ok(()) }
+    }
+}
+
+impl Store for MemoryStore {
+    fn find_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        self.check()?;
+        Ok(self.state.borrow().users.iter().find(|u| u.email == email).cloned())
+    }
+
+    fn find_user_by_pin(&self, pin: &str) -> Result<Option<User>, StoreError> {
+        self.check()?;
+        Ok(self.state.borrow().users.iter().find(|u| u.pin == pin).cloned())
+    }
+
+    fn find_secret(&self, hash: &str, purpose: SecretPurpose, now: Timestamp) -> Result<Option<Secret>, StoreError> {
+        self.check()?;
+        Ok(self.state.borrow().secrets.iter().find(|s| s.hash == hash && s.purpose == purpose && s.expires_at > now).cloned())
+    }
+
+    fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        self.check()?;
+        let mut s = self.state.borrow().clone();
+        for op in ops {
+            apply_one(&mut s, op)?;
+        }
+        *self.state.borrow_mut() = s;
+        Ok(())
+    }
+}
+
+fn apply_one(s: &mut State, op: Op) -> Result<(), StoreError> {
+    match op {
+        Op::InsertUser(u) => {
+            if s.users.iter().any(|x| x.email == u.email) {
+                return Err(StoreError::Conflict("email".into()));
+            }
+            if s.users.iter().any(|x| x.pin == u.pin) {
+                return Err(StoreError::Conflict("pin".into()));
+            }
+            s.users.push(u);
+        }
+        Op::ReplacePending(r) => {
+            let u = s.users.iter_mut().find(|u| u.id == r.user_id && u.status == UserStatus::Pending).ok_or(StoreError::NotFound)?;
+            u.passphrase_hash = r.passphrase_hash;
+            u.locale = r.locale;
+            u.consent_at = r.consent_at;
+            u.policy_version = r.policy_version;
+            u.updated_at = r.now;
+        }
+        Op::Activate(id, now) => {
+            let u = s.users.iter_mut().find(|u| u.id == id && u.status == UserStatus::Pending).ok_or(StoreError::NotFound)?;
+            u.status = UserStatus::Active;
+            u.email_verified = true;
+            u.updated_at = now;
+        }
+        Op::InsertSecret(secret) => s.secrets.push(secret),
+        Op::ConsumeSecret(hash, purpose, user_id, now) => {
+            let i = s
+                .secrets
+                .iter()
+                .position(|x| x.hash == hash && x.purpose == purpose && x.user_id == user_id && x.expires_at > now)
+                .ok_or(StoreError::NotFound)?;
+            s.secrets.remove(i);
+        }
+        Op::RevokeSecrets(user_id, purpose) => s.secrets.retain(|x| !(x.user_id == user_id && x.purpose == purpose)),
+        Op::CheckSendLimit(l) => {
+            let recent: Vec<Timestamp> = s
+                .outbox
+                .iter()
+                .filter(|(at, m)| m.to == l.to && m.kind == l.kind && *at > l.now - l.window)
+                .map(|(at, _)| *at)
+                .collect();
+            if let Some(retry) = crate::ports::send_limit_wait(&l, &recent) {
+                return Err(StoreError::Throttled(retry));
+            }
+        }
+        Op::EnqueueMail(m, at) => s.outbox.push((at, m)),
+    }
+    Ok(())
+}

@@ -1,0 +1,157 @@
+//! The ports a flow needs; each mirrors a WIT interface of `gpt-user:accounts` (see `wit/`).
+
+/// Milliseconds since the Unix epoch.
+pub type Timestamp = i64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserStatus {
+    Pending,
+    Active,
+    Blocked,
+}
+
+impl UserStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Active => "active",
+            Self::Blocked => "blocked",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: String,
+    pub email: String,
+    pub pin: String,
+    pub passphrase_hash: String,
+    pub locale: String,
+    pub status: UserStatus,
+    pub email_verified: bool,
+    pub consent_at: Timestamp,
+    pub policy_version: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretPurpose {
+    VerifyEmail,
+    Profile,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secret {
+    pub hash: String,
+    pub purpose: SecretPurpose,
+    pub user_id: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+}
+
+/// A rendered email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub to: String,
+    pub kind: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendLimit {
+    pub to: String,
+    pub kind: String,
+    pub now: Timestamp,
+    pub min_interval: i64,
+    pub max_in_window: u32,
+    pub window: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingReplacement {
+    pub user_id: String,
+    pub passphrase_hash: String,
+    pub locale: String,
+    pub consent_at: Timestamp,
+    pub policy_version: String,
+    pub now: Timestamp,
+}
+
+/// One change within [`Store::apply`]; see `wit/store.wit` for the contract of each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    InsertUser(User),
+    ReplacePending(PendingReplacement),
+    /// `(user id, now)`: pending → active, email verified.
+    Activate(String, Timestamp),
+    InsertSecret(Secret),
+    /// `(hash, purpose, user id, now)`.
+    ConsumeSecret(String, SecretPurpose, String, Timestamp),
+    RevokeSecrets(String, SecretPurpose),
+    CheckSendLimit(SendLimit),
+    /// `(message, queued at)`.
+    EnqueueMail(Message, Timestamp),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("conflict on {0}")]
+    Conflict(String),
+    #[error("not found")]
+    NotFound,
+    #[error("throttled for {0} s")]
+    Throttled(u32),
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store error: {0}")]
+    Other(String),
+}
+
+/// How long to wait (seconds, at least 1) before another message under `limit` may be queued,
+/// given the queue times of the recent messages of that kind to that address; `None` if it may go now.
+/// The one rule every store adapter applies for `check-send-limit`.
+pub fn send_limit_wait(limit: &SendLimit, recent: &[Timestamp]) -> Option<u32> {
+    let in_window: Vec<Timestamp> = recent.iter().copied().filter(|t| *t > limit.now - limit.window).collect();
+    let secs = |ms: i64| u32::try_from((ms + 999) / 1000).unwrap_or(u32::MAX).max(1);
+    let gap_wait = in_window.iter().max().map(|last| last + limit.min_interval - limit.now).filter(|w| *w > 0);
+    let count_wait = (in_window.len() >= limit.max_in_window as usize)
+        .then(|| in_window.iter().min().map(|first| first + limit.window - limit.now))
+        .flatten()
+        .filter(|w| *w > 0);
+    match (gap_wait, count_wait) {
+        (None, None) => None,
+        (a, b) => Some(secs(a.unwrap_or(0).max(b.unwrap_or(0)))),
+    }
+}
+
+/// Durable state (`gpt-user:accounts/store`).
+pub trait Store {
+    fn find_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
+    fn find_user_by_pin(&self, pin: &str) -> Result<Option<User>, StoreError>;
+    fn find_secret(&self, hash: &str, purpose: SecretPurpose, now: Timestamp) -> Result<Option<Secret>, StoreError>;
+    /// All operations in one transaction; the first failure rolls back everything.
+    fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError>;
+}
+
+/// Texts (`gpt-user:accounts/l10n`).
+pub trait L10n {
+    fn negotiate(&self, requested: &str) -> String;
+    fn format(&self, locale: &str, id: &str, args: &[(&str, &str)]) -> String;
+    fn render_email(&self, locale: &str, kind: &str, to: &str, args: &[(&str, &str)]) -> Result<Message, String>;
+}
+
+/// Time and randomness, injected so tests control them.
+pub trait Env {
+    fn now(&self) -> Timestamp;
+    fn fill_random(&self, buf: &mut [u8]);
+}
+
+/// `N` random bytes from an [`Env`].
+pub fn random<const N: usize>(env: &dyn Env) -> [u8; N] {
+    let mut buf = [0u8; N];
+    env.fill_random(&mut buf);
+    buf
+}

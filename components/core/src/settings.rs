@@ -1,0 +1,57 @@
+//! Runtime settings of a flow, read from `wasi:config/store` keys (Spin variables).
+
+/// Settings with the defaults of SPEC.md.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Public origin for links in emails, without a trailing slash (`base_url`).
+    pub base_url: String,
+    /// Digits of a new PIN (`pin_length`, 4..=12).
+    pub pin_length: usize,
+    /// Service API keys for GPT actions (`api_keys`, comma-separated). Empty: no key required
+    /// (the host then serves only on loopback).
+    pub api_keys: Vec<String>,
+    /// Answer sign-up for a taken address like a new one and email the owner (`conceal_accounts`).
+    pub conceal_accounts: bool,
+    /// Version of the privacy policy the consent refers to (`policy_version`).
+    pub policy_version: String,
+    pub passphrase_min: usize,
+    pub passphrase_max: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            base_url: "http://127.0.0.1:3000".into(),
+            pin_length: 6,
+            api_keys: Vec::new(),
+            conceal_accounts: false,
+            policy_version: "1".into(),
+            passphrase_min: 15,
+            passphrase_max: 256,
+        }
+    }
+}
+
+impl Settings {
+    /// Builds settings from a key lookup; a missing or unparsable value keeps the default.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
+        let d = Self::default();
+        let num = |key: &str, default: usize, range: std::ops::RangeInclusive<usize>| {
+            get(key).and_then(|v| v.trim().parse().ok()).filter(|n| range.contains(n)).unwrap_or(default)
+        };
+        Self {
+            base_url: get("base_url")
+                .map(|v| v.trim().trim_end_matches('/').to_owned())
+                .filter(|v| !v.is_empty())
+                .unwrap_or(d.base_url),
+            pin_length: num("pin_length", d.pin_length, 4..=12),
+            api_keys: get("api_keys")
+                .map(|v| v.split(',').map(str::trim).filter(|k| !k.is_empty()).map(str::to_owned).collect())
+                .unwrap_or_default(),
+            conceal_accounts: get("conceal_accounts").is_some_and(|v| matches!(v.trim(), "true" | "1" | "yes")),
+            policy_version: get("policy_version").filter(|v| !v.trim().is_empty()).unwrap_or(d.policy_version),
+            passphrase_min: num("passphrase_min", d.passphrase_min, 8..=256),
+            passphrase_max: num("passphrase_max", d.passphrase_max, 15..=4096),
+        }
+    }
+}
