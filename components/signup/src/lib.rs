@@ -1,1 +1,33 @@
+//! The sign-up flow component: `wasi:http/incoming-handler` over `gpt-user:accounts` imports.
+//! Thin by design: HTTP glue here, port implementations in `gpt-user-component-ports`... kept in
+//! this crate for now (`ports.rs`), every rule in `gpt-user-core`.
 
+mod http;
+mod ports;
+
+use wasip2::http::types::{IncomingRequest, ResponseOutparam};
+
+wit_bindgen::generate!({
+    world: "imports",
+    path: "../../wit",
+    generate_all,
+});
+
+struct Component;
+
+impl wasip2::exports::http::incoming_handler::Guest for Component {
+    fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        let req = http::read_request(request);
+        let settings = ports::settings();
+        let ctx = gpt_user_core::api::Ctx {
+            store: &ports::WitStore,
+            l10n: &ports::WitL10n,
+            env: &ports::WasiEnv,
+            settings: &settings,
+        };
+        let response = gpt_user_core::api::handle_signup(&ctx, &req);
+        http::write_response(out, response);
+    }
+}
+
+wasip2::http::proxy::export!(Component);

@@ -1,0 +1,67 @@
+## Answers of the API
+
+signup-created = Almost done: we sent a verification link to { $email }.
+signup-created-instructions = Tell the user their PIN is { $pin } and ask them to keep the PIN and the passphrase somewhere safe: the PIN with the passphrase proves the account is theirs in the chat. Ask them to open the email and follow the link within 24 hours to activate the account. Do not repeat the passphrase.
+signup-concealed = If { $email } can be registered, a verification link with the PIN is on its way.
+signup-concealed-instructions = Ask the user to open the email: it contains the PIN and the link that activates the account.
+signup-verified = Your email address is verified and your account is active. You can return to the chat.
+
+## Errors
+
+error-invalid-json = The request body must be a JSON object.
+error-payload-too-large = The request body is too large.
+error-unsupported-media-type = The request body must be sent as application/json.
+error-invalid-input = The field “{ $field }” is not valid: { $reason }
+error-consent-required = Consent to the processing of personal data is required to sign up.
+instructions-consent-required = Explain the privacy policy to the user and ask whether they agree; send consent: true only if they do.
+error-email-already-registered = This email address already has an account.
+instructions-email-already-registered = Offer the user to recover access to their account here: { $url }
+error-invalid-token = This link is invalid, already used or expired.
+instructions-invalid-token = Ask the assistant in the chat to sign you up again with the same email address: a new link will be sent.
+error-throttled = Too many emails were sent to this address. Try again in { $seconds } seconds.
+error-unavailable = The service is temporarily unavailable. Please try again later.
+error-api-key-required = A valid service API key is required.
+error-forbidden-origin = Requests from another site are not allowed.
+error-not-found = There is nothing at this address.
+error-method-not-allowed = This method is not allowed here.
+error-internal = Something went wrong on our side. Please try again later.
+
+## Reasons a field is not valid
+
+invalid-missing = it is required.
+invalid-not-a-string = it must be a string.
+invalid-not-a-boolean = it must be true or false.
+invalid-unknown-field = this field is not expected.
+invalid-email-empty = it is empty.
+invalid-email-too-long = an email address has at most 254 characters.
+invalid-email-format = this is not an email address.
+invalid-locale = supported languages are en and ru.
+invalid-passphrase-too-short = a passphrase has at least 15 characters.
+invalid-passphrase-too-long = a passphrase has at most 256 characters.
+invalid-passphrase-control = a passphrase cannot contain control characters.
+invalid-pin = a PIN is a number.
+
+## Pages
+
+page-verify-title = Confirm your email address
+page-verify-intro = Press the button to confirm this email address and activate your account.
+page-verify-button = Confirm my email
+page-verify-working = Confirming…
+page-verify-missing-token = This page was opened without its token. Open the link from the email again.
+page-verify-failed = Could not reach the server. Check your connection and try again.
+
+## Emails
+
+email-footer = This message was sent automatically; replies are not read.
+
+email-signup-verification-subject = Confirm your email address
+email-signup-verification-intro = Thank you for signing up. Your PIN is { $pin }. Keep it together with your passphrase: in the chat they prove the account is yours.
+email-signup-verification-action = Confirm my email
+email-signup-verification-validity = The link is valid for { $valid-hours } hours.
+email-signup-verification-ignore = If you did not sign up, ignore this message: the account will not be activated and will be deleted.
+
+email-signup-existing-subject = Someone tried to sign up with your address
+email-signup-existing-intro = Someone asked to create an account with this email address, which already has one.
+email-signup-existing-action = Recover access to my account
+email-signup-existing-validity = The link above starts the profile edit; it does not expire.
+email-signup-existing-ignore = If it was not you, ignore this message: nothing has changed.
