@@ -1,0 +1,36 @@
+//! The Spin adapter: a component that **exports** `gpt-user:accounts/{store, mail, l10n}` and
+//! implements them with what Spin offers, so a flow component runs on Spin unchanged (Spin plugs
+//! this component into it as a component dependency; see `spin.toml` and `docs/spin.md`).
+//!
+//! - `store`: Spin SQLite (`spin:sqlite/sqlite@3.1.0`, sync calls only), tables created on first
+//!   use from `schema/001_init.sql`; `apply` is one `BEGIN IMMEDIATE … COMMIT` transaction.
+//! - `mail`: the outbox table in the same database; due messages are delivered by SMTP (lettre)
+//!   over `wasi:sockets` TCP after every successful change, retried with backoff on later calls.
+//! - `l10n`: the Fluent bundles of `gpt-user-l10n`, embedded.
+//!
+//! Spin may reuse one instance for many requests, so nothing here keeps per-request state; the
+//! only globals are the parsed bundles and a "schema is created" flag, both valid for any request.
+
+mod config;
+mod db;
+mod l10n;
+mod mail;
+mod outbox;
+mod smtp;
+mod store;
+
+/// Generated bindings of `wit/spin-adapter.wit`; the canonical-ABI glue needs `unsafe`.
+#[allow(unsafe_code)]
+mod bindings {
+    wit_bindgen::generate!({
+        world: "spin-adapter",
+        path: "../../wit",
+        generate_all,
+    });
+
+    use super::Adapter;
+    export!(Adapter);
+}
+
+/// The exported implementation; each interface lives in its own module.
+struct Adapter;
