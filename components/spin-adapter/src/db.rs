@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::bindings::gpt_user::accounts::types::Error;
-use crate::bindings::spin::sqlite::sqlite::{Connection, Error as SqlError, QueryResult, Value};
+use crate::bindings::fermyon::spin::sqlite::{Connection, Error as SqlError, QueryResult, Value};
 
 /// The portable schema, shared with the host; run as is, statement by statement.
 const SCHEMA: &str = include_str!("../../../schema/001_init.sql");
@@ -43,9 +43,10 @@ impl Db {
         self.conn.execute(sql, params).map_err(error)
     }
 
-    /// Rows changed by the last INSERT/UPDATE/DELETE.
-    pub fn changes(&self) -> u64 {
-        self.conn.changes()
+    /// Runs a conditional change written with `RETURNING`; true if it changed a row.
+    /// (`fermyon:spin/sqlite@2.0.0` has no `changes()`; RETURNING answers in the same statement.)
+    pub fn changed(&self, sql: &str, params: &[Value]) -> Result<bool, Error> {
+        Ok(!self.exec(sql, params)?.rows.is_empty())
     }
 
     /// Runs `body` inside `BEGIN IMMEDIATE … COMMIT`; any error rolls everything back.

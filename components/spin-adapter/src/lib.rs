@@ -2,7 +2,7 @@
 //! implements them with what Spin offers, so a flow component runs on Spin unchanged (Spin plugs
 //! this component into it as a component dependency; see `spin.toml` and `docs/spin.md`).
 //!
-//! - `store`: Spin SQLite (`spin:sqlite/sqlite@3.1.0`, sync calls only), tables created on first
+//! - `store`: Spin SQLite (`fermyon:spin/sqlite@2.0.0`, all sync), tables created on first
 //!   use from `schema/001_init.sql`; `apply` is one `BEGIN IMMEDIATE … COMMIT` transaction.
 //! - `mail`: the outbox table in the same database; due messages are delivered by SMTP (lettre)
 //!   over `wasi:sockets` TCP after every successful change, retried with backoff on later calls.

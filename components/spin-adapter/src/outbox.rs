@@ -97,11 +97,10 @@ fn try_deliver_due(db: &Db) -> Result<(), Error> {
 
 /// Leases a row for this instance; false if someone else holds it or it was sent meanwhile.
 fn claim(db: &Db, id: &str, now: Timestamp) -> Result<bool, Error> {
-    db.exec(
-        "UPDATE outbox SET locked_until = ? WHERE id = ? AND sent_at IS NULL AND locked_until <= ?",
+    db.changed(
+        "UPDATE outbox SET locked_until = ? WHERE id = ? AND sent_at IS NULL AND locked_until <= ? RETURNING id",
         &[int(now + LEASE_MS), text(id), int(now)],
-    )?;
-    Ok(db.changes() == 1)
+    )
 }
 
 fn backoff_ms(attempts: i64) -> i64 {

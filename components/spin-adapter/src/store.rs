@@ -6,7 +6,7 @@ use gpt_user_core::ports::{self as core, send_limit_wait};
 use crate::db::{get_int, get_text, int, text, Db};
 use crate::bindings::exports::gpt_user::accounts::store::{Guest, Op, PendingReplacement, SendLimit};
 use crate::bindings::gpt_user::accounts::types::{Error, Secret, SecretPurpose, Timestamp, User, UserStatus};
-use crate::bindings::spin::sqlite::sqlite::Value;
+use crate::bindings::fermyon::spin::sqlite::Value;
 use crate::{outbox, Adapter};
 
 const USER_COLUMNS: &str =
@@ -73,19 +73,18 @@ fn apply_one(db: &Db, op: Op) -> Result<(), Error> {
             )?;
         }
         Op::ReplacePending(PendingReplacement { user_id, passphrase_hash, locale, consent_at, policy_version, now }) => {
-            db.exec(
+            require(db.changed(
                 "UPDATE users SET passphrase_hash = ?, locale = ?, consent_at = ?, policy_version = ?, updated_at = ? \
-                 WHERE id = ? AND status = 'pending'",
+                 WHERE id = ? AND status = 'pending' RETURNING id",
                 &[text(passphrase_hash), text(locale), int(consent_at), text(policy_version), int(now), text(user_id)],
-            )?;
-            require_change(db)?;
+            )?)?;
         }
         Op::Activate((user_id, now)) => {
-            db.exec(
-                "UPDATE users SET status = 'active', email_verified = 1, updated_at = ? WHERE id = ? AND status = 'pending'",
+            require(db.changed(
+                "UPDATE users SET status = 'active', email_verified = 1, updated_at = ? \
+                 WHERE id = ? AND status = 'pending' RETURNING id",
                 &[int(now), text(user_id)],
-            )?;
-            require_change(db)?;
+            )?)?;
         }
         Op::InsertSecret(s) => {
             db.exec(
@@ -95,11 +94,10 @@ fn apply_one(db: &Db, op: Op) -> Result<(), Error> {
         }
         Op::ConsumeSecret((hash, purpose, user_id, now)) => {
             // A conditional DELETE: of two concurrent redemptions only one sees a changed row.
-            db.exec(
-                "DELETE FROM secrets WHERE hash = ? AND purpose = ? AND user_id = ? AND expires_at > ?",
+            require(db.changed(
+                "DELETE FROM secrets WHERE hash = ? AND purpose = ? AND user_id = ? AND expires_at > ? RETURNING hash",
                 &[text(hash), text(purpose_str(purpose)), text(user_id), int(now)],
-            )?;
-            require_change(db)?;
+            )?)?;
         }
         Op::RevokeSecrets((user_id, purpose)) => {
             db.exec("DELETE FROM secrets WHERE user_id = ? AND purpose = ?", &[text(user_id), text(purpose_str(purpose))])?;
@@ -132,8 +130,9 @@ fn check_send_limit(db: &Db, l: SendLimit) -> Result<(), Error> {
     }
 }
 
-fn require_change(db: &Db) -> Result<(), Error> {
-    if db.changes() == 0 { Err(Error::NotFound) } else { Ok(()) }
+/// A conditional change that found nothing to change is `not-found` (and aborts the apply).
+fn require(changed: bool) -> Result<(), Error> {
+    if changed { Ok(()) } else { Err(Error::NotFound) }
 }
 
 fn user_from(v: &[Value]) -> User {
