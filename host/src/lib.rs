@@ -1,1 +1,28 @@
+//! The gpt-user host: serves the flow components of `spin.toml` on wasmtime, with real adapters
+//! for our WIT interfaces (sqlx store, outbox mail with SMTP or a dev mailbox, Fluent l10n).
+//!
+//! ```no_run
+//! # async fn run() -> anyhow::Result<()> {
+//! let config = gpt_user::Config::load(None)?;
+//! let app = gpt_user::Application::build(config).await?;
+//! println!("listening on {}", app.local_addr());
+//! app.run_until_stopped().await
+//! # }
+//! ```
 
+mod adapters;
+mod app;
+mod bindings;
+pub mod clock;
+pub mod config;
+mod devmail;
+pub mod manifest;
+mod runtime;
+
+pub use app::{Application, HousekeepFuture};
+pub use config::{Config, Secret};
+
+/// Build outputs: the embedded `spin.toml` and components (see `build.rs`).
+pub mod artifacts {
+    include!(concat!(env!("OUT_DIR"), "/artifacts.rs"));
+}

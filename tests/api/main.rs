@@ -1,1 +1,8 @@
+//! Black-box HTTP tests: one binary, a fresh host per test (see `helpers::spawn_app`).
 
+mod helpers;
+mod input;
+mod mail;
+mod runtime;
+mod signup;
+mod smtp;

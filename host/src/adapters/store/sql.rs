@@ -1,0 +1,371 @@
+//! The store on sqlx: SQLite (a file, the default) or PostgreSQL, one code path through
+//! `sqlx::Any` with portable SQL. Dialect differences are confined to [`Dialect`].
+
+use std::sync::Arc;
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyConnection, AnyPool, Row};
+use tokio::sync::Notify;
+
+use crate::bindings::store::{Op, PendingReplacement, SendLimit};
+use crate::bindings::types::{Error, Message, Secret, SecretPurpose, User, UserStatus};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A handle to the database; cheap to clone.
+#[derive(Clone)]
+pub struct SqlStore {
+    pool: AnyPool,
+    dialect: Dialect,
+    /// Woken when a transaction queued mail, so the dispatcher need not wait for its next poll.
+    pub mail_queued: Arc<Notify>,
+}
+
+/// A message claimed for delivery.
+#[derive(Debug, Clone)]
+pub struct OutboxRow {
+    pub id: String,
+    pub recipient: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub attempts: i64,
+}
+
+const USER_COLUMNS: &str =
+    "id, email, pin, passphrase_hash, locale, status, email_verified, consent_at, policy_version, created_at, updated_at";
+
+impl SqlStore {
+    /// Connects, creating the SQLite file (and its directory) if needed, and migrates.
+    pub async fn connect(url: &str) -> anyhow::Result<Self> {
+        sqlx::any::install_default_drivers();
+        let dialect = if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            Dialect::Postgres
+        } else if url.starts_with("sqlite:") {
+            Dialect::Sqlite
+        } else {
+            anyhow::bail!("unsupported database URL scheme (use sqlite:// or postgres://)");
+        };
+        if dialect == Dialect::Sqlite {
+            let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+            let path = path.split('?').next().unwrap_or_default();
+            if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir)?;
+            }
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(if dialect == Dialect::Sqlite { 4 } else { 10 })
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .connect(url)
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+        if dialect == Dialect::Sqlite {
+            // Readers do not block the writer; persistent in the file.
+            sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await?;
+        }
+        super::schema::migrate(&pool).await?;
+        Ok(Self { pool, dialect, mail_queued: Arc::new(Notify::new()) })
+    }
+
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub async fn find_user(&self, by_pin: bool, value: &str) -> Result<Option<User>, Error> {
+        let column = if by_pin { "pin" } else { "email" };
+        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE {column} = $1");
+        let row = sqlx::query(&sql).bind(value).fetch_optional(&self.pool).await.map_err(error)?;
+        row.map(|r| user_from_row(&r)).transpose().map_err(error)
+    }
+
+    pub async fn find_secret(&self, hash: &str, purpose: SecretPurpose, now: i64) -> Result<Option<Secret>, Error> {
+        let row = sqlx::query(
+            "SELECT hash, user_id, created_at, expires_at FROM secrets WHERE hash = $1 AND purpose = $2 AND expires_at > $3",
+        )
+        .bind(hash)
+        .bind(purpose_str(purpose))
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(error)?;
+        row.map(|r| {
+            Ok(Secret {
+                hash: r.try_get("hash")?,
+                purpose,
+                user_id: r.try_get("user_id")?,
+                created_at: r.try_get("created_at")?,
+                expires_at: r.try_get("expires_at")?,
+            })
+        })
+        .transpose()
+        .map_err(error)
+    }
+
+    /// All operations in one transaction; the first failure rolls everything back.
+    pub async fn apply(&self, ops: Vec<Op>) -> Result<(), Error> {
+        // SQLite: take the write lock up front, so a read-then-write transaction cannot deadlock.
+        let begin = match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => self.pool.begin().await,
+        };
+        let mut tx = begin.map_err(error)?;
+        let queues_mail = ops.iter().any(|op| matches!(op, Op::EnqueueMail(_)));
+        for op in ops {
+            self.apply_one(&mut tx, op).await?;
+        }
+        tx.commit().await.map_err(error)?;
+        if queues_mail {
+            self.mail_queued.notify_one();
+        }
+        Ok(())
+    }
+
+    async fn apply_one(&self, conn: &mut AnyConnection, op: Op) -> Result<(), Error> {
+        match op {
+            Op::InsertUser(u) => {
+                let sql = format!("INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)");
+                sqlx::query(&sql)
+                    .bind(u.id)
+                    .bind(u.email)
+                    .bind(u.pin)
+                    .bind(u.passphrase_hash)
+                    .bind(u.locale)
+                    .bind(status_str(u.status))
+                    .bind(i64::from(u.email_verified))
+                    .bind(u.consent_at)
+                    .bind(u.policy_version)
+                    .bind(u.created_at)
+                    .bind(u.updated_at)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(error)?;
+            }
+            Op::ReplacePending(PendingReplacement { user_id, passphrase_hash, locale, consent_at, policy_version, now }) => {
+                let done = sqlx::query(
+                    "UPDATE users SET passphrase_hash = $1, locale = $2, consent_at = $3, policy_version = $4, updated_at = $5 \
+                     WHERE id = $6 AND status = 'pending'",
+                )
+                .bind(passphrase_hash)
+                .bind(locale)
+                .bind(consent_at)
+                .bind(policy_version)
+                .bind(now)
+                .bind(user_id)
+                .execute(&mut *conn)
+                .await
+                .map_err(error)?;
+                require(done.rows_affected())?;
+            }
+            Op::Activate((user_id, now)) => {
+                let done = sqlx::query(
+                    "UPDATE users SET status = 'active', email_verified = 1, updated_at = $1 WHERE id = $2 AND status = 'pending'",
+                )
+                .bind(now)
+                .bind(user_id)
+                .execute(&mut *conn)
+                .await
+                .map_err(error)?;
+                require(done.rows_affected())?;
+            }
+            Op::InsertSecret(s) => {
+                sqlx::query("INSERT INTO secrets (hash, purpose, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(s.hash)
+                    .bind(purpose_str(s.purpose))
+                    .bind(s.user_id)
+                    .bind(s.created_at)
+                    .bind(s.expires_at)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(error)?;
+            }
+            Op::ConsumeSecret((hash, purpose, user_id, now)) => {
+                let done = sqlx::query("DELETE FROM secrets WHERE hash = $1 AND purpose = $2 AND user_id = $3 AND expires_at > $4")
+                    .bind(hash)
+                    .bind(purpose_str(purpose))
+                    .bind(user_id)
+                    .bind(now)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(error)?;
+                require(done.rows_affected())?;
+            }
+            Op::RevokeSecrets((user_id, purpose)) => {
+                sqlx::query("DELETE FROM secrets WHERE user_id = $1 AND purpose = $2")
+                    .bind(user_id)
+                    .bind(purpose_str(purpose))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(error)?;
+            }
+            Op::CheckSendLimit(limit) => self.check_send_limit(conn, limit).await?,
+            Op::EnqueueMail((Message { to, kind, subject, text, html }, queued_at)) => {
+                sqlx::query(
+                    "INSERT INTO outbox (id, recipient, kind, subject, text_body, html_body, queued_at, next_attempt_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
+                )
+                .bind(uuid::Uuid::new_v4().simple().to_string())
+                .bind(to)
+                .bind(kind)
+                .bind(subject)
+                .bind(text)
+                .bind(html)
+                .bind(queued_at)
+                .execute(&mut *conn)
+                .await
+                .map_err(error)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn check_send_limit(&self, conn: &mut AnyConnection, l: SendLimit) -> Result<(), Error> {
+        if self.dialect == Dialect::Postgres {
+            // Serialise concurrent checks for one recipient until commit (SQLite's write lock does this).
+            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::text")
+                .bind(format!("{}|{}", l.to, l.kind))
+                .execute(&mut *conn)
+                .await
+                .map_err(error)?;
+        }
+        let recent: Vec<(i64,)> = sqlx::query_as("SELECT queued_at FROM outbox WHERE recipient = $1 AND kind = $2 AND queued_at > $3")
+            .bind(&l.to)
+            .bind(&l.kind)
+            .bind(l.now - l.window)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(error)?;
+        let recent: Vec<i64> = recent.into_iter().map(|(t,)| t).collect();
+        let limit = gpt_user_core::ports::SendLimit {
+            to: l.to,
+            kind: l.kind,
+            now: l.now,
+            min_interval: l.min_interval,
+            max_in_window: l.max_in_window,
+            window: l.window,
+        };
+        match gpt_user_core::ports::send_limit_wait(&limit, &recent) {
+            Some(secs) => Err(Error::Throttled(secs)),
+            None => Ok(()),
+        }
+    }
+
+    /// Claims up to `limit` due messages for this process until `lock_until`.
+    pub async fn claim_due(&self, now: i64, lock_until: i64, limit: i64) -> Result<Vec<OutboxRow>, sqlx::Error> {
+        let skip_locked = if self.dialect == Dialect::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
+        let sql = format!(
+            "UPDATE outbox SET locked_until = $1 WHERE id IN (SELECT id FROM outbox \
+             WHERE sent_at IS NULL AND next_attempt_at <= $2 AND locked_until <= $2 ORDER BY queued_at LIMIT $3{skip_locked}) \
+             RETURNING id, recipient, subject, text_body, html_body, attempts"
+        );
+        let rows = sqlx::query(&sql).bind(lock_until).bind(now).bind(limit).fetch_all(&self.pool).await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OutboxRow {
+                    id: r.try_get("id")?,
+                    recipient: r.try_get("recipient")?,
+                    subject: r.try_get("subject")?,
+                    text: r.try_get("text_body")?,
+                    html: r.try_get("html_body")?,
+                    attempts: r.try_get("attempts")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn mark_sent(&self, id: &str, now: i64) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE outbox SET sent_at = $1, locked_until = 0 WHERE id = $2").bind(now).bind(id).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn mark_failed(&self, id: &str, next_attempt_at: i64, why: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, locked_until = 0, last_error = $2 WHERE id = $3")
+            .bind(next_attempt_at)
+            .bind(why)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Deletes pending accounts created before `pending_before`, expired secrets and delivered
+    /// mail older than `sent_before`. Returns the number of accounts deleted.
+    pub async fn housekeep(&self, now: i64, pending_before: i64, sent_before: i64) -> Result<u64, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM secrets WHERE expires_at <= $1 OR user_id IN (SELECT id FROM users WHERE status = 'pending' AND created_at < $2)")
+            .bind(now)
+            .bind(pending_before)
+            .execute(&mut *tx)
+            .await?;
+        let users = sqlx::query("DELETE FROM users WHERE status = 'pending' AND created_at < $1").bind(pending_before).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1").bind(sent_before).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(users.rows_affected())
+    }
+}
+
+fn require(rows: u64) -> Result<(), Error> {
+    if rows == 0 { Err(Error::NotFound) } else { Ok(()) }
+}
+
+fn user_from_row(r: &AnyRow) -> Result<User, sqlx::Error> {
+    let status: String = r.try_get("status")?;
+    Ok(User {
+        id: r.try_get("id")?,
+        email: r.try_get("email")?,
+        pin: r.try_get("pin")?,
+        passphrase_hash: r.try_get("passphrase_hash")?,
+        locale: r.try_get("locale")?,
+        status: match status.as_str() {
+            "active" => UserStatus::Active,
+            "blocked" => UserStatus::Blocked,
+            _ => UserStatus::Pending,
+        },
+        email_verified: r.try_get::<i64, _>("email_verified")? != 0,
+        consent_at: r.try_get("consent_at")?,
+        policy_version: r.try_get("policy_version")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+fn status_str(s: UserStatus) -> &'static str {
+    match s {
+        UserStatus::Pending => "pending",
+        UserStatus::Active => "active",
+        UserStatus::Blocked => "blocked",
+    }
+}
+
+fn purpose_str(p: SecretPurpose) -> &'static str {
+    match p {
+        SecretPurpose::VerifyEmail => "verify-email",
+        SecretPurpose::Profile => "profile",
+    }
+}
+
+/// Backend errors become the WIT variant; unique violations name their field. Logged once here.
+fn error(e: sqlx::Error) -> Error {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            let what = format!("{} {}", db.constraint().unwrap_or_default(), db.message());
+            let field = ["email", "pin", "hash", "id"].into_iter().find(|f| what.contains(&format!("_{f}_key")) || what.contains(&format!(".{f}")));
+            Error::Conflict(field.unwrap_or("unique").to_owned())
+        }
+        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6" | "517" | "261" | "262")) => {
+            tracing::warn!(error = %e, "database busy");
+            Error::Unavailable("database busy".into())
+        }
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => {
+            tracing::warn!(error = %e, "database unavailable");
+            Error::Unavailable("database unavailable".into())
+        }
+        _ => {
+            tracing::error!(error = %e, "database error");
+            Error::Other("database error".into())
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! One typed configuration, layered: defaults < `gpt-user.toml` in the data dir < `GPT_USER_*`
+//! environment variables < command-line flags. Secrets are wrapped so they cannot be printed.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// A string that never shows up in `Debug` output or logs.
+#[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(s.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Config {
+    /// Address to serve on (`GPT_USER_LISTEN`).
+    pub listen: SocketAddr,
+    /// Where the SQLite file, the dev mailbox and `gpt-user.toml` live (`GPT_USER_DATA_DIR`).
+    pub data_dir: PathBuf,
+    /// Public origin used in emailed links; default `http://<listen>`.
+    pub base_url: Option<String>,
+    /// `sqlite://…` or `postgres://…`; default a SQLite file in the data dir.
+    pub database_url: Option<Secret>,
+    /// `smtp://host:port` (plain or `?tls=required` for STARTTLS) or `smtps://…`, with optional
+    /// `user:pass@`; default: the dev mailbox `DATA_DIR/mail/`.
+    pub smtp_url: Option<Secret>,
+    /// From address of every email.
+    pub mail_from: String,
+    /// Service API keys for GPT actions, comma-separated.
+    pub api_keys: Secret,
+    /// Non-enumerating sign-up answers.
+    pub conceal_accounts: bool,
+    pub pin_length: usize,
+    pub policy_version: String,
+    /// Wall-clock budget of one request inside a component.
+    pub request_timeout_ms: u64,
+    /// Linear-memory limit of one component instance.
+    pub memory_limit_mib: usize,
+    /// First retry delay of a failed delivery; doubles per attempt up to `mail_retry_max_ms`.
+    pub mail_retry_base_ms: u64,
+    pub mail_retry_max_ms: u64,
+    /// How often the dispatcher looks for due mail even when not woken.
+    pub mail_poll_ms: u64,
+    /// How often housekeeping runs (pending accounts older than 7 days, expired secrets).
+    pub housekeeping_interval_s: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
+            data_dir: PathBuf::from(".gpt-user"),
+            base_url: None,
+            database_url: None,
+            smtp_url: None,
+            mail_from: "gpt-user <no-reply@localhost>".into(),
+            api_keys: Secret::default(),
+            conceal_accounts: false,
+            pin_length: 6,
+            policy_version: "1".into(),
+            request_timeout_ms: 10_000,
+            memory_limit_mib: 64,
+            mail_retry_base_ms: 2_000,
+            mail_retry_max_ms: 600_000,
+            mail_poll_ms: 1_000,
+            housekeeping_interval_s: 3_600,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then `DATA_DIR/gpt-user.toml`, then `GPT_USER_*`. The data dir itself may come
+    /// from the environment or the caller (`data_dir` wins over both).
+    pub fn load(data_dir: Option<&Path>) -> Result<Self, figment::Error> {
+        let env = || Env::prefixed("GPT_USER_").ignore(&["TEST_BASE_URL", "TEST_SMTP_LISTEN"]);
+        let dir = match data_dir {
+            Some(d) => d.to_path_buf(),
+            None => Figment::from(Serialized::defaults(Config::default())).merge(env()).extract::<Config>()?.data_dir,
+        };
+        let mut config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(dir.join("gpt-user.toml")))
+            .merge(env())
+            .extract()?;
+        config.data_dir = dir;
+        Ok(config)
+    }
+
+    pub fn base_url(&self) -> String {
+        self.base_url.clone().unwrap_or_else(|| format!("http://{}", self.listen)).trim_end_matches('/').to_owned()
+    }
+
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.expose().to_owned(),
+            None => format!("sqlite://{}?mode=rwc", self.data_dir.join("gpt-user.db").display()),
+        }
+    }
+
+    pub fn api_keys(&self) -> Vec<String> {
+        self.api_keys.expose().split(',').map(str::trim).filter(|k| !k.is_empty()).map(str::to_owned).collect()
+    }
+
+    pub fn mailbox_dir(&self) -> PathBuf {
+        self.data_dir.join("mail")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secrets_do_not_print() {
+        let c = Config { api_keys: Secret::new("k-123"), ..Config::default() };
+        assert!(!format!("{c:?}").contains("k-123"));
+    }
+
+    #[test]
+    fn file_and_environment_layer_over_defaults() {
+        let dir = std::env::temp_dir().join(format!("gpt-user-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("gpt-user.toml"), "pin_length = 8\nmail_from = \"a@b.co\"\n").unwrap();
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("GPT_USER_PIN_LENGTH", "9");
+            let c = Config::load(Some(&dir)).unwrap();
+            assert_eq!(c.pin_length, 9);
+            assert_eq!(c.mail_from, "a@b.co");
+            assert_eq!(c.data_dir, dir);
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,352 @@
+//! `spawn_app()`: a fresh host per test (port 0, its own SQLite file or PostgreSQL database, its
+//! own SMTP listener), or — with `GPT_USER_TEST_BASE_URL` and `GPT_USER_TEST_SMTP_LISTEN` — a
+//! server that is already running (our host elsewhere, or `spin up`). Every in-process test also
+//! checks on drop that no secret it used reached the log.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use gpt_user::manifest::Route;
+use serde_json::{Value, json};
+use tokio::sync::Notify;
+
+use crate::smtp::{Inbox, SmtpSink};
+
+pub const PASSPHRASE: &str = "correct horse battery staple";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MailMode {
+    /// A test SMTP listener, up from the start.
+    Smtp,
+    /// No SMTP URL: the dev mailbox, read through `/dev/mail`.
+    DevMailbox,
+    /// An SMTP URL whose listener is not up yet (`TestApp::start_smtp` brings it up).
+    SmtpDown,
+}
+
+pub struct Options {
+    pub backend: Backend,
+    pub mail: MailMode,
+    pub api_keys: Option<&'static str>,
+    pub conceal: bool,
+    pub request_timeout_ms: u64,
+    pub extra: Vec<(Route, &'static [u8])>,
+}
+
+impl Options {
+    pub fn new(backend: Backend) -> Self {
+        Self { backend, mail: MailMode::Smtp, api_keys: None, conceal: false, request_timeout_ms: 10_000, extra: Vec::new() }
+    }
+}
+
+/// In-process control over the host: its clock, its database, housekeeping.
+pub struct Control {
+    pub clock: gpt_user::clock::Clock,
+    pub db: sqlx::AnyPool,
+    pub housekeep: Box<dyn Fn() -> gpt_user::HousekeepFuture + Send + Sync>,
+    stop: Arc<Notify>,
+    dir: PathBuf,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub api_key: Option<String>,
+    pub control: Option<Control>,
+    smtp_addr: Option<String>,
+    inbox: Inbox,
+    sink: Mutex<Option<SmtpSink>>,
+    dev_mailbox: bool,
+    seen: Mutex<HashMap<String, usize>>,
+    secrets: Mutex<Vec<String>>,
+}
+
+/// A parsed email.
+#[derive(Debug, Clone)]
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+impl Mail {
+    /// The token of the first `#token=` link in the text part.
+    pub fn token(&self) -> String {
+        let after = self.text.split("#token=").nth(1).expect("the mail has a #token= link");
+        after.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
+    }
+
+    pub fn link(&self) -> String {
+        self.text.split_whitespace().find(|w| w.starts_with("http")).expect("the mail has a link").to_owned()
+    }
+}
+
+fn external() -> Option<(String, String)> {
+    let base = std::env::var("GPT_USER_TEST_BASE_URL").ok().filter(|v| !v.is_empty())?;
+    let smtp = std::env::var("GPT_USER_TEST_SMTP_LISTEN").unwrap_or_else(|_| "127.0.0.1:2525".into());
+    Some((base.trim_end_matches('/').to_owned(), smtp))
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_with(Options::new(backend)).await
+}
+
+pub async fn spawn_with(options: Options) -> TestApp {
+    init_logging();
+    let client = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(60)).build().unwrap();
+    if let Some((base, smtp)) = external() {
+        let sink = SmtpSink::start(&smtp).await.unwrap_or_else(|e| panic!("cannot listen for SMTP on {smtp}: {e}"));
+        let api_key = std::env::var("GPT_USER_TEST_API_KEY").ok();
+        return TestApp::new(base, client, api_key, None, Some(smtp), sink.inbox.clone(), Some(sink), false);
+    }
+
+    let dir = std::env::temp_dir().join(format!("gpt-user-test-{}", uuid::Uuid::new_v4().simple()));
+    let (smtp_url, sink, smtp_addr) = match options.mail {
+        MailMode::Smtp => {
+            let sink = SmtpSink::start("127.0.0.1:0").await.unwrap();
+            (Some(format!("smtp://{}", sink.addr)), Some(sink), None)
+        }
+        MailMode::SmtpDown => {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            (Some(format!("smtp://127.0.0.1:{port}")), None, Some(format!("127.0.0.1:{port}")))
+        }
+        MailMode::DevMailbox => (None, None, None),
+    };
+    let database_url = match options.backend {
+        Backend::Sqlite => None,
+        Backend::Postgres => Some(gpt_user::Secret::new(fresh_postgres_database().await)),
+    };
+    let config = gpt_user::Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        data_dir: dir.clone(),
+        database_url,
+        smtp_url: smtp_url.map(gpt_user::Secret::new),
+        api_keys: gpt_user::Secret::new(options.api_keys.unwrap_or_default()),
+        conceal_accounts: options.conceal,
+        request_timeout_ms: options.request_timeout_ms,
+        mail_retry_base_ms: 100,
+        mail_retry_max_ms: 400,
+        mail_poll_ms: 100,
+        ..gpt_user::Config::default()
+    };
+    let app = gpt_user::Application::build_with(config, options.extra).await.expect("the app starts");
+    let base = format!("http://{}", app.local_addr());
+    let control = Control { clock: app.clock(), db: app.db(), housekeep: Box::new(app.housekeeper()), stop: app.stopper(), dir };
+    tokio::spawn(app.run_until_stopped());
+    let inbox = sink.as_ref().map(|s| s.inbox.clone()).unwrap_or_default();
+    let api_key = options.api_keys.map(|k| k.split(',').next().unwrap_or_default().to_owned());
+    let dev = options.mail == MailMode::DevMailbox;
+    let app = TestApp::new(base, client, api_key, Some(control), smtp_addr, inbox, sink, dev);
+    if let Some(key) = &app.api_key {
+        app.remember_secret(key);
+    }
+    app
+}
+
+/// A new, empty PostgreSQL database (`GPT_USER_TEST_POSTGRES_URL` names the server).
+async fn fresh_postgres_database() -> String {
+    use sqlx::Connection as _;
+    let admin = std::env::var("GPT_USER_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    sqlx::any::install_default_drivers();
+    let name = format!("gpt_user_test_{}", uuid::Uuid::new_v4().simple());
+    let mut conn = sqlx::AnyConnection::connect(&admin).await.expect("PostgreSQL is reachable (GPT_USER_TEST_POSTGRES_URL)");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+    let (server, _) = admin.rsplit_once('/').unwrap();
+    format!("{server}/{name}")
+}
+
+impl TestApp {
+    #[allow(clippy::too_many_arguments)]
+    fn new(base: String, client: reqwest::Client, api_key: Option<String>, control: Option<Control>, smtp_addr: Option<String>, inbox: Inbox, sink: Option<SmtpSink>, dev_mailbox: bool) -> Self {
+        Self { base, client, api_key, control, smtp_addr, inbox, sink: Mutex::new(sink), dev_mailbox, seen: Default::default(), secrets: Default::default() }
+    }
+
+    pub fn remember_secret(&self, secret: &str) {
+        self.secrets.lock().unwrap().push(secret.to_owned());
+    }
+
+    /// The in-process controls, or `None` (and a note) when testing a server elsewhere.
+    pub fn control(&self) -> Option<&Control> {
+        if self.control.is_none() {
+            eprintln!("skipped: this test needs the in-process host (its clock, database or components)");
+        }
+        self.control.as_ref()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// POST JSON (with the API key if the app has one).
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        let mut req = self.client.post(self.url(path)).json(body);
+        if let Some(key) = &self.api_key {
+            req = req.bearer_auth(key);
+        }
+        req.send().await.expect("the server answers")
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("the server answers")
+    }
+
+    pub async fn sign_up(&self, email: &str, locale: &str) -> reqwest::Response {
+        self.sign_up_with(email, locale, PASSPHRASE).await
+    }
+
+    pub async fn sign_up_with(&self, email: &str, locale: &str, passphrase: &str) -> reqwest::Response {
+        self.remember_secret(passphrase);
+        self.post("/api/signup/init", &json!({"email": email, "consent": true, "locale": locale, "passphrase": passphrase})).await
+    }
+
+    pub async fn verify(&self, token: &str) -> reqwest::Response {
+        self.post("/api/signup/verify", &json!({"token": token})).await
+    }
+
+    /// Signs up and verifies; returns the PIN.
+    pub async fn active_user(&self, email: &str) -> String {
+        let r = self.sign_up(email, "en").await;
+        assert_eq!(r.status(), 201);
+        let pin = r.json::<Value>().await.unwrap()["pin"].as_str().unwrap().to_owned();
+        let token = self.next_mail(email).await.token();
+        assert_eq!(self.verify(&token).await.status(), 200);
+        pin
+    }
+
+    /// Waits (up to 20 s) for the next message to `to` not returned before.
+    pub async fn next_mail(&self, to: &str) -> Mail {
+        self.try_next_mail(to, Duration::from_secs(20)).await.unwrap_or_else(|| panic!("no mail to {to} arrived"))
+    }
+
+    pub async fn try_next_mail(&self, to: &str, wait: Duration) -> Option<Mail> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let all = self.all_mail_to(to).await;
+            let seen = *self.seen.lock().unwrap().get(to).unwrap_or(&0);
+            if let Some(mail) = all.get(seen) {
+                self.seen.lock().unwrap().insert(to.to_owned(), seen + 1);
+                let mail = mail.clone();
+                if mail.text.contains("#token=") {
+                    self.remember_secret(&mail.token());
+                }
+                return Some(mail);
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return None;
+            }
+            let arrived = self.inbox.arrived.notified();
+            let _ = tokio::time::timeout(Duration::from_millis(100), arrived).await;
+        }
+    }
+
+    /// Every message to `to` so far, in arrival order.
+    pub async fn all_mail_to(&self, to: &str) -> Vec<Mail> {
+        let raws: Vec<Vec<u8>> = if self.dev_mailbox {
+            let list: Vec<Value> = self.get("/dev/mail").await.json().await.unwrap();
+            let mut raws = Vec::new();
+            for item in list {
+                let bytes = self.get(item["url"].as_str().unwrap()).await.bytes().await.unwrap();
+                raws.push(bytes.to_vec());
+            }
+            raws
+        } else {
+            self.inbox.messages.lock().unwrap().iter().filter(|m| m.recipients.iter().any(|r| r == to)).map(|m| m.raw.clone()).collect()
+        };
+        raws.iter().map(|raw| parse_mail(raw)).filter(|m| m.to == to).collect()
+    }
+
+    /// Brings up the SMTP listener of a `MailMode::SmtpDown` app.
+    pub async fn start_smtp(&self) {
+        let addr = self.smtp_addr.clone().expect("an SmtpDown app");
+        let sink = SmtpSink::start_with(&addr, self.inbox.clone()).await.unwrap();
+        *self.sink.lock().unwrap() = Some(sink);
+    }
+}
+
+pub fn parse_mail(raw: &[u8]) -> Mail {
+    let msg = mail_parser::MessageParser::default().parse(raw).expect("a parsable message");
+    let to = msg.to().and_then(|a| a.first()).and_then(|a| a.address()).unwrap_or_default().to_owned();
+    Mail {
+        to,
+        subject: msg.subject().unwrap_or_default().to_owned(),
+        text: msg.text_bodies().next().and_then(|p| p.text_contents()).unwrap_or_default().to_owned(),
+        html: msg.html_bodies().next().and_then(|p| p.text_contents()).unwrap_or_default().to_owned(),
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let Some(control) = &self.control else { return };
+        control.stop.notify_waiters();
+        let _ = std::fs::remove_dir_all(&control.dir);
+        if std::thread::panicking() {
+            return;
+        }
+        let log = String::from_utf8_lossy(&log_buffer().lock().unwrap()).into_owned();
+        for secret in self.secrets.lock().unwrap().iter() {
+            assert!(!log.contains(secret.as_str()), "a secret used by this test appears in the log");
+        }
+    }
+}
+
+/// A unique address for one test.
+pub fn email(tag: &str) -> String {
+    format!("{tag}-{}@example.com", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {
+    static LOG: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOG.get_or_init(Default::default)
+}
+
+/// Everything the host logs (debug and up) goes into a buffer the tests search for secrets.
+pub fn init_logging() {
+    struct Writer;
+    impl std::io::Write for Writer {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            log_buffer().lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("debug,cranelift_codegen=info,wasmtime_cranelift=info,hyper=info,rustls=info")
+        .with_writer(|| Writer)
+        .with_ansi(false)
+        .try_init();
+}
+
+/// The whole captured log so far.
+pub fn captured_log() -> String {
+    String::from_utf8_lossy(&log_buffer().lock().unwrap()).into_owned()
+}
+
+/// Generates one test per backend from `async fn name(backend: Backend)`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() { super::$name($crate::helpers::Backend::Sqlite).await }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() { super::$name($crate::helpers::Backend::Postgres).await }
+            )*
+        }
+    };
+}

@@ -1,0 +1,128 @@
+//! Bad input gets a 4xx with a JSON error naming the problem — never a 500.
+
+use serde_json::{Value, json};
+
+use crate::helpers::{Backend, PASSPHRASE, email, spawn_app};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_sign_up_input_gets_a_named_4xx_and_never_a_500() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let good = json!({"email": email("in"), "consent": true, "locale": "en", "passphrase": PASSPHRASE});
+    let with = |k: &str, v: Value| {
+        let mut b = good.clone();
+        b[k] = v;
+        serde_json::to_vec(&b).unwrap()
+    };
+    let without = |k: &str| {
+        let mut b = good.clone();
+        b.as_object_mut().unwrap().remove(k);
+        serde_json::to_vec(&b).unwrap()
+    };
+    // (body, content type, status, code, field)
+    let cases: Vec<(Vec<u8>, &str, u16, &str, Option<&str>)> = vec![
+        (b"{\"email\": ".to_vec(), "application/json", 400, "INVALID_JSON", None),
+        (Vec::new(), "application/json", 400, "INVALID_JSON", None),
+        (b"[1,2]".to_vec(), "application/json", 400, "INVALID_JSON", None),
+        (b"\"text\"".to_vec(), "application/json", 400, "INVALID_JSON", None),
+        (vec![b' '; 10 * 1024 * 1024], "application/json", 413, "PAYLOAD_TOO_LARGE", None),
+        (serde_json::to_vec(&good).unwrap(), "text/plain", 415, "UNSUPPORTED_MEDIA_TYPE", None),
+        (with("email", json!(42)), "application/json", 422, "INVALID_INPUT", Some("email")),
+        (with("consent", json!("yes")), "application/json", 422, "INVALID_INPUT", Some("consent")),
+        (with("locale", json!(["en"])), "application/json", 422, "INVALID_INPUT", Some("locale")),
+        (with("passphrase", json!({"a": 1})), "application/json", 422, "INVALID_INPUT", Some("passphrase")),
+        (with("unexpected", json!(1)), "application/json", 422, "INVALID_INPUT", Some("unexpected")),
+        (without("email"), "application/json", 422, "INVALID_INPUT", Some("email")),
+        (with("email", json!("not-an-address")), "application/json", 422, "INVALID_INPUT", Some("email")),
+        (with("email", json!(format!("{}@example.com", "a".repeat(300)))), "application/json", 422, "INVALID_INPUT", Some("email")),
+        (with("locale", json!("xx")), "application/json", 422, "INVALID_INPUT", Some("locale")),
+        (with("passphrase", json!("too short")), "application/json", 422, "INVALID_INPUT", Some("passphrase")),
+        (with("passphrase", json!("x".repeat(257))), "application/json", 422, "INVALID_INPUT", Some("passphrase")),
+    ];
+    for (body, content_type, status, code, field) in cases {
+        let shown = String::from_utf8_lossy(&body[..body.len().min(60)]).into_owned();
+        let r = app.client.post(app.url("/api/signup/init")).header("content-type", content_type).body(body).send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{shown}");
+        let json: Value = r.json().await.unwrap_or_else(|_| panic!("a JSON error body for {shown}"));
+        assert_eq!(json["code"], code, "{shown}");
+        assert!(json["message"].as_str().is_some_and(|m| !m.is_empty()), "{shown}");
+        assert_eq!(json["field"].as_str(), field, "{shown}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_verify_input_and_wrong_methods_are_4xx() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let cases: Vec<(&str, &str, Vec<u8>, u16)> = vec![
+        ("POST", "/api/signup/verify", b"{}".to_vec(), 422),
+        ("POST", "/api/signup/verify", br#"{"token": 5}"#.to_vec(), 422),
+        ("POST", "/api/signup/verify", br#"{"token": "x", "more": 1}"#.to_vec(), 422),
+        ("POST", "/api/signup/verify", b"nonsense".to_vec(), 400),
+        ("GET", "/api/signup/init", Vec::new(), 405),
+        ("PUT", "/api/signup/verify", Vec::new(), 405),
+        ("GET", "/api/signup/nothing-here", Vec::new(), 404),
+    ];
+    for (method, path, body, status) in cases {
+        let r = app
+            .client
+            .request(method.parse().unwrap(), app.url(path))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status().as_u16(), status, "{method} {path}");
+        let json: Value = r.json().await.unwrap();
+        assert!(json["code"].is_string(), "{method} {path}");
+    }
+    let cross = app
+        .client
+        .post(app.url("/api/signup/verify"))
+        .header("origin", "https://evil.example")
+        .json(&json!({"token": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_verify_page_asks_for_one_click_in_the_browser_language() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let r = app.client.get(app.url("/signup/verify")).header("accept-language", "ru-RU,ru;q=0.9").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let csp = r.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(csp.contains("default-src 'none'") && csp.contains("script-src 'sha256-"), "{csp}");
+    assert_eq!(r.headers()["referrer-policy"], "no-referrer");
+    let html = r.text().await.unwrap();
+    assert!(html.contains("<title>Подтвердите адрес электронной почты</title>"));
+    assert!(html.contains("<button id=\"confirm\""), "verification waits for a click");
+    assert!(!html.contains("http://") && !html.contains("https://"), "no third-party assets");
+    let en = app.get("/signup/verify").await.text().await.unwrap();
+    assert!(en.contains("Confirm your email address"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_describes_only_the_gpt_actions() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().unwrap();
+    assert_eq!(paths.keys().collect::<Vec<_>>(), vec!["/api/signup/init"]);
+    assert_eq!(doc["paths"]["/api/signup/init"]["post"]["operationId"], "signUpInit");
+    fn descriptions(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => m.iter().for_each(|(k, v)| {
+                if k == "description" {
+                    out.push(v.as_str().unwrap_or_default().to_owned());
+                }
+                descriptions(v, out);
+            }),
+            Value::Array(a) => a.iter().for_each(|v| descriptions(v, out)),
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    descriptions(&doc, &mut all);
+    assert!(all.iter().all(|d| d.chars().count() <= 300), "descriptions stay within 300 characters");
+    assert_eq!(app.get("/healthz").await.status(), 200);
+}

@@ -1,0 +1,105 @@
+//! A real SMTP server on loopback for the tests: speaks enough ESMTP for lettre (EHLO, MAIL,
+//! RCPT, DATA, RSET, NOOP, QUIT), keeps every message it accepts, un-dot-stuffed.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
+
+#[derive(Clone, Default)]
+pub struct Inbox {
+    pub messages: Arc<Mutex<Vec<Received>>>,
+    pub arrived: Arc<Notify>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Received {
+    pub recipients: Vec<String>,
+    pub raw: Vec<u8>,
+}
+
+pub struct SmtpSink {
+    pub addr: SocketAddr,
+    pub inbox: Inbox,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl SmtpSink {
+    pub async fn start(addr: &str) -> anyhow::Result<Self> {
+        Self::start_with(addr, Inbox::default()).await
+    }
+
+    /// Starts listening at `addr` delivering into an existing inbox (to restart after an outage).
+    pub async fn start_with(addr: &str, inbox: Inbox) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let accept_inbox = inbox.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let inbox = accept_inbox.clone();
+                tokio::spawn(async move {
+                    let _ = session(stream, inbox).await;
+                });
+            }
+        });
+        Ok(Self { addr, inbox, task })
+    }
+}
+
+async fn session(stream: TcpStream, inbox: Inbox) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut lines = BufReader::new(read);
+    write.write_all(b"220 localhost ESMTP test sink\r\n").await?;
+    let mut recipients = Vec::new();
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if lines.read_line(&mut line).await? == 0 {
+            return Ok(());
+        }
+        let upper = line.to_ascii_uppercase();
+        let reply: &[u8] = if upper.starts_with("EHLO") {
+            b"250-localhost\r\n250-8BITMIME\r\n250 SMTPUTF8\r\n"
+        } else if upper.starts_with("HELO") || upper.starts_with("MAIL FROM") || upper.starts_with("NOOP") {
+            b"250 OK\r\n"
+        } else if upper.starts_with("RSET") {
+            recipients.clear();
+            b"250 OK\r\n"
+        } else if upper.starts_with("RCPT TO") {
+            let addr = line[8..].trim().trim_start_matches('<').split('>').next().unwrap_or_default().to_owned();
+            recipients.push(addr);
+            b"250 OK\r\n"
+        } else if upper.starts_with("DATA") {
+            write.write_all(b"354 go ahead\r\n").await?;
+            let mut raw = Vec::new();
+            loop {
+                line.clear();
+                if lines.read_line(&mut line).await? == 0 {
+                    return Ok(());
+                }
+                if line == ".\r\n" || line == ".\n" {
+                    break;
+                }
+                let unstuffed = line.strip_prefix('.').unwrap_or(&line);
+                raw.extend_from_slice(unstuffed.as_bytes());
+            }
+            inbox.messages.lock().unwrap().push(Received { recipients: std::mem::take(&mut recipients), raw });
+            inbox.arrived.notify_waiters();
+            b"250 OK queued\r\n"
+        } else if upper.starts_with("QUIT") {
+            write.write_all(b"221 bye\r\n").await?;
+            return Ok(());
+        } else {
+            b"502 not implemented\r\n"
+        };
+        write.write_all(reply).await?;
+    }
+}
