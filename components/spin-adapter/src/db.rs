@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::bindings::gpt_user::accounts::types::Error;
+use crate::bindings::exports::gpt_user::accounts::types::Error;
 use crate::bindings::fermyon::spin::sqlite::{Connection, Error as SqlError, QueryResult, Value};
 
 /// The portable schema, shared with the host; run as is, statement by statement.

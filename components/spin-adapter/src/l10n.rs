@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use gpt_user_l10n::Texts;
 
 use crate::bindings::exports::gpt_user::accounts::l10n::Guest;
-use crate::bindings::gpt_user::accounts::types::Message;
+use crate::bindings::exports::gpt_user::accounts::types::Message;
 use crate::Adapter;
 
 /// Parsed once per instance: parsing the bundles is the expensive part.

@@ -2,7 +2,7 @@
 
 use crate::db::Db;
 use crate::bindings::exports::gpt_user::accounts::mail::Guest;
-use crate::bindings::gpt_user::accounts::types::{Error, Message};
+use crate::bindings::exports::gpt_user::accounts::types::{Error, Message};
 use crate::{outbox, Adapter};
 
 impl Guest for Adapter {

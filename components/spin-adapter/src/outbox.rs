@@ -10,12 +10,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::MailSettings;
 use crate::db::{get_int, get_text, int, text, Db};
-use crate::bindings::gpt_user::accounts::types::{Error, Message, Timestamp};
+use crate::bindings::exports::gpt_user::accounts::types::{Error, Message, Timestamp};
 use crate::smtp;
 
 /// At most this many messages per call, so one request is not held up by a long queue.
 const BATCH: i64 = 5;
-/// How long a claimed row belongs to the instance delivering it; longer than an SMTP timeout.
+/// How long a claimed row belongs to the instance delivering it, then it is due again.
 const LEASE_MS: i64 = 120_000;
 /// Retry after 30 s, doubling per attempt, at most an hour.
 const RETRY_BASE_MS: i64 = 30_000;

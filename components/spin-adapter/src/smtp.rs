@@ -4,16 +4,12 @@
 //! expected on a trusted network (see `docs/spin.md`).
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use lettre::message::{Mailbox, MultiPart};
 use lettre::{Message as Email, SmtpTransport, Transport};
 
 use crate::config::MailSettings;
-use crate::bindings::gpt_user::accounts::types::Message;
-
-/// Well below the outbox lease, so a hanging relay cannot outlive the claim on a row.
-const TIMEOUT: Duration = Duration::from_secs(15);
+use crate::bindings::exports::gpt_user::accounts::types::Message;
 
 pub fn send(settings: &MailSettings, m: &Message) -> Result<(), String> {
     let relay: SocketAddr = settings
@@ -28,6 +24,9 @@ pub fn send(settings: &MailSettings, m: &Message) -> Result<(), String> {
         .subject(m.subject.clone())
         .multipart(MultiPart::alternative_plain_html(m.text.clone(), m.html.clone()))
         .map_err(|e| format!("message: {e}"))?;
-    let transport = SmtpTransport::builder_dangerous(relay.ip().to_string()).port(relay.port()).timeout(Some(TIMEOUT)).build();
+    // No lettre timeout: with one, socket2 connects non-blocking and then fails with EINVAL on
+    // wasm32-wasip2 (measured under wasmtime 48). The cost: a relay that accepts the connection
+    // but never answers holds this request; the row's lease then expires and it is retried.
+    let transport = SmtpTransport::builder_dangerous(relay.ip().to_string()).port(relay.port()).timeout(None).build();
     transport.send(&email).map(|_| ()).map_err(|e| format!("smtp: {e}"))
 }

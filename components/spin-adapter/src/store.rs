@@ -5,7 +5,7 @@ use gpt_user_core::ports::{self as core, send_limit_wait};
 
 use crate::db::{get_int, get_text, int, text, Db};
 use crate::bindings::exports::gpt_user::accounts::store::{Guest, Op, PendingReplacement, SendLimit};
-use crate::bindings::gpt_user::accounts::types::{Error, Secret, SecretPurpose, Timestamp, User, UserStatus};
+use crate::bindings::exports::gpt_user::accounts::types::{Error, Secret, SecretPurpose, Timestamp, User, UserStatus};
 use crate::bindings::fermyon::spin::sqlite::Value;
 use crate::{outbox, Adapter};
 

@@ -1,0 +1,151 @@
+//! The adapter executed for real under wasmtime, with this harness standing in for Spin: a
+//! `fermyon:spin/sqlite@2.0.0` host over a real SQLite file (rusqlite; Spin's own host is built
+//! on rusqlite too, and reports errors as `io(<sqlite message>)` like this one), `wasi:config`
+//! for Spin variables, full WASI p2 with TCP to loopback, and a wall clock tests can move.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use wasmtime::component::{Component, Linker, ResourceTable};
+use wasmtime::{Engine, Store};
+use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxView, WasiView};
+
+use crate::{spin_sqlite, spin_variables};
+use std::collections::HashMap;
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "gpt-user:accounts/provider",
+        additional_derives: [PartialEq],
+    });
+}
+
+pub use bindings::exports::gpt_user::accounts::store::{Op, PendingReplacement, SendLimit};
+pub use bindings::gpt_user::accounts::types::{Error, Message, Secret, SecretPurpose, User, UserStatus};
+
+/// Per-instance state, like Spin's per-instance state.
+pub struct HostState {
+    wasi: WasiCtx,
+    table: ResourceTable,
+    pub(crate) vars: HashMap<String, String>,
+    pub(crate) sqlite_file: PathBuf,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
+    }
+}
+
+impl HostState {
+    pub(crate) fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
+    }
+}
+
+/// The real clock plus an offset the test controls (in ms), so a retry is due without sleeping.
+#[derive(Clone, Default)]
+pub struct TestClock(Arc<AtomicI64>);
+
+impl TestClock {
+    pub fn advance(&self, by: Duration) {
+        self.0.fetch_add(by.as_millis() as i64, Ordering::SeqCst);
+    }
+
+    pub fn now_ms(&self) -> i64 {
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as i64 + self.0.load(Ordering::SeqCst)
+    }
+}
+
+impl HostWallClock for TestClock {
+    fn resolution(&self) -> Duration {
+        Duration::from_millis(1)
+    }
+
+    fn now(&self) -> Duration {
+        Duration::from_millis(self.now_ms() as u64)
+    }
+}
+
+/// What this harness offers of Spin's platform: WASI p2, `wasi:config/store`, Spin SQLite.
+pub fn add_platform_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_sync(linker)?;
+    spin_variables::add_to_linker(linker)?;
+    spin_sqlite::add_to_linker(linker)
+}
+
+/// A compiled adapter and the environment its instances get.
+pub struct Harness {
+    engine: Engine,
+    pre: bindings::ProviderPre<HostState>,
+    pub sqlite_file: PathBuf,
+    pub clock: TestClock,
+    vars: Vec<(String, String)>,
+}
+
+impl Harness {
+    /// The adapter at `wasm`, with its database at `sqlite_file` and Spin variables `vars`.
+    pub fn new(wasm: &Path, sqlite_file: PathBuf, vars: &[(&str, &str)]) -> wasmtime::Result<Self> {
+        let engine = Engine::default();
+        let component = Component::from_file(&engine, wasm)?;
+        let mut linker = Linker::new(&engine);
+        add_platform_to_linker(&mut linker)?;
+        let pre = bindings::ProviderPre::new(linker.instantiate_pre(&component)?)?;
+        let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Ok(Self { engine, pre, sqlite_file, clock: TestClock::default(), vars })
+    }
+
+    /// A fresh adapter instance (Spin may create one per request or reuse one; tests do both).
+    pub fn instance(&self) -> wasmtime::Result<Adapter> {
+        let mut wasi = WasiCtx::builder();
+        wasi.inherit_stderr().allow_tcp(true).inherit_network().wall_clock(self.clock.clone());
+        let state = HostState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            vars: self.vars.iter().cloned().collect(),
+            sqlite_file: self.sqlite_file.clone(),
+        };
+        let mut store = Store::new(&self.engine, state);
+        let provider = self.pre.instantiate(&mut store)?;
+        Ok(Adapter { store, provider })
+    }
+}
+
+/// One adapter instance; its methods are the exported WIT functions.
+pub struct Adapter {
+    store: Store<HostState>,
+    provider: bindings::Provider,
+}
+
+impl Adapter {
+    pub fn apply(&mut self, ops: &[Op]) -> wasmtime::Result<Result<(), Error>> {
+        Ok(self.provider.gpt_user_accounts_store().call_apply(&mut self.store, ops)?)
+    }
+
+    pub fn find_user_by_email(&mut self, email: &str) -> wasmtime::Result<Result<Option<User>, Error>> {
+        Ok(self.provider.gpt_user_accounts_store().call_find_user_by_email(&mut self.store, email)?)
+    }
+
+    pub fn find_user_by_pin(&mut self, pin: &str) -> wasmtime::Result<Result<Option<User>, Error>> {
+        Ok(self.provider.gpt_user_accounts_store().call_find_user_by_pin(&mut self.store, pin)?)
+    }
+
+    pub fn find_secret(&mut self, hash: &str, purpose: SecretPurpose, now: i64) -> wasmtime::Result<Result<Option<Secret>, Error>> {
+        Ok(self.provider.gpt_user_accounts_store().call_find_secret(&mut self.store, hash, purpose, now)?)
+    }
+
+    pub fn enqueue(&mut self, message: &Message) -> wasmtime::Result<Result<(), Error>> {
+        Ok(self.provider.gpt_user_accounts_mail().call_enqueue(&mut self.store, message)?)
+    }
+
+    pub fn negotiate(&mut self, requested: &str) -> wasmtime::Result<String> {
+        Ok(self.provider.gpt_user_accounts_l10n().call_negotiate(&mut self.store, requested)?)
+    }
+
+    pub fn render_email(&mut self, locale: &str, kind: &str, to: &str, args: &[(String, String)]) -> wasmtime::Result<Result<Message, String>> {
+        Ok(self.provider.gpt_user_accounts_l10n().call_render_email(&mut self.store, locale, kind, to, args)?)
+    }
+}

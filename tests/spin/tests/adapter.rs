@@ -1,0 +1,175 @@
+//! The adapter's store and outbox executed for real under wasmtime: a harness stands in for
+//! Spin's SQLite with a real SQLite file, and mail goes to a real SMTP sink on 127.0.0.1.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use gpt_user_spin_tests::artifacts::ADAPTER_WASM;
+use gpt_user_spin_tests::harness::{Error, Harness, Message, Op, Secret, SecretPurpose, SendLimit, User, UserStatus};
+use gpt_user_spin_tests::smtp_sink;
+
+/// A fresh database file per test (tests run in parallel).
+fn harness(name: &str, smtp_address: &str) -> Harness {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("spin-adapter");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{name}.db"));
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+    }
+    let vars = [("smtp_address", smtp_address), ("mail_from", "gpt-user <no-reply@example.test>")];
+    Harness::new(ADAPTER_WASM.as_ref(), file, &vars).unwrap()
+}
+
+/// A port nothing listens on: bound, read, closed.
+fn closed_port() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+}
+
+fn user(id: &str, email: &str, pin: &str, now: i64) -> User {
+    User {
+        id: id.into(),
+        email: email.into(),
+        pin: pin.into(),
+        passphrase_hash: "$argon2id$stub".into(),
+        locale: "en".into(),
+        status: UserStatus::Pending,
+        email_verified: false,
+        consent_at: now,
+        policy_version: "1".into(),
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn mail(to: &str) -> Message {
+    Message { to: to.into(), kind: "signup-verification".into(), subject: "Confirm".into(), text: "PIN 123456".into(), html: "<p>PIN 123456</p>".into() }
+}
+
+fn secret(hash: &str, user_id: &str, now: i64) -> Secret {
+    Secret { hash: hash.into(), purpose: SecretPurpose::VerifyEmail, user_id: user_id.into(), created_at: now, expires_at: now + 60_000 }
+}
+
+#[test]
+fn an_inserted_user_is_found_by_email_and_by_pin() {
+    let h = harness("insert", &closed_port().to_string());
+    let mut a = h.instance().unwrap();
+    let now = h.clock.now_ms();
+    assert_eq!(a.apply(&[Op::InsertUser(user("u1", "ann@example.com", "123456", now))]).unwrap(), Ok(()));
+    let by_email = a.find_user_by_email("ann@example.com").unwrap().unwrap().expect("found by email");
+    assert_eq!((by_email.id.as_str(), by_email.pin.as_str(), by_email.status), ("u1", "123456", UserStatus::Pending));
+    // Another instance (Spin may create one per request) sees the same database.
+    let mut b = h.instance().unwrap();
+    assert_eq!(b.find_user_by_pin("123456").unwrap().unwrap().map(|u| u.email), Some("ann@example.com".into()));
+    assert_eq!(b.find_user_by_email("nobody@example.com").unwrap(), Ok(None));
+}
+
+#[test]
+fn a_second_user_with_the_same_email_or_pin_is_a_named_conflict() {
+    let h = harness("conflict", &closed_port().to_string());
+    let mut a = h.instance().unwrap();
+    let now = h.clock.now_ms();
+    a.apply(&[Op::InsertUser(user("u1", "ann@example.com", "111111", now))]).unwrap().unwrap();
+    let same_email = a.apply(&[Op::InsertUser(user("u2", "ann@example.com", "222222", now))]).unwrap();
+    assert_eq!(same_email, Err(Error::Conflict("email".into())));
+    let same_pin = a.apply(&[Op::InsertUser(user("u3", "bob@example.com", "111111", now))]).unwrap();
+    assert_eq!(same_pin, Err(Error::Conflict("pin".into())));
+}
+
+#[test]
+fn a_secret_is_consumed_only_once_and_activation_needs_a_pending_user() {
+    let h = harness("secret", &closed_port().to_string());
+    let mut a = h.instance().unwrap();
+    let now = h.clock.now_ms();
+    a.apply(&[Op::InsertUser(user("u1", "ann@example.com", "111111", now)), Op::InsertSecret(secret("h1", "u1", now))]).unwrap().unwrap();
+    assert!(a.find_secret("h1", SecretPurpose::VerifyEmail, now).unwrap().unwrap().is_some());
+    assert_eq!(a.find_secret("h1", SecretPurpose::VerifyEmail, now + 120_000).unwrap(), Ok(None), "expired");
+    let redeem = [Op::ConsumeSecret(("h1".into(), SecretPurpose::VerifyEmail, "u1".into(), now)), Op::Activate(("u1".into(), now))];
+    assert_eq!(a.apply(&redeem).unwrap(), Ok(()));
+    assert_eq!(a.apply(&redeem).unwrap(), Err(Error::NotFound), "the second redemption finds nothing");
+    assert_eq!(a.apply(&[Op::Activate(("u1".into(), now))]).unwrap(), Err(Error::NotFound), "already active");
+    let active = a.find_user_by_email("ann@example.com").unwrap().unwrap().unwrap();
+    assert!(active.email_verified && active.status == UserStatus::Active);
+}
+
+#[test]
+fn a_failing_apply_leaves_nothing_behind() {
+    let h = harness("rollback", &closed_port().to_string());
+    let mut a = h.instance().unwrap();
+    let now = h.clock.now_ms();
+    let ops = [
+        Op::InsertUser(user("u1", "ann@example.com", "111111", now)),
+        Op::InsertSecret(secret("h1", "u1", now)),
+        Op::EnqueueMail((mail("ann@example.com"), now)),
+        Op::Activate(("nobody".into(), now)),
+    ];
+    assert_eq!(a.apply(&ops).unwrap(), Err(Error::NotFound));
+    assert_eq!(a.find_user_by_email("ann@example.com").unwrap(), Ok(None));
+    assert_eq!(a.find_secret("h1", SecretPurpose::VerifyEmail, now).unwrap(), Ok(None));
+    // The queued mail was rolled back with the rest: the send limit sees nothing.
+    let limit = SendLimit { to: "ann@example.com".into(), kind: "signup-verification".into(), now, min_interval: 60_000, max_in_window: 1, window: 3_600_000 };
+    assert_eq!(a.apply(&[Op::CheckSendLimit(limit)]).unwrap(), Ok(()));
+    // And the connection is usable afterwards (the transaction was closed).
+    assert_eq!(a.apply(&[Op::InsertUser(user("u1", "ann@example.com", "111111", now))]).unwrap(), Ok(()));
+}
+
+#[test]
+fn the_send_limit_throttles_by_the_recipients_recent_outbox_rows() {
+    let h = harness("throttle", &closed_port().to_string());
+    let mut a = h.instance().unwrap();
+    let now = h.clock.now_ms();
+    let limit = |now| SendLimit { to: "ann@example.com".into(), kind: "signup-verification".into(), now, min_interval: 60_000, max_in_window: 2, window: 3_600_000 };
+    let send = |now| [Op::CheckSendLimit(limit(now)), Op::EnqueueMail((mail("ann@example.com"), now))];
+    assert_eq!(a.apply(&send(now)).unwrap(), Ok(()));
+    assert_eq!(a.apply(&send(now + 1_000)).unwrap(), Err(Error::Throttled(59)), "min interval");
+    assert_eq!(a.apply(&send(now + 61_000)).unwrap(), Ok(()));
+    let Err(Error::Throttled(secs)) = a.apply(&send(now + 200_000)).unwrap() else { panic!("window full") };
+    assert_eq!(secs, 3_400, "until the first of the window expires");
+    let other = SendLimit { to: "bob@example.com".into(), ..limit(now + 2_000) };
+    assert_eq!(a.apply(&[Op::CheckSendLimit(other)]).unwrap(), Ok(()), "another recipient is not throttled");
+}
+
+#[test]
+fn queued_mail_survives_a_relay_outage_and_is_delivered_exactly_once() {
+    // Reserve a port, close it: the first delivery attempt finds no relay.
+    let relay = closed_port();
+    let h = harness("mail", &relay.to_string());
+    let mut a = h.instance().unwrap();
+    let now = h.clock.now_ms();
+    a.apply(&[Op::EnqueueMail((mail("ann@example.com"), now))]).unwrap().unwrap();
+
+    // Now the relay is up, but the message waits for its backoff (30 s): nothing is sent yet.
+    let (_, mailbox, _thread) = smtp_sink::start(relay).unwrap();
+    a.apply(&[]).unwrap().unwrap();
+    assert!(mailbox.messages().is_empty(), "retried before its backoff");
+
+    h.clock.advance(Duration::from_secs(31));
+    let mut b = h.instance().unwrap();
+    b.apply(&[]).unwrap().unwrap();
+    let messages = mailbox.messages();
+    assert_eq!(messages.len(), 1, "delivered once after the outage");
+    let parsed = mail_parser::MessageParser::default().parse(messages[0].as_bytes()).unwrap();
+    assert_eq!(parsed.subject(), Some("Confirm"));
+    assert_eq!(parsed.from().and_then(|f| f.first()).and_then(|f| f.address()), Some("no-reply@example.test"));
+    assert_eq!(parsed.to().and_then(|t| t.first()).and_then(|t| t.address()), Some("ann@example.com"));
+    assert!(parsed.body_text(0).unwrap().contains("PIN 123456"));
+    assert!(parsed.body_html(0).unwrap().contains("<p>PIN 123456</p>"));
+
+    // Later calls, from any instance and however much later, never send it again.
+    h.clock.advance(Duration::from_secs(7_200));
+    a.apply(&[]).unwrap().unwrap();
+    b.enqueue(&mail("bob@example.com")).unwrap().unwrap();
+    let messages = mailbox.messages();
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    assert!(messages[1].contains("bob@example.com"));
+}
+
+#[test]
+fn texts_come_from_the_embedded_bundles() {
+    let h = harness("l10n", &closed_port().to_string());
+    let mut a = h.instance().unwrap();
+    assert_eq!(a.negotiate("ru-RU,ru;q=0.9,en;q=0.8").unwrap(), "ru");
+    let args = [("link".to_owned(), "https://x/signup/verify#token=t".to_owned()), ("pin".to_owned(), "123456".to_owned()), ("valid-hours".to_owned(), "24".to_owned())];
+    let m = a.render_email("en", "signup-verification", "ann@example.com", &args).unwrap().unwrap();
+    assert!(m.text.contains("123456") && m.to == "ann@example.com");
+    assert!(a.render_email("en", "no-such-kind", "ann@example.com", &[]).unwrap().is_err());
+}

@@ -1,0 +1,94 @@
+//! `spin.toml` parses and agrees with what the build produces: routes lead to components whose
+//! `source` exists, the dependency key covers every import of our package and points at the
+//! adapter, and every variable a component uses is declared at the application level.
+
+use std::path::Path;
+
+use gpt_user_spin_tests::artifacts::{ADAPTER_WASM, SIGNUP_WASM, WORKSPACE_ROOT};
+use gpt_user_spin_tests::platform::component_interface;
+use toml::{Table, Value};
+
+fn manifest() -> Table {
+    let text = std::fs::read_to_string(Path::new(WORKSPACE_ROOT).join("spin.toml")).unwrap();
+    text.parse().expect("spin.toml is valid TOML")
+}
+
+fn signup(m: &Table) -> &Table {
+    m["component"]["signup"].as_table().expect("[component.signup]")
+}
+
+fn same_file(relative: &str, built: &str) -> bool {
+    Path::new(WORKSPACE_ROOT).join(relative).canonicalize().ok() == Path::new(built).canonicalize().ok()
+}
+
+#[test]
+fn spin_toml_is_a_version_2_manifest_whose_routes_lead_to_built_components() {
+    let m = manifest();
+    assert_eq!(m["spin_manifest_version"].as_integer(), Some(2));
+    let components = m["component"].as_table().unwrap();
+    let routes = m["trigger"]["http"].as_array().expect("[[trigger.http]]");
+    let routed: Vec<(&str, &str)> =
+        routes.iter().map(|r| (r["route"].as_str().unwrap(), r["component"].as_str().unwrap())).collect();
+    for expected in ["/api/signup/...", "/signup/...", "/openapi.json", "/healthz"] {
+        assert!(routed.iter().any(|(route, _)| *route == expected), "route {expected} missing: {routed:?}");
+    }
+    for (_, id) in &routed {
+        let source = components[*id]["source"].as_str().unwrap();
+        assert!(Path::new(WORKSPACE_ROOT).join(source).is_file(), "{id}: {source} is not built");
+    }
+    assert!(same_file(signup(&m)["source"].as_str().unwrap(), SIGNUP_WASM));
+}
+
+#[test]
+fn the_dependency_covers_every_import_of_our_package_with_the_built_adapter() {
+    let m = manifest();
+    let c = signup(&m);
+    let deps = c["dependencies"].as_table().expect("[component.signup.dependencies]");
+    let (imports, _) = component_interface(&std::fs::read(SIGNUP_WASM).unwrap()).unwrap();
+    let ours: Vec<&String> = imports.iter().filter(|i| i.starts_with("gpt-user:")).collect();
+    assert!(!ours.is_empty());
+    // Spin's rule (spin-compose `matches_import`): a key `ns:pkg` matches every `ns:pkg/iface@v`
+    // import, `ns:pkg/iface` only that interface. Each import must be matched by exactly one key.
+    let matches = |key: &str, import: &str| match key.split_once('/') {
+        Some(_) => import.split('@').next() == Some(key) || import == key,
+        None => import.split('/').next() == Some(key),
+    };
+    for import in &ours {
+        let keys: Vec<&String> = deps.keys().filter(|k| matches(k, import)).collect();
+        assert_eq!(keys.len(), 1, "{import} must be matched by exactly one dependency key: {keys:?}");
+    }
+    for (key, dep) in deps {
+        assert!(ours.iter().any(|i| matches(key, i)), "Spin rejects key {key}: it matches no import");
+        assert!(same_file(dep["path"].as_str().unwrap(), ADAPTER_WASM), "{key} must point at the built adapter");
+    }
+    assert_eq!(c["dependencies_inherit_configuration"].as_bool(), Some(true));
+    assert_eq!(c["sqlite_databases"].as_array().map(Vec::as_slice), Some(&[Value::from("default")][..]));
+    let hosts: Vec<&str> = c["allowed_outbound_hosts"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(hosts.contains(&"tcp://{{ smtp_address }}"), "SMTP over TCP must be allowed: {hosts:?}");
+}
+
+#[test]
+fn every_variable_a_component_reads_is_declared_by_the_application() {
+    let m = manifest();
+    let declared = m["variables"].as_table().unwrap();
+    let used = signup(&m)["variables"].as_table().unwrap();
+    // The adapter reads these through the flow component's configuration (inherited).
+    for key in ["smtp_address", "mail_from", "base_url"] {
+        assert!(used.contains_key(key), "[component.signup.variables] lacks {key}");
+    }
+    for (key, value) in used {
+        let value = value.as_str().unwrap();
+        let var = value.trim().trim_start_matches("{{").trim_end_matches("}}").trim();
+        assert!(declared.contains_key(var), "{key} = {value:?} names an undeclared variable");
+    }
+}
+
+#[test]
+fn spin_build_builds_both_components() {
+    let m = manifest();
+    let command = signup(&m)["build"]["command"].as_str().unwrap();
+    for package in ["-p gpt-user-signup", "-p gpt-user-spin-adapter"] {
+        assert!(command.contains(package), "{command:?} lacks {package}");
+    }
+    assert!(command.contains("--target wasm32-wasip2") && command.contains("--target-dir target/wasm"));
+}
