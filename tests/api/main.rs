@@ -1,5 +1,6 @@
 //! Black-box HTTP tests: one binary, a fresh host per test (see `helpers::spawn_app`).
 
+mod browser;
 mod helpers;
 mod input;
 mod mail;
