@@ -9,8 +9,9 @@ use crate::bindings::fermyon::spin::sqlite::{Connection, Error as SqlError, Quer
 /// The portable schema, shared with the host; run as is, statement by statement.
 const SCHEMA: &str = include_str!("../../../schema/001_init.sql");
 
-/// Set once the DDL ran in this instance. Spin reuses instances, and the DDL is idempotent, so a
-/// stale flag (say, a fresh database under a living instance) only costs nothing or one retry.
+/// Set once the DDL ran in this instance (Spin reuses instances; the DDL is idempotent). Cleared
+/// when SQLite reports a missing table, so a database replaced under a living instance costs one
+/// failed call, not all later ones.
 static SCHEMA_READY: AtomicBool = AtomicBool::new(false);
 
 /// The schema's statements: the file ends each one with `;` at the end of a line.
@@ -40,7 +41,12 @@ impl Db {
     }
 
     pub fn exec(&self, sql: &str, params: &[Value]) -> Result<QueryResult, Error> {
-        self.conn.execute(sql, params).map_err(error)
+        self.conn.execute(sql, params).map_err(|e| {
+            if matches!(&e, SqlError::Io(msg) if msg.contains("no such table")) {
+                SCHEMA_READY.store(false, Ordering::Release);
+            }
+            error(e)
+        })
     }
 
     /// Runs a conditional change written with `RETURNING`; true if it changed a row.

@@ -122,30 +122,30 @@ pub struct Adapter {
 
 impl Adapter {
     pub fn apply(&mut self, ops: &[Op]) -> wasmtime::Result<Result<(), Error>> {
-        Ok(self.provider.gpt_user_accounts_store().call_apply(&mut self.store, ops)?)
+        self.provider.gpt_user_accounts_store().call_apply(&mut self.store, ops)
     }
 
     pub fn find_user_by_email(&mut self, email: &str) -> wasmtime::Result<Result<Option<User>, Error>> {
-        Ok(self.provider.gpt_user_accounts_store().call_find_user_by_email(&mut self.store, email)?)
+        self.provider.gpt_user_accounts_store().call_find_user_by_email(&mut self.store, email)
     }
 
     pub fn find_user_by_pin(&mut self, pin: &str) -> wasmtime::Result<Result<Option<User>, Error>> {
-        Ok(self.provider.gpt_user_accounts_store().call_find_user_by_pin(&mut self.store, pin)?)
+        self.provider.gpt_user_accounts_store().call_find_user_by_pin(&mut self.store, pin)
     }
 
     pub fn find_secret(&mut self, hash: &str, purpose: SecretPurpose, now: i64) -> wasmtime::Result<Result<Option<Secret>, Error>> {
-        Ok(self.provider.gpt_user_accounts_store().call_find_secret(&mut self.store, hash, purpose, now)?)
+        self.provider.gpt_user_accounts_store().call_find_secret(&mut self.store, hash, purpose, now)
     }
 
     pub fn enqueue(&mut self, message: &Message) -> wasmtime::Result<Result<(), Error>> {
-        Ok(self.provider.gpt_user_accounts_mail().call_enqueue(&mut self.store, message)?)
+        self.provider.gpt_user_accounts_mail().call_enqueue(&mut self.store, message)
     }
 
     pub fn negotiate(&mut self, requested: &str) -> wasmtime::Result<String> {
-        Ok(self.provider.gpt_user_accounts_l10n().call_negotiate(&mut self.store, requested)?)
+        self.provider.gpt_user_accounts_l10n().call_negotiate(&mut self.store, requested)
     }
 
     pub fn render_email(&mut self, locale: &str, kind: &str, to: &str, args: &[(String, String)]) -> wasmtime::Result<Result<Message, String>> {
-        Ok(self.provider.gpt_user_accounts_l10n().call_render_email(&mut self.store, locale, kind, to, args)?)
+        self.provider.gpt_user_accounts_l10n().call_render_email(&mut self.store, locale, kind, to, args)
     }
 }

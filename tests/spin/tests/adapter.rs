@@ -173,3 +173,13 @@ fn texts_come_from_the_embedded_bundles() {
     assert!(m.text.contains("123456") && m.to == "ann@example.com");
     assert!(a.render_email("en", "no-such-kind", "ann@example.com", &[]).unwrap().is_err());
 }
+
+#[test]
+fn a_database_replaced_under_a_living_instance_gets_its_tables_back() {
+    let h = harness("replaced", &closed_port().to_string());
+    let mut a = h.instance().unwrap();
+    assert_eq!(a.find_user_by_email("ann@example.com").unwrap(), Ok(None));
+    std::fs::remove_file(&h.sqlite_file).unwrap();
+    assert!(matches!(a.find_user_by_email("ann@example.com").unwrap(), Err(Error::Other(_))), "one call fails");
+    assert_eq!(a.find_user_by_email("ann@example.com").unwrap(), Ok(None), "then the schema is created again");
+}
