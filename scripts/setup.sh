@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Makes a fresh machine ready to build and test gpt-user: the wasm target, Chromium for the
+# browser test, and the PostgreSQL the tests use (started if it is down). Idempotent.
+set -euo pipefail
+
+rustup target add wasm32-wasip2 >/dev/null
+
+if ! command -v cargo-nextest >/dev/null 2>&1; then
+    cargo install --locked cargo-nextest
+fi
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if [ "${1:-}" = "--test" ]; then
+    if [ ! -x /usr/bin/chromedriver ] || [ ! -x /usr/bin/chromium ]; then
+        echo "setup: installing Debian's chromium and chromium-driver for the browser test"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+    fi
+    if ! (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
+        echo "setup: starting PostgreSQL"
+        as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start
+        for _ in $(seq 1 50); do (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null && break; sleep 0.2; done
+    fi
+fi
