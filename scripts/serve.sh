@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-exec cargo run --release -p gpt-user -- serve "$@"
+exec cargo run -p gpt-user -- serve "$@"
