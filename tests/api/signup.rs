@@ -21,6 +21,7 @@ on_both_backends!(
     housekeeping_deletes_pending_accounts_after_seven_days,
     gpt_actions_need_the_api_key_when_keys_are_configured,
     conceal_mode_answers_alike_for_new_and_taken_addresses,
+    passphrases_and_tokens_are_stored_only_as_hashes,
 );
 
 async fn signup_answers_201_with_the_pin_and_emails_the_verification_link(backend: Backend) {
@@ -225,4 +226,30 @@ async fn conceal_mode_answers_alike_for_new_and_taken_addresses(backend: Backend
     let again: Value = again.json().await.unwrap();
     assert_eq!(again["status"], first["status"]);
     assert_eq!(app.next_mail(&to).await.subject, "Someone tried to sign up with your address");
+}
+
+async fn passphrases_and_tokens_are_stored_only_as_hashes(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let Some(control) = app.control() else { return };
+    let to = email("hash");
+    app.sign_up(&to, "en").await;
+    let token = app.next_mail(&to).await.token();
+    let (hash,): (String,) = sqlx::query_as("SELECT passphrase_hash FROM users WHERE email = $1").bind(&to).fetch_one(&control.db).await.unwrap();
+    assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+    assert!(!hash.contains(PASSPHRASE));
+    let (stored,): (String,) = sqlx::query_as("SELECT hash FROM secrets").fetch_one(&control.db).await.unwrap();
+    use sha2::Digest as _;
+    let expected: String = sha2::Sha256::digest(token.as_bytes()).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(stored, expected, "the token is kept as its SHA-256 only");
+    // The mail was delivered (we read it): its bodies, which held the link, are gone from the outbox.
+    let mut rows: Vec<(String, String, Option<i64>)> = Vec::new();
+    for _ in 0..50 {
+        rows = sqlx::query_as("SELECT text_body, html_body, sent_at FROM outbox").fetch_all(&control.db).await.unwrap();
+        if rows.iter().all(|r| r.2.is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(rows.len(), 1);
+    assert_eq!((rows[0].0.as_str(), rows[0].1.as_str()), ("", ""), "no token stays in the outbox after delivery");
 }

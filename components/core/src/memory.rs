@@ -95,7 +95,7 @@ fn apply_one(s: &mut State, op: Op) -> Result<(), StoreError> {
                 .filter(|(at, m)| m.to == l.to && m.kind == l.kind && *at > l.now - l.window)
                 .map(|(at, _)| *at)
                 .collect();
-            if let Some(retry) = crate::ports::send_limit_wait(&l, &recent) {
+            if let Some(retry) = crate::ports::send_limit_wait(l.now, l.min_interval, l.max_in_window, l.window, &recent) {
                 return Err(StoreError::Throttled(retry));
             }
         }

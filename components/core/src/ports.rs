@@ -110,15 +110,16 @@ pub enum StoreError {
     Other(String),
 }
 
-/// How long to wait (seconds, at least 1) before another message under `limit` may be queued,
-/// given the queue times of the recent messages of that kind to that address; `None` if it may go now.
+/// How long to wait (seconds, at least 1) before another message may be queued under a send
+/// limit (`min_interval` ms between two, at most `max_in_window` per `window` ms), given the queue
+/// times of the recent messages of that kind to that address; `None` if it may go now.
 /// The one rule every store adapter applies for `check-send-limit`.
-pub fn send_limit_wait(limit: &SendLimit, recent: &[Timestamp]) -> Option<u32> {
-    let in_window: Vec<Timestamp> = recent.iter().copied().filter(|t| *t > limit.now - limit.window).collect();
+pub fn send_limit_wait(now: Timestamp, min_interval: i64, max_in_window: u32, window: i64, recent: &[Timestamp]) -> Option<u32> {
+    let in_window: Vec<Timestamp> = recent.iter().copied().filter(|t| *t > now - window).collect();
     let secs = |ms: i64| u32::try_from((ms + 999) / 1000).unwrap_or(u32::MAX).max(1);
-    let gap_wait = in_window.iter().max().map(|last| last + limit.min_interval - limit.now).filter(|w| *w > 0);
-    let count_wait = (in_window.len() >= limit.max_in_window as usize)
-        .then(|| in_window.iter().min().map(|first| first + limit.window - limit.now))
+    let gap_wait = in_window.iter().max().map(|last| last + min_interval - now).filter(|w| *w > 0);
+    let count_wait = (in_window.len() >= max_in_window as usize)
+        .then(|| in_window.iter().min().map(|first| first + window - now))
         .flatten()
         .filter(|w| *w > 0);
     match (gap_wait, count_wait) {

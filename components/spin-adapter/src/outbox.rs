@@ -75,7 +75,7 @@ fn try_deliver_due(db: &Db) -> Result<(), Error> {
         match smtp::send(&settings, &pending.message) {
             Ok(()) => {
                 db.exec(
-                    "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, locked_until = 0, last_error = NULL WHERE id = ?",
+                    "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, locked_until = 0, last_error = NULL, text_body = '', html_body = '' WHERE id = ?",
                     &[int(now_ms()), text(pending.id.clone())],
                 )?;
             }

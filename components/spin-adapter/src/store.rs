@@ -1,7 +1,7 @@
 //! `gpt-user:accounts/store` on Spin SQLite, with the contract of `wit/store.wit`; the SQL
 //! mirrors the host's SQL store so both runtimes behave alike on the same schema.
 
-use gpt_user_core::ports::{self as core, send_limit_wait};
+use gpt_user_core::ports::send_limit_wait;
 
 use crate::db::{get_int, get_text, int, text, Db};
 use crate::bindings::exports::gpt_user::accounts::store::{Guest, Op, PendingReplacement, SendLimit};
@@ -116,15 +116,7 @@ fn check_send_limit(db: &Db, l: SendLimit) -> Result<(), Error> {
         &[text(l.to.clone()), text(l.kind.clone()), int(l.now - l.window)],
     )?;
     let recent: Vec<i64> = recent.rows.iter().map(|r| get_int(&r.values, 0)).collect();
-    let limit = core::SendLimit {
-        to: l.to,
-        kind: l.kind,
-        now: l.now,
-        min_interval: l.min_interval,
-        max_in_window: l.max_in_window,
-        window: l.window,
-    };
-    match send_limit_wait(&limit, &recent) {
+    match send_limit_wait(l.now, l.min_interval, l.max_in_window, l.window, &recent) {
         Some(secs) => Err(Error::Throttled(secs)),
         None => Ok(()),
     }

@@ -209,12 +209,14 @@ fn a_second_email_within_a_minute_is_throttled_and_nothing_is_written() {
 
 #[test]
 fn send_limit_allows_ten_an_hour() {
-    let l = ports::SendLimit { to: "a".into(), kind: "k".into(), now: 10_000_000, min_interval: 60_000, max_in_window: 10, window: 3_600_000 };
-    assert_eq!(ports::send_limit_wait(&l, &[]), None);
-    assert_eq!(ports::send_limit_wait(&l, &[l.now - 30_000]), Some(30));
-    let ten: Vec<i64> = (0..10).map(|i| l.now - 3_000_000 + i * 100_000).collect();
-    assert_eq!(ports::send_limit_wait(&l, &ten), Some(600));
-    assert_eq!(ports::send_limit_wait(&l, &ten[1..]), None);
+    let now = 10_000_000;
+    let wait = |recent: &[i64]| ports::send_limit_wait(now, 60_000, 10, 3_600_000, recent);
+    assert_eq!(wait(&[]), None);
+    assert_eq!(wait(&[now - 30_000]), Some(30));
+    let ten: Vec<i64> = (0..10).map(|i| now - 3_000_000 + i * 100_000).collect();
+    assert_eq!(wait(&ten), Some(600));
+    assert_eq!(wait(&ten[1..]), None);
+    assert_eq!(wait(&[now - 3_700_000]), None, "older than the window");
 }
 
 #[test]

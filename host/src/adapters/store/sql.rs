@@ -239,15 +239,7 @@ impl SqlStore {
             .await
             .map_err(error)?;
         let recent: Vec<i64> = recent.into_iter().map(|(t,)| t).collect();
-        let limit = gpt_user_core::ports::SendLimit {
-            to: l.to,
-            kind: l.kind,
-            now: l.now,
-            min_interval: l.min_interval,
-            max_in_window: l.max_in_window,
-            window: l.window,
-        };
-        match gpt_user_core::ports::send_limit_wait(&limit, &recent) {
+        match gpt_user_core::ports::send_limit_wait(l.now, l.min_interval, l.max_in_window, l.window, &recent) {
             Some(secs) => Err(Error::Throttled(secs)),
             None => Ok(()),
         }
@@ -276,8 +268,10 @@ impl SqlStore {
             .collect()
     }
 
+    /// Marks a message delivered and drops its bodies: they hold live links (tokens), which
+    /// must not sit in the database in the clear once they are in the mailbox.
     pub async fn mark_sent(&self, id: &str, now: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE outbox SET sent_at = $1, locked_until = 0 WHERE id = $2").bind(now).bind(id).execute(&self.pool).await?;
+        sqlx::query("UPDATE outbox SET sent_at = $1, locked_until = 0, text_body = '', html_body = '' WHERE id = $2").bind(now).bind(id).execute(&self.pool).await?;
         Ok(())
     }
 
