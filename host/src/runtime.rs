@@ -90,7 +90,11 @@ fn new_engine() -> anyhow::Result<Engine> {
         .total_tables(512)
         .total_stacks(256)
         .max_memory_size(256 << 20)
-        .linear_memory_keep_resident(1 << 20)
+        // Reset only the pages a request dirtied (Linux >= 6.7), up to 4 MiB, instead of
+        // unmapping them: the guest's 1 MiB shadow stack alone would otherwise cost an madvise
+        // and TLB shootdowns per request.
+        .pagemap_scan(wasmtime::Enabled::Auto)
+        .linear_memory_keep_resident(4 << 20)
         .table_keep_resident(64 << 10)
         .async_stack_keep_resident(64 << 10);
     let mut config = wasmtime::Config::new();
