@@ -54,6 +54,8 @@ pub struct Control {
     pub housekeep: Box<dyn Fn() -> gpt_user::HousekeepFuture + Send + Sync>,
     stop: Arc<Notify>,
     dir: PathBuf,
+    /// `(admin URL, database)` of a PostgreSQL database made for this test.
+    postgres: Option<(String, String)>,
 }
 
 pub struct TestApp {
@@ -121,10 +123,14 @@ pub async fn spawn_with(options: Options) -> TestApp {
         }
         MailMode::DevMailbox => (None, None, None),
     };
-    let database_url = match options.backend {
+    let postgres = match options.backend {
         Backend::Sqlite => None,
-        Backend::Postgres => Some(gpt_user::Secret::new(fresh_postgres_database().await)),
+        Backend::Postgres => Some(fresh_postgres_database().await),
     };
+    let database_url = postgres.as_ref().map(|(admin, name)| {
+        let (server, _) = admin.rsplit_once('/').unwrap();
+        gpt_user::Secret::new(format!("{server}/{name}"))
+    });
     let config = gpt_user::Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.clone(),
@@ -140,7 +146,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
     };
     let app = gpt_user::Application::build_with(config, options.extra).await.expect("the app starts");
     let base = format!("http://{}", app.local_addr());
-    let control = Control { clock: app.clock(), db: app.db(), housekeep: Box::new(app.housekeeper()), stop: app.stopper(), dir };
+    let control = Control { clock: app.clock(), db: app.db(), housekeep: Box::new(app.housekeeper()), stop: app.stopper(), dir, postgres };
     tokio::spawn(app.run_until_stopped());
     let inbox = sink.as_ref().map(|s| s.inbox.clone()).unwrap_or_default();
     let api_key = options.api_keys.map(|k| k.split(',').next().unwrap_or_default().to_owned());
@@ -152,16 +158,30 @@ pub async fn spawn_with(options: Options) -> TestApp {
     app
 }
 
-/// A new, empty PostgreSQL database (`GPT_USER_TEST_POSTGRES_URL` names the server).
-async fn fresh_postgres_database() -> String {
+/// A new, empty PostgreSQL database (`GPT_USER_TEST_POSTGRES_URL` names the server):
+/// `(admin URL, database name)`. Dropped again when the test's app is dropped.
+async fn fresh_postgres_database() -> (String, String) {
     use sqlx::Connection as _;
     let admin = std::env::var("GPT_USER_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     sqlx::any::install_default_drivers();
     let name = format!("gpt_user_test_{}", uuid::Uuid::new_v4().simple());
     let mut conn = sqlx::AnyConnection::connect(&admin).await.expect("PostgreSQL is reachable (GPT_USER_TEST_POSTGRES_URL)");
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
-    let (server, _) = admin.rsplit_once('/').unwrap();
-    format!("{server}/{name}")
+    (admin, name)
+}
+
+/// Drops a test database from a thread of its own (`Drop` cannot await).
+fn drop_postgres_database(admin: String, name: String) {
+    let _ = std::thread::spawn(move || {
+        use sqlx::Connection as _;
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin).await {
+                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
+            }
+        });
+    })
+    .join();
 }
 
 impl TestApp {
@@ -288,6 +308,9 @@ impl Drop for TestApp {
         let Some(control) = &self.control else { return };
         control.stop.notify_waiters();
         let _ = std::fs::remove_dir_all(&control.dir);
+        if let Some((admin, name)) = control.postgres.clone() {
+            drop_postgres_database(admin, name);
+        }
         if std::thread::panicking() {
             return;
         }
