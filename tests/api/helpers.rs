@@ -12,7 +12,7 @@ use gpt_user::manifest::Route;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
 
-use crate::smtp::{Inbox, SmtpSink};
+use gpt_user_test_support::smtp::{Inbox, SmtpSink};
 
 pub const PASSPHRASE: &str = "correct horse battery staple";
 

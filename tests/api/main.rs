@@ -6,4 +6,3 @@ mod input;
 mod mail;
 mod runtime;
 mod signup;
-mod smtp;

@@ -1,14 +1,12 @@
 //! Spin-side checks that need no Spin: what the composed app imports and exports against Spin
 //! 4.1's platform world ([`platform`]), composition as `wac plug` does it ([`compose`]), the
-//! adapter executed under wasmtime with a harness standing in for Spin's SQLite ([`harness`]),
-//! and a tiny SMTP sink for its mail ([`smtp_sink`]).
+//! adapter executed under wasmtime with a harness standing in for Spin's SQLite ([`harness`]).
 
 pub mod compose;
 pub mod harness;
 pub mod platform;
 pub mod spin_sqlite;
 pub mod spin_variables;
-pub mod smtp_sink;
 
 /// Paths of the wasm components built by `build.rs`.
 pub mod artifacts {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use gpt_user_spin_tests::artifacts::ADAPTER_WASM;
 use gpt_user_spin_tests::harness::{Error, Harness, Message, Op, Secret, SecretPurpose, SendLimit, User, UserStatus};
-use gpt_user_spin_tests::smtp_sink;
+use gpt_user_test_support::smtp::SmtpSink;
 
 /// A fresh database file per test (tests run in parallel).
 fn harness(name: &str, smtp_address: &str) -> Harness {
@@ -138,14 +138,14 @@ fn queued_mail_survives_a_relay_outage_and_is_delivered_exactly_once() {
     a.apply(&[Op::EnqueueMail((mail("ann@example.com"), now))]).unwrap().unwrap();
 
     // Now the relay is up, but the message waits for its backoff (30 s): nothing is sent yet.
-    let (_, mailbox, _thread) = smtp_sink::start(relay).unwrap();
+    let (_, mailbox) = SmtpSink::spawn_thread(relay).unwrap();
     a.apply(&[]).unwrap().unwrap();
-    assert!(mailbox.messages().is_empty(), "retried before its backoff");
+    assert!(mailbox.raw_messages().is_empty(), "retried before its backoff");
 
     h.clock.advance(Duration::from_secs(31));
     let mut b = h.instance().unwrap();
     b.apply(&[]).unwrap().unwrap();
-    let messages = mailbox.messages();
+    let messages = mailbox.raw_messages();
     assert_eq!(messages.len(), 1, "delivered once after the outage");
     let parsed = mail_parser::MessageParser::default().parse(messages[0].as_bytes()).unwrap();
     assert_eq!(parsed.subject(), Some("Confirm"));
@@ -158,7 +158,7 @@ fn queued_mail_survives_a_relay_outage_and_is_delivered_exactly_once() {
     h.clock.advance(Duration::from_secs(7_200));
     a.apply(&[]).unwrap().unwrap();
     b.enqueue(&mail("bob@example.com")).unwrap().unwrap();
-    let messages = mailbox.messages();
+    let messages = mailbox.raw_messages();
     assert_eq!(messages.len(), 2, "{messages:#?}");
     assert!(messages[1].contains("bob@example.com"));
 }

@@ -1,5 +1,6 @@
 //! A real SMTP server on loopback for the tests: speaks enough ESMTP for lettre (EHLO, MAIL,
 //! RCPT, DATA, RSET, NOOP, QUIT), keeps every message it accepts, un-dot-stuffed.
+//! Async tests use [`SmtpSink::start`]; synchronous ones (wasmtime calls) [`SmtpSink::spawn_thread`].
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -12,6 +13,13 @@ use tokio::sync::Notify;
 pub struct Inbox {
     pub messages: Arc<Mutex<Vec<Received>>>,
     pub arrived: Arc<Notify>,
+}
+
+impl Inbox {
+    /// Every message so far, as text.
+    pub fn raw_messages(&self) -> Vec<String> {
+        self.messages.lock().unwrap().iter().map(|m| String::from_utf8_lossy(&m.raw).into_owned()).collect()
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -51,6 +59,29 @@ impl SmtpSink {
             }
         });
         Ok(Self { addr, inbox, task })
+    }
+}
+
+impl SmtpSink {
+    /// Starts a sink at `addr` on a thread with its own runtime, for tests without one.
+    /// Returns its address and inbox; it runs until the process ends.
+    pub fn spawn_thread(addr: SocketAddr) -> anyhow::Result<(SocketAddr, Inbox)> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                match SmtpSink::start(&addr.to_string()).await {
+                    Ok(sink) => {
+                        let _ = tx.send(Ok((sink.addr, sink.inbox.clone())));
+                        std::future::pending::<()>().await;
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                    }
+                }
+            });
+        });
+        rx.recv()?
     }
 }
 
