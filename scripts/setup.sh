@@ -5,13 +5,12 @@ set -euo pipefail
 
 rustup target add wasm32-wasip2 >/dev/null
 
-if ! command -v cargo-nextest >/dev/null 2>&1; then
-    cargo install --locked cargo-nextest
-fi
-
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 if [ "${1:-}" = "--test" ]; then
+    if ! command -v cargo-nextest >/dev/null 2>&1; then
+        cargo install --locked cargo-nextest
+    fi
     if [ ! -x /usr/bin/chromedriver ] || [ ! -x /usr/bin/chromium ]; then
         echo "setup: installing Debian's chromium and chromium-driver for the browser test"
         as_root apt-get update -qq
