@@ -1,6 +1,6 @@
 //! The Spin adapter: a component that **exports** `gpt-user:accounts/{store, mail, l10n}` and
 //! implements them with what Spin offers, so a flow component runs on Spin unchanged (Spin plugs
-//! this component into it as a component dependency; see `spin.toml` and `docs/spin.md`).
+//! this component into it as a component dependency; see `spin.toml` and the README's "Run on Spin").
 //!
 //! - `store`: Spin SQLite (`fermyon:spin/sqlite@2.0.0`, all sync), tables created on first
 //!   use from `schema/001_init.sql`; `apply` is one `BEGIN IMMEDIATE … COMMIT` transaction.
