@@ -1,7 +1,7 @@
 //! One message out over SMTP with lettre: its builder writes the MIME (text + HTML alternative),
 //! its blocking client speaks SMTP over `std::net`, which Rust std implements on wasm32-wasip2
 //! with `wasi:sockets` TCP. Plain SMTP to an IP address: Spin offers no DNS, and the relay is
-//! expected on a trusted network (see `docs/spin.md`).
+//! expected on a trusted network (see the README's "Run on Spin").
 
 use std::net::SocketAddr;
 
