@@ -158,6 +158,14 @@ pub async fn spawn_with(options: Options) -> TestApp {
     app
 }
 
+impl Control {
+    /// Drops this test's PostgreSQL database under the running host (its connections are cut).
+    pub async fn kill_postgres_database(&self) {
+        let (admin, name) = self.postgres.clone().expect("a PostgreSQL test");
+        tokio::task::spawn_blocking(move || drop_postgres_database(admin, name)).await.unwrap();
+    }
+}
+
 /// A new, empty PostgreSQL database (`GPT_USER_TEST_POSTGRES_URL` names the server):
 /// `(admin URL, database name)`. Dropped again when the test's app is dropped.
 async fn fresh_postgres_database() -> (String, String) {

@@ -253,3 +253,17 @@ async fn passphrases_and_tokens_are_stored_only_as_hashes(backend: Backend) {
     assert_eq!(rows.len(), 1);
     assert_eq!((rows[0].0.as_str(), rows[0].1.as_str()), ("", ""), "no token stays in the outbox after delivery");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_database_answers_503_not_500() {
+    let app = spawn_app(Backend::Postgres).await;
+    let Some(control) = app.control() else { return };
+    assert_eq!(app.sign_up(&email("before"), "en").await.status(), 201);
+    control.kill_postgres_database().await;
+    let r = app.sign_up(&email("during"), "en").await;
+    assert_eq!(r.status(), 503);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "SERVICE_UNAVAILABLE");
+    assert!(!body.to_string().to_lowercase().contains("database"), "no internals in the body: {body}");
+    assert_eq!(app.verify(&"A".repeat(43)).await.status(), 503);
+}

@@ -301,6 +301,16 @@ impl SqlStore {
     }
 }
 
+/// Error codes that mean "not now" rather than "wrong": SQLite busy/locked; PostgreSQL
+/// connection exceptions (08), shutdown (57P0x), a missing database (3D000), insufficient
+/// resources (53), serialization failures and deadlocks (40001, 40P01).
+fn is_transient(code: &str) -> bool {
+    matches!(code, "5" | "6" | "261" | "262" | "517" | "3D000" | "40001" | "40P01")
+        || code.starts_with("08")
+        || code.starts_with("57P")
+        || code.starts_with("53")
+}
+
 fn require(rows: u64) -> Result<(), Error> {
     if rows == 0 { Err(Error::NotFound) } else { Ok(()) }
 }
@@ -349,11 +359,16 @@ fn error(e: sqlx::Error) -> Error {
             let field = ["email", "pin", "hash", "id"].into_iter().find(|f| what.contains(&format!("_{f}_key")) || what.contains(&format!(".{f}")));
             Error::Conflict(field.unwrap_or("unique").to_owned())
         }
-        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6" | "517" | "261" | "262")) => {
-            tracing::warn!(error = %e, "database busy");
-            Error::Unavailable("database busy".into())
+        sqlx::Error::Database(db) if db.code().as_deref().is_some_and(is_transient) => {
+            tracing::warn!(error = %e, "database unavailable");
+            Error::Unavailable("database unavailable".into())
         }
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Tls(_) | sqlx::Error::WorkerCrashed => {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => {
             tracing::warn!(error = %e, "database unavailable");
             Error::Unavailable("database unavailable".into())
         }
