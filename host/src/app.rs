@@ -199,13 +199,28 @@ struct Server {
 
 impl Server {
     async fn route(&self, req: hyper::Request<hyper::body::Incoming>, peer: SocketAddr) -> hyper::Response<crate::runtime::Body> {
+        // The path only: query strings are not logged (our links carry tokens in the fragment,
+        // which browsers never send, but a client could put anything in a query).
         let path = req.uri().path().to_owned();
-        if path == "/dev/mail" || path.starts_with("/dev/mail/") {
-            return devmail::serve(self.mailbox.as_deref(), peer, &path).await;
-        }
-        match self.manifest.route(&path) {
-            Some(route) => self.runtime.handle(&route.component, req).await,
-            None => devmail::not_found(),
-        }
+        let method = req.method().clone();
+        let started = std::time::Instant::now();
+        let response = if path == "/dev/mail" || path.starts_with("/dev/mail/") {
+            devmail::serve(self.mailbox.as_deref(), peer, &path).await
+        } else {
+            match self.manifest.route(&path) {
+                Some(route) => self.runtime.handle(&route.component, req).await,
+                None => devmail::not_found(),
+            }
+        };
+        tracing::info!(%method, path = %truncated(&path), status = response.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+        response
+    }
+}
+
+/// Paths are client input: keep log lines bounded.
+fn truncated(path: &str) -> &str {
+    match path.char_indices().nth(200) {
+        Some((i, _)) => &path[..i],
+        None => path,
     }
 }
