@@ -72,7 +72,7 @@ mod tests {
     #[test]
     fn the_shipped_manifest_routes_every_signup_path() {
         let m = Manifest::parse(crate::artifacts::SPIN_TOML).unwrap();
-        for path in ["/api/signup/init", "/api/signup/verify", "/signup/verify", "/openapi.json", "/healthz"] {
+        for path in ["/api/signup/init", "/api/signup/verify", "/signup/verify", "/openapi.json", "/healthz", "/privacy"] {
             assert_eq!(m.route(path).map(|r| r.component.as_str()), Some("signup"), "{path}");
         }
         assert!(m.route("/api/signupx").is_none());

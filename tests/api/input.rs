@@ -126,3 +126,16 @@ async fn openapi_describes_only_the_gpt_actions() {
     assert!(all.iter().all(|d| d.chars().count() <= 300), "descriptions stay within 300 characters");
     assert_eq!(app.get("/healthz").await.status(), 200);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_privacy_policy_is_served_in_the_browser_language() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let r = app.client.get(app.url("/privacy")).header("accept-language", "ru").send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-security-policy"].to_str().unwrap().contains("script-src 'none'"));
+    let html = r.text().await.unwrap();
+    assert!(html.contains("<h1>Политика конфиденциальности</h1>"));
+    assert!(html.contains("Версия 1."));
+    let en = app.get("/privacy").await.text().await.unwrap();
+    assert!(en.contains("Argon2id") && en.contains("7 days"), "says what is kept and for how long");
+}

@@ -50,6 +50,14 @@ page-verify-working = Confirming…
 page-verify-missing-token = This page was opened without its token. Open the link from the email again.
 page-verify-failed = Could not reach the server. Check your connection and try again.
 
+page-privacy-title = Privacy policy
+page-privacy-version = Version { $version }.
+page-privacy-collect = What we keep: your email address, a public PIN, your passphrase only as a one-way hash (Argon2id), your language, and when you agreed to this policy and to which version of it.
+page-privacy-why = Why: to create your account, to prove in a chat that it is yours (PIN and passphrase), and to send you the links and codes you ask for. Nothing else, and we do not sell or share your data.
+page-privacy-mail = Emails go through the mail server of the operator of this service. Links and codes are stored only as hashes and expire (a sign-up link after 24 hours).
+page-privacy-retention = How long: an account that is not verified within 7 days is deleted with everything about it. A verified account is kept until you ask for it to be deleted.
+page-privacy-rights = Your rights: you may see and change your data through the profile link we email you, and ask the operator to delete your account at any time.
+
 ## Emails
 
 email-footer = This message was sent automatically; replies are not read.

@@ -89,9 +89,10 @@ pub fn handle_signup(ctx: &Ctx<'_>, req: &Request) -> Response {
             guard(ctx, req, Audience::Browser).and_then(|()| signup_verify::handle(ctx, req, &locale))
         }
         ("GET", "/signup/verify") => Ok(pages::verify(ctx, &locale)),
+        ("GET", "/privacy") => Ok(pages::privacy(ctx, &locale)),
         ("GET", "/openapi.json") => Ok(openapi::document(ctx.settings)),
         ("GET", "/healthz") => Ok(Response::json(200, &serde_json::json!({"status": "ok"}))),
-        (_, "/api/signup/init" | "/api/signup/verify" | "/signup/verify" | "/openapi.json" | "/healthz") => {
+        (_, "/api/signup/init" | "/api/signup/verify" | "/signup/verify" | "/privacy" | "/openapi.json" | "/healthz") => {
             Err((ApiError::MethodNotAllowed, locale.clone()))
         }
         _ => Err((ApiError::NotFound, locale.clone())),

@@ -50,13 +50,30 @@ pub fn verify(ctx: &Ctx<'_>, locale: &str) -> Response {
         working = t("page-verify-working"),
         failed = t("page-verify-failed"),
     );
-    html(body, VERIFY_SCRIPT)
+    html(body, Some(VERIFY_SCRIPT))
 }
 
-fn html(body: String, script: &str) -> Response {
+/// `GET /privacy`: the privacy policy a GPT must link to, in the browser's language.
+pub fn privacy(ctx: &Ctx<'_>, locale: &str) -> Response {
+    let t = |id: &str| escape(&ctx.l10n.format(locale, id, &[]));
+    let version = escape(&ctx.l10n.format(locale, "page-privacy-version", &[("version", &ctx.settings.policy_version)]));
+    let paragraphs: String = ["page-privacy-collect", "page-privacy-why", "page-privacy-mail", "page-privacy-retention", "page-privacy-rights"]
+        .iter()
+        .map(|id| format!("<p>{}</p>", t(id)))
+        .collect();
+    let body = format!(
+        "<!doctype html><html lang=\"{locale}\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{title}</title><style>{STYLE}</style></head>\
+<body><main><h1>{title}</h1><p>{version}</p>{paragraphs}</main></body></html>",
+        title = t("page-privacy-title"),
+    );
+    html(body, None)
+}
+
+fn html(body: String, script: Option<&str>) -> Response {
+    let script_src = script.map(|s| format!("'{}'", sha256_source(s))).unwrap_or_else(|| "'none'".into());
     let csp = format!(
-        "default-src 'none'; script-src '{}'; style-src '{}'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-        sha256_source(script),
+        "default-src 'none'; script-src {script_src}; style-src '{}'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
         sha256_source(STYLE)
     );
     Response {
