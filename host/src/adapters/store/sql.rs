@@ -140,12 +140,11 @@ impl SqlStore {
                     .bind(u.policy_version)
                     .bind(u.created_at)
                     .bind(u.updated_at)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(error)?;
+                    .run(conn)
+                    .await?;
             }
             Op::ReplacePending(PendingReplacement { user_id, passphrase_hash, locale, consent_at, policy_version, now }) => {
-                let done = sqlx::query(
+                let changed = sqlx::query(
                     "UPDATE users SET passphrase_hash = $1, locale = $2, consent_at = $3, policy_version = $4, updated_at = $5 \
                      WHERE id = $6 AND status = 'pending'",
                 )
@@ -155,21 +154,19 @@ impl SqlStore {
                 .bind(policy_version)
                 .bind(now)
                 .bind(user_id)
-                .execute(&mut *conn)
-                .await
-                .map_err(error)?;
-                require(done.rows_affected())?;
+                .run(conn)
+                .await?;
+                require(changed)?;
             }
             Op::Activate((user_id, now)) => {
-                let done = sqlx::query(
+                let changed = sqlx::query(
                     "UPDATE users SET status = 'active', email_verified = 1, updated_at = $1 WHERE id = $2 AND status = 'pending'",
                 )
                 .bind(now)
                 .bind(user_id)
-                .execute(&mut *conn)
-                .await
-                .map_err(error)?;
-                require(done.rows_affected())?;
+                .run(conn)
+                .await?;
+                require(changed)?;
             }
             Op::InsertSecret(s) => {
                 sqlx::query("INSERT INTO secrets (hash, purpose, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
@@ -178,28 +175,25 @@ impl SqlStore {
                     .bind(s.user_id)
                     .bind(s.created_at)
                     .bind(s.expires_at)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(error)?;
+                    .run(conn)
+                    .await?;
             }
             Op::ConsumeSecret((hash, purpose, user_id, now)) => {
-                let done = sqlx::query("DELETE FROM secrets WHERE hash = $1 AND purpose = $2 AND user_id = $3 AND expires_at > $4")
+                let changed = sqlx::query("DELETE FROM secrets WHERE hash = $1 AND purpose = $2 AND user_id = $3 AND expires_at > $4")
                     .bind(hash)
                     .bind(purpose_str(purpose))
                     .bind(user_id)
                     .bind(now)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(error)?;
-                require(done.rows_affected())?;
+                    .run(conn)
+                    .await?;
+                require(changed)?;
             }
             Op::RevokeSecrets((user_id, purpose)) => {
                 sqlx::query("DELETE FROM secrets WHERE user_id = $1 AND purpose = $2")
                     .bind(user_id)
                     .bind(purpose_str(purpose))
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(error)?;
+                    .run(conn)
+                    .await?;
             }
             Op::CheckSendLimit(limit) => self.check_send_limit(conn, limit).await?,
             Op::EnqueueMail((Message { to, kind, subject, text, html }, queued_at)) => {
@@ -214,9 +208,8 @@ impl SqlStore {
                 .bind(text)
                 .bind(html)
                 .bind(queued_at)
-                .execute(&mut *conn)
-                .await
-                .map_err(error)?;
+                .run(conn)
+                .await?;
             }
         }
         Ok(())
@@ -309,6 +302,17 @@ fn is_transient(code: &str) -> bool {
         || code.starts_with("08")
         || code.starts_with("57P")
         || code.starts_with("53")
+}
+
+/// Runs one statement of a transaction; the number of rows it changed.
+trait Run {
+    async fn run(self, conn: &mut AnyConnection) -> Result<u64, Error>;
+}
+
+impl<'q> Run for sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    async fn run(self, conn: &mut AnyConnection) -> Result<u64, Error> {
+        self.execute(conn).await.map(|done| done.rows_affected()).map_err(error)
+    }
 }
 
 fn require(rows: u64) -> Result<(), Error> {
