@@ -22,7 +22,7 @@ pub enum ApiError {
     #[error("email already registered")]
     EmailAlreadyRegistered { recovery_url: String },
     #[error("invalid token")]
-    InvalidToken { retry_url: String },
+    InvalidToken,
     #[error("throttled")]
     Throttled { retry_after: u32 },
     #[error("unavailable")]
@@ -56,7 +56,7 @@ impl ApiError {
             Self::EmailAlreadyRegistered { .. } => {
                 (409, "EMAIL_ALREADY_REGISTERED", "error-email-already-registered", Some("instructions-email-already-registered"))
             }
-            Self::InvalidToken { .. } => (410, "INVALID_TOKEN", "error-invalid-token", Some("instructions-invalid-token")),
+            Self::InvalidToken => (410, "INVALID_TOKEN", "error-invalid-token", Some("instructions-invalid-token")),
             Self::Throttled { .. } => (429, "TOO_MANY_REQUESTS", "error-throttled", None),
             Self::Unavailable => (503, "SERVICE_UNAVAILABLE", "error-unavailable", None),
             Self::ApiKeyRequired => (403, "API_KEY_REQUIRED", "error-api-key-required", None),
@@ -85,7 +85,6 @@ impl ApiError {
         if let Some(id) = instructions_id {
             let url = match &self {
                 Self::EmailAlreadyRegistered { recovery_url } => recovery_url.as_str(),
-                Self::InvalidToken { retry_url } => retry_url.as_str(),
                 _ => "",
             };
             body.insert("instructions".into(), json!(l10n.format(locale, id, &[("url", url)])));

@@ -84,9 +84,9 @@ enum Audience {
 pub fn handle_signup(ctx: &Ctx<'_>, req: &Request) -> Response {
     let locale = ctx.l10n.negotiate(req.header("accept-language").unwrap_or(""));
     let result = match (req.method.as_str(), req.path.as_str()) {
-        ("POST", "/api/signup/init") => guard(ctx, req, Audience::Gpt).and_then(|()| signup_init::handle(ctx, req, &locale)),
+        ("POST", "/api/signup/init") => guard(ctx, req, Audience::Gpt, &locale).and_then(|()| signup_init::handle(ctx, req, &locale)),
         ("POST", "/api/signup/verify") => {
-            guard(ctx, req, Audience::Browser).and_then(|()| signup_verify::handle(ctx, req, &locale))
+            guard(ctx, req, Audience::Browser, &locale).and_then(|()| signup_verify::handle(ctx, req, &locale))
         }
         ("GET", "/signup/verify") => Ok(pages::verify(ctx, &locale)),
         ("GET", "/privacy") => Ok(pages::privacy(ctx, &locale)),
@@ -107,9 +107,8 @@ pub fn handle_signup(ctx: &Ctx<'_>, req: &Request) -> Response {
 pub type Failure = (ApiError, String);
 
 /// Checks shared by every POST: body size, JSON content type, then the audience's rule.
-fn guard(ctx: &Ctx<'_>, req: &Request, audience: Audience) -> Result<(), Failure> {
-    let locale = ctx.l10n.negotiate(req.header("accept-language").unwrap_or(""));
-    let fail = |e| Err((e, locale.clone()));
+fn guard(ctx: &Ctx<'_>, req: &Request, audience: Audience, locale: &str) -> Result<(), Failure> {
+    let fail = |e| Err((e, locale.to_owned()));
     if audience == Audience::Gpt && !api_key_ok(&ctx.settings.api_keys, req.header("authorization")) {
         return fail(ApiError::ApiKeyRequired);
     }

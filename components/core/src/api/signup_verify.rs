@@ -20,18 +20,17 @@ pub fn handle(ctx: &Ctx<'_>, req: &Request, locale: &str) -> Result<Response, Fa
 fn verify(ctx: &Ctx<'_>, req: &Request) -> Result<(), ApiError> {
     let map = json::object(&req.body, &["token"])?;
     let raw = json::string(&map, "token")?;
-    let invalid = || ApiError::InvalidToken { retry_url: ctx.settings.base_url.clone() };
-    let token = Token::parse(raw).ok_or_else(invalid)?;
+    let token = Token::parse(raw).ok_or(ApiError::InvalidToken)?;
     let hash = token.hash().0;
     let now = ctx.env.now();
-    let secret = ctx.store.find_secret(&hash, SecretPurpose::VerifyEmail, now)?.ok_or_else(invalid)?;
+    let secret = ctx.store.find_secret(&hash, SecretPurpose::VerifyEmail, now)?.ok_or(ApiError::InvalidToken)?;
     let ops = vec![
         Op::ConsumeSecret(hash, SecretPurpose::VerifyEmail, secret.user_id.clone(), now),
         Op::Activate(secret.user_id, now),
     ];
     match ctx.store.apply(ops) {
         Ok(()) => Ok(()),
-        Err(StoreError::NotFound) => Err(invalid()),
+        Err(StoreError::NotFound) => Err(ApiError::InvalidToken),
         Err(e) => Err(e.into()),
     }
 }
