@@ -27,6 +27,8 @@ impl wasip2::exports::http::incoming_handler::Guest for Component {
         };
         let response = gpt_user_core::api::handle_signup(&ctx, &req);
         http::write_response(out, response);
+        // The client has its whole answer; now the runtime may deliver mail (Spin) or not (host).
+        gpt_user::accounts::mail::flush();
     }
 }
 

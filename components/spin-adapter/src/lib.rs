@@ -5,7 +5,8 @@
 //! - `store`: Spin SQLite (`fermyon:spin/sqlite@2.0.0`, all sync), tables created on first
 //!   use from `schema/001_init.sql`; `apply` is one `BEGIN IMMEDIATE … COMMIT` transaction.
 //! - `mail`: the outbox table in the same database; due messages are delivered by SMTP (lettre)
-//!   over `wasi:sockets` TCP after every successful change, retried with backoff on later calls.
+//!   over `wasi:sockets` TCP in `flush`, which the flow calls after its answer is finished
+//!   (never inside `store.apply` or `enqueue`), retried with backoff by later flushes.
 //! - `l10n`: the Fluent bundles of `gpt-user-l10n`, embedded.
 //!
 //! Spin may reuse one instance for many requests, so nothing here keeps per-request state; the

@@ -1,20 +1,24 @@
 //! The durable outbox in Spin SQLite and its delivery. Spin runs no background tasks, so due
-//! messages are delivered at the end of calls that change state (`store.apply`, `mail.enqueue`).
+//! messages are delivered from requests: by `mail.flush`, which a flow component calls after its
+//! answer is finished, so no client waits for a relay.
 //!
 //! No message is lost: a row is only marked sent after the SMTP server accepted it, and a
 //! failure leaves it with `attempts + 1` and a later `next_attempt_at`. None is sent twice by two
 //! concurrent instances: a row is leased (`locked_until`) by a conditional UPDATE before sending,
 //! and only the instance whose UPDATE changed the row sends it.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::config::MailSettings;
 use crate::db::{get_int, get_text, int, text, Db};
 use crate::bindings::exports::gpt_user::accounts::types::{Error, Message, Timestamp};
 use crate::smtp;
 
-/// At most this many messages per call, so one request is not held up by a long queue.
-const BATCH: i64 = 5;
+/// At most this many messages per flush; the time budget below usually ends a batch first.
+const BATCH: i64 = 20;
+/// No new message is taken after this much time in one flush, so an instance is not kept busy
+/// by a long queue or a slow relay. A send already started runs to its end: see `smtp::send`.
+const BUDGET: Duration = Duration::from_secs(5);
 /// How long a claimed row belongs to the instance delivering it, then it is due again.
 const LEASE_MS: i64 = 120_000;
 /// Retry after 30 s, doubling per attempt, at most an hour.
@@ -43,15 +47,15 @@ pub struct Pending {
     attempts: i64,
 }
 
-/// Delivers what is due now. Errors are logged, never returned: the change that triggered the
-/// delivery is already committed, and whatever is not delivered stays due.
+/// Delivers what is due now, within [`BUDGET`]. Errors are logged, never returned: the change
+/// that queued the mail is committed long before, and whatever is not delivered stays due.
 pub fn deliver_due(db: &Db) {
-    if let Err(e) = try_deliver_due(db) {
+    if let Err(e) = try_deliver_due(db, Instant::now()) {
         eprintln!("spin-adapter: outbox delivery skipped: {e:?}");
     }
 }
 
-fn try_deliver_due(db: &Db) -> Result<(), Error> {
+fn try_deliver_due(db: &Db, started: Instant) -> Result<(), Error> {
     let now = now_ms();
     let due = db.exec(
         "SELECT id, recipient, kind, subject, text_body, html_body, attempts FROM outbox \
@@ -63,6 +67,9 @@ fn try_deliver_due(db: &Db) -> Result<(), Error> {
     }
     let settings = MailSettings::load().map_err(Error::Other)?;
     for row in &due.rows {
+        if started.elapsed() >= BUDGET {
+            break; // the rest stays due for the next request's flush
+        }
         let v = &row.values;
         let pending = Pending {
             id: get_text(v, 0),
@@ -86,8 +93,8 @@ fn try_deliver_due(db: &Db) -> Result<(), Error> {
                     "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, locked_until = 0, last_error = ? WHERE id = ?",
                     &[int(next), text(why), text(pending.id.clone())],
                 )?;
-                // The relay is most likely down for the rest of the batch too; do not make this
-                // request wait for each of them.
+                // The relay is most likely down for the rest of the batch too; do not keep this
+                // instance trying each of them.
                 break;
             }
         }

@@ -25,8 +25,11 @@ pub fn send(settings: &MailSettings, m: &Message) -> Result<(), String> {
         .multipart(MultiPart::alternative_plain_html(m.text.clone(), m.html.clone()))
         .map_err(|e| format!("message: {e}"))?;
     // No lettre timeout: with one, socket2 connects non-blocking and then fails with EINVAL on
-    // wasm32-wasip2 (measured under wasmtime 48). The cost: a relay that accepts the connection
-    // but never answers holds this request; the row's lease then expires and it is retried.
+    // wasm32-wasip2 (measured under wasmtime 48), and lettre takes no connected stream we could
+    // time out ourselves. So a relay that accepts the connection but never answers holds this
+    // send, and nothing on wasip2 can interrupt it from inside. That is why sending happens only
+    // in `mail.flush`, after the client has its answer: the hung send costs this instance, not a
+    // request; the row's lease then expires and another flush retries it.
     let transport = SmtpTransport::builder_dangerous(relay.ip().to_string()).port(relay.port()).timeout(None).build();
     transport.send(&email).map(|_| ()).map_err(|e| format!("smtp: {e}"))
 }

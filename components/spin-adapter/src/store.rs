@@ -38,11 +38,9 @@ impl Guest for Adapter {
 
     fn apply(ops: Vec<Op>) -> Result<(), Error> {
         let db = Db::open()?;
-        db.transaction(|db| ops.into_iter().try_for_each(|op| apply_one(db, op)))?;
-        // Committed first, delivered after: a failed delivery never undoes the change. Spin has
-        // no background tasks, so every successful change also retries what is due from before.
-        outbox::deliver_due(&db);
-        Ok(())
+        // Queued mail is not delivered here: the flow has not answered yet, and a relay that
+        // hangs would hang the answer. The flow calls `mail.flush` after its answer.
+        db.transaction(|db| ops.into_iter().try_for_each(|op| apply_one(db, op)))
     }
 }
 

@@ -141,6 +141,11 @@ impl Adapter {
         self.provider.gpt_user_accounts_mail().call_enqueue(&mut self.store, message)
     }
 
+    /// What a flow calls after its answer: delivers due mail.
+    pub fn flush(&mut self) -> wasmtime::Result<()> {
+        self.provider.gpt_user_accounts_mail().call_flush(&mut self.store)
+    }
+
     pub fn negotiate(&mut self, requested: &str) -> wasmtime::Result<String> {
         self.provider.gpt_user_accounts_l10n().call_negotiate(&mut self.store, requested)
     }

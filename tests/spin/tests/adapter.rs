@@ -136,15 +136,16 @@ fn queued_mail_survives_a_relay_outage_and_is_delivered_exactly_once() {
     let mut a = h.instance().unwrap();
     let now = h.clock.now_ms();
     a.apply(&[Op::EnqueueMail((mail("ann@example.com"), now))]).unwrap().unwrap();
+    a.flush().unwrap();
 
     // Now the relay is up, but the message waits for its backoff (30 s): nothing is sent yet.
     let (_, mailbox) = SmtpSink::spawn_thread(relay).unwrap();
-    a.apply(&[]).unwrap().unwrap();
+    a.flush().unwrap();
     assert!(mailbox.raw_messages().is_empty(), "retried before its backoff");
 
     h.clock.advance(Duration::from_secs(31));
     let mut b = h.instance().unwrap();
-    b.apply(&[]).unwrap().unwrap();
+    b.flush().unwrap();
     let messages = mailbox.raw_messages();
     assert_eq!(messages.len(), 1, "delivered once after the outage");
     let parsed = mail_parser::MessageParser::default().parse(messages[0].as_bytes()).unwrap();
@@ -156,11 +157,28 @@ fn queued_mail_survives_a_relay_outage_and_is_delivered_exactly_once() {
 
     // Later calls, from any instance and however much later, never send it again.
     h.clock.advance(Duration::from_secs(7_200));
-    a.apply(&[]).unwrap().unwrap();
+    a.flush().unwrap();
     b.enqueue(&mail("bob@example.com")).unwrap().unwrap();
+    b.flush().unwrap();
     let messages = mailbox.raw_messages();
     assert_eq!(messages.len(), 2, "{messages:#?}");
     assert!(messages[1].contains("bob@example.com"));
+}
+
+#[test]
+fn neither_apply_nor_enqueue_delivers_mail_only_flush_does() {
+    let (relay, mailbox) = SmtpSink::spawn_thread("127.0.0.1:0".parse().unwrap()).unwrap();
+    let h = harness("flush", &relay.to_string());
+    let mut a = h.instance().unwrap();
+    let now = h.clock.now_ms();
+    a.apply(&[Op::EnqueueMail((mail("ann@example.com"), now))]).unwrap().unwrap();
+    a.enqueue(&mail("bob@example.com")).unwrap().unwrap();
+    assert!(mailbox.raw_messages().is_empty(), "delivered inline, before the flow could answer");
+    a.flush().unwrap();
+    let messages = mailbox.raw_messages();
+    assert_eq!(messages.len(), 2, "{messages:#?}");
+    a.flush().unwrap();
+    assert_eq!(mailbox.raw_messages().len(), 2, "a second flush sends nothing again");
 }
 
 #[test]

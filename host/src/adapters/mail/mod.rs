@@ -18,4 +18,7 @@ impl mail::Host for HostState {
         let now = self.shared.clock.now_ms();
         self.shared.store.apply(vec![Op::EnqueueMail((message, now))]).await
     }
+
+    /// Nothing to do here: the [`Dispatcher`] delivers the outbox on its own schedule.
+    async fn flush(&mut self) {}
 }
