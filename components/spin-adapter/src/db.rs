@@ -14,13 +14,15 @@ const SCHEMA: &str = include_str!("../../../schema/001_init.sql");
 /// failed call, not all later ones.
 static SCHEMA_READY: AtomicBool = AtomicBool::new(false);
 
-/// The schema's statements: the file ends each one with `;` at the end of a line.
+/// The schema's statements (the file ends each one with `;` at the end of a line), then the
+/// adapter's own tables.
 pub fn schema_statements() -> impl Iterator<Item = String> {
-    SCHEMA.split(";\n").filter_map(|chunk| {
+    let shared = SCHEMA.split(";\n").filter_map(|chunk| {
         let sql: Vec<&str> = chunk.lines().filter(|l| !l.trim_start().starts_with("--")).collect();
         let sql = sql.join("\n").trim().trim_end_matches(';').to_owned();
         (!sql.is_empty()).then_some(sql)
-    })
+    });
+    shared.chain(crate::housekeeping::SCHEMA.iter().map(|s| (*s).to_owned()))
 }
 
 pub struct Db {

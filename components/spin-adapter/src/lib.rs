@@ -8,12 +8,15 @@
 //!   over `wasi:sockets` TCP in `flush`, which the flow calls after its answer is finished
 //!   (never inside `store.apply` or `enqueue`), retried with backoff by later flushes.
 //! - `l10n`: the Fluent bundles of `gpt-user-l10n`, embedded.
+//! - housekeeping (stale pending accounts, expired secrets, old sent mail) also runs in `flush`,
+//!   at most once per 5 minutes across instances: Spin has no timers.
 //!
 //! Spin may reuse one instance for many requests, so nothing here keeps per-request state; the
 //! only globals are the parsed bundles and a "schema is created" flag, both valid for any request.
 
 mod config;
 mod db;
+mod housekeeping;
 mod l10n;
 mod mail;
 mod outbox;

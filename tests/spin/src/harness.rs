@@ -141,7 +141,7 @@ impl Adapter {
         self.provider.gpt_user_accounts_mail().call_enqueue(&mut self.store, message)
     }
 
-    /// What a flow calls after its answer: delivers due mail.
+    /// What a flow calls after its answer: delivers due mail and runs housekeeping when due.
     pub fn flush(&mut self) -> wasmtime::Result<()> {
         self.provider.gpt_user_accounts_mail().call_flush(&mut self.store)
     }

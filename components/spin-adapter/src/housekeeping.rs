@@ -1,0 +1,62 @@
+//! Housekeeping on Spin (SPEC §2.1.3): deletes pending accounts not verified within 7 days of
+//! their **last** sign-up attempt (`updated_at`, which a re-sign-up sets) with their secrets,
+//! expired secrets, and delivered mail older than 7 days.
+//!
+//! Our host runs this from a timer; Spin runs no background tasks, so the adapter runs it from
+//! `mail.flush`, after a request's answer, at most once per [`PERIOD_MS`] across all instances:
+//! a one-row table holds the last run, and a conditional `UPDATE … RETURNING` lets exactly one
+//! instance win each period.
+
+use crate::bindings::exports::gpt_user::accounts::types::{Error, Timestamp};
+use crate::db::{get_int, int, Db};
+
+/// At most one run per this many milliseconds.
+pub const PERIOD_MS: i64 = 5 * 60 * 1000;
+/// Pending accounts and delivered mail are kept this long.
+pub const KEEP_MS: i64 = 7 * 24 * 3600 * 1000;
+
+/// The adapter's own table, created with the shared schema (idempotent, like it). Not in
+/// `schema/001_init.sql`: the host schedules housekeeping itself and has no use for it.
+pub const SCHEMA: [&str; 2] = [
+    "CREATE TABLE IF NOT EXISTS spin_housekeeping (id BIGINT PRIMARY KEY, last_run BIGINT NOT NULL)",
+    "INSERT OR IGNORE INTO spin_housekeeping (id, last_run) VALUES (1, 0)",
+];
+
+/// Runs housekeeping if this period's run is still to be done. Errors are logged, never returned:
+/// the request is answered already, and a later request tries again.
+pub fn run_if_due(db: &Db, now: Timestamp) {
+    match try_run(db, now) {
+        Ok(Some(deleted)) if deleted > 0 => eprintln!("spin-adapter: housekeeping deleted {deleted} stale pending accounts"),
+        Ok(_) => {}
+        Err(e) => eprintln!("spin-adapter: housekeeping skipped: {e:?}"),
+    }
+}
+
+/// `None` when not due or another instance won the period; else the pending accounts deleted.
+fn try_run(db: &Db, now: Timestamp) -> Result<Option<usize>, Error> {
+    // A plain read first: most requests find the run not due and take no write lock at all.
+    let last = db.exec("SELECT last_run FROM spin_housekeeping WHERE id = 1", &[])?;
+    if last.rows.first().is_none_or(|r| get_int(&r.values, 0) > now - PERIOD_MS) {
+        return Ok(None);
+    }
+    // Claim and deletes in one transaction: if a delete fails, the claim is rolled back too and
+    // the next request tries again instead of waiting a whole period.
+    db.transaction(|db| {
+        let claimed = db.changed(
+            "UPDATE spin_housekeeping SET last_run = ? WHERE id = 1 AND last_run <= ? RETURNING id",
+            &[int(now), int(now - PERIOD_MS)],
+        )?;
+        if !claimed {
+            return Ok(None); // another instance ran it between our read and our write lock
+        }
+        let stale = now - KEEP_MS;
+        db.exec(
+            "DELETE FROM secrets WHERE expires_at <= ? \
+             OR user_id IN (SELECT id FROM users WHERE status = 'pending' AND updated_at < ?)",
+            &[int(now), int(stale)],
+        )?;
+        let users = db.exec("DELETE FROM users WHERE status = 'pending' AND updated_at < ? RETURNING id", &[int(stale)])?;
+        db.exec("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?", &[int(stale)])?;
+        Ok(Some(users.rows.len()))
+    })
+}
