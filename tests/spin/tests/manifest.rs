@@ -84,6 +84,13 @@ fn every_variable_a_component_reads_is_declared_by_the_application() {
 }
 
 #[test]
+fn dev_mode_is_a_variable_that_is_off_unless_set() {
+    let m = manifest();
+    assert_eq!(m["variables"]["dev"]["default"].as_str(), Some("false"), "[variables] dev must default to \"false\"");
+    assert_eq!(signup(&m)["variables"]["dev"].as_str(), Some("{{ dev }}"), "[component.signup.variables] must map dev");
+}
+
+#[test]
 fn spin_build_builds_both_components() {
     let m = manifest();
     let command = signup(&m)["build"]["command"].as_str().unwrap();
