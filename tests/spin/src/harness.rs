@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
 use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::{spin_sqlite, spin_variables};
 use std::collections::HashMap;
@@ -29,6 +30,7 @@ pub use bindings::gpt_user::accounts::types::{Error, Message, Secret, SecretPurp
 /// Per-instance state, like Spin's per-instance state.
 pub struct HostState {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
     table: ResourceTable,
     pub(crate) vars: HashMap<String, String>,
     pub(crate) sqlite_file: PathBuf,
@@ -40,7 +42,20 @@ impl WasiView for HostState {
     }
 }
 
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: Default::default() }
+    }
+}
+
 impl HostState {
+    /// What Spin gives an instance: stderr, TCP to the (loopback) network, the test's clock.
+    pub(crate) fn new(clock: &TestClock, vars: HashMap<String, String>, sqlite_file: PathBuf) -> Self {
+        let mut wasi = WasiCtx::builder();
+        wasi.inherit_stderr().allow_tcp(true).inherit_network().wall_clock(clock.clone());
+        Self { wasi: wasi.build(), http: WasiHttpCtx::new(), table: ResourceTable::new(), vars, sqlite_file }
+    }
+
     pub(crate) fn table(&mut self) -> &mut ResourceTable {
         &mut self.table
     }
@@ -100,14 +115,7 @@ impl Harness {
 
     /// A fresh adapter instance (Spin may create one per request or reuse one; tests do both).
     pub fn instance(&self) -> wasmtime::Result<Adapter> {
-        let mut wasi = WasiCtx::builder();
-        wasi.inherit_stderr().allow_tcp(true).inherit_network().wall_clock(self.clock.clone());
-        let state = HostState {
-            wasi: wasi.build(),
-            table: ResourceTable::new(),
-            vars: self.vars.iter().cloned().collect(),
-            sqlite_file: self.sqlite_file.clone(),
-        };
+        let state = HostState::new(&self.clock, self.vars.iter().cloned().collect(), self.sqlite_file.clone());
         let mut store = Store::new(&self.engine, state);
         let provider = self.pre.instantiate(&mut store)?;
         Ok(Adapter { store, provider })

@@ -1,0 +1,106 @@
+//! The composed app (sign-up component + Spin adapter) served as an HTTP handler under wasmtime,
+//! with the Spin variables of `spin.toml`: GPT actions are closed by default, and the answer
+//! never waits for the SMTP relay: mail goes out in `mail.flush`, after the answer.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use gpt_user_spin_tests::served::App;
+use gpt_user_test_support::smtp::SmtpSink;
+
+const KEY: &str = "test-service-key";
+
+/// A fresh database file per test (tests run in parallel).
+fn db_file(name: &str) -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("spin-served");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join(format!("{name}.db"));
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+    }
+    file
+}
+
+/// A port nothing listens on: bound, read, closed.
+fn closed_port() -> String {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string()
+}
+
+/// A relay that accepts connections and never says a word (no `220` greeting): the SMTP client
+/// waits for it forever. Each accepted connection is reported on the channel and kept open.
+fn silent_relay() -> (SocketAddr, mpsc::Receiver<TcpStream>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            if tx.send(stream).is_err() {
+                return;
+            }
+        }
+    });
+    (addr, rx)
+}
+
+/// `(sent_at, attempts)` of every outbox row.
+fn outbox(app: &App) -> Vec<(Option<i64>, i64)> {
+    let db = rusqlite::Connection::open(&app.sqlite_file).unwrap();
+    let mut stmt = db.prepare("SELECT sent_at, attempts FROM outbox").unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_api_key_or_dev_mode_gpt_actions_answer_403_api_key_not_configured() {
+    // spin.toml's defaults: api_keys empty, dev "false".
+    let app = App::new(db_file("closed"), &[("smtp_address", &closed_port())]).unwrap();
+    let (answer, guest) = app.sign_up("ann@example.com", None).await.unwrap();
+    assert_eq!(answer.status, 403, "{answer:?}");
+    assert_eq!(answer.json()["code"], "API_KEY_NOT_CONFIGURED", "{answer:?}");
+    guest.await.unwrap().unwrap();
+    assert!(outbox(&app).is_empty(), "nobody was signed up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_dev_mode_gpt_actions_run_without_an_api_key() {
+    let app = App::new(db_file("dev"), &[("dev", "true"), ("smtp_address", &closed_port())]).unwrap();
+    let (answer, guest) = app.sign_up("ann@example.com", None).await.unwrap();
+    assert_eq!(answer.status, 201, "{answer:?}");
+    assert_eq!(answer.json()["status"], "pending");
+    guest.await.unwrap().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_relay_that_never_answers_does_not_delay_the_sign_up_answer() {
+    let (relay, connections) = silent_relay();
+    let app = App::new(db_file("hung"), &[("api_keys", KEY), ("smtp_address", &relay.to_string())]).unwrap();
+    let answered = tokio::time::timeout(Duration::from_secs(2), app.sign_up("ann@example.com", Some(KEY))).await;
+    let (answer, guest) = answered.expect("the whole answer within 2 s although the relay is silent").unwrap();
+    assert_eq!(answer.status, 201, "{answer:?}");
+    eprintln!("answer complete after {:?} with the relay silent", answer.elapsed);
+
+    // After the answer the flush connects to the relay and waits for its greeting for ever.
+    let _held = connections.recv_timeout(Duration::from_secs(20)).expect("the flush tried to deliver after the answer");
+    assert!(!guest.is_finished(), "the guest is still waiting for the relay: the answer did not wait with it");
+    assert_eq!(outbox(&app), vec![(None, 0)], "the message stays queued, not sent, no attempt counted yet");
+    guest.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sign_up_mail_is_delivered_by_the_flush_after_the_answer() {
+    let sink = SmtpSink::start("127.0.0.1:0").await.unwrap();
+    let app = App::new(db_file("delivered"), &[("api_keys", KEY), ("smtp_address", &sink.addr.to_string())]).unwrap();
+    let (answer, guest) = app.sign_up("ann@example.com", Some(KEY)).await.unwrap();
+    assert_eq!(answer.status, 201, "{answer:?}");
+    let pin = answer.json()["pin"].as_str().expect("a PIN").to_owned();
+    guest.await.unwrap().unwrap();
+
+    let messages = sink.inbox.raw_messages();
+    assert_eq!(messages.len(), 1, "one verification mail, delivered before the guest ended");
+    let parsed = mail_parser::MessageParser::default().parse(messages[0].as_bytes()).unwrap();
+    assert_eq!(parsed.to().and_then(|t| t.first()).and_then(|t| t.address()), Some("ann@example.com"));
+    assert!(parsed.body_text(0).unwrap().contains(&pin), "the mail shows the PIN of the answer");
+    let rows = outbox(&app);
+    assert!(matches!(rows.as_slice(), [(Some(_), 1)]), "marked sent after one attempt: {rows:?}");
+}
