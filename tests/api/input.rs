@@ -40,7 +40,7 @@ async fn bad_sign_up_input_gets_a_named_4xx_and_never_a_500() {
     ];
     for (body, content_type, status, code, field) in cases {
         let shown = String::from_utf8_lossy(&body[..body.len().min(60)]).into_owned();
-        let r = app.client.post(app.url("/api/signup/init")).header("content-type", content_type).body(body).send().await.unwrap();
+        let r = app.post_raw("/api/signup/init", content_type, body).await;
         assert_eq!(r.status().as_u16(), status, "{shown}");
         let json: Value = r.json().await.unwrap_or_else(|_| panic!("a JSON error body for {shown}"));
         assert_eq!(json["code"], code, "{shown}");

@@ -65,7 +65,11 @@ fn apply_one(s: &mut State, op: Op) -> Result<(), StoreError> {
             s.users.push(u);
         }
         Op::ReplacePending(r) => {
+            if s.users.iter().any(|x| x.pin == r.pin && x.id != r.user_id) {
+                return Err(StoreError::Conflict("pin".into()));
+            }
             let u = s.users.iter_mut().find(|u| u.id == r.user_id && u.status == UserStatus::Pending).ok_or(StoreError::NotFound)?;
+            u.pin = r.pin;
             u.passphrase_hash = r.passphrase_hash;
             u.locale = r.locale;
             u.consent_at = r.consent_at;

@@ -73,6 +73,8 @@ pub struct SendLimit {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingReplacement {
     pub user_id: String,
+    /// The new PIN: a replaced registration never keeps the PIN an earlier caller was given.
+    pub pin: String,
     pub passphrase_hash: String,
     pub locale: String,
     pub consent_at: Timestamp,

@@ -7,9 +7,12 @@ pub struct Settings {
     pub base_url: String,
     /// Digits of a new PIN (`pin_length`, 4..=12).
     pub pin_length: usize,
-    /// Service API keys for GPT actions (`api_keys`, comma-separated). Empty: no key required
-    /// (the host then serves only on loopback).
+    /// Service API keys for GPT actions (`api_keys`, comma-separated). Empty: GPT actions answer
+    /// `403 API_KEY_NOT_CONFIGURED`, unless [`Settings::dev`] is on.
     pub api_keys: Vec<String>,
+    /// Dev mode (`dev`): GPT actions run without a key when none is configured. Off by default,
+    /// so a deployment with default variables is never open to anyone.
+    pub dev: bool,
     /// Answer sign-up for a taken address like a new one and email the owner (`conceal_accounts`).
     pub conceal_accounts: bool,
     /// Version of the privacy policy the consent refers to (`policy_version`).
@@ -24,6 +27,7 @@ impl Default for Settings {
             base_url: "http://127.0.0.1:3000".into(),
             pin_length: 6,
             api_keys: Vec::new(),
+            dev: false,
             conceal_accounts: false,
             policy_version: "1".into(),
             passphrase_min: 15,
@@ -36,6 +40,7 @@ impl Settings {
     /// Builds settings from a key lookup; a missing or unparsable value keeps the default.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
         let d = Self::default();
+        let flag = |key: &str| get(key).is_some_and(|v| matches!(v.trim(), "true" | "1" | "yes"));
         let num = |key: &str, default: usize, range: std::ops::RangeInclusive<usize>| {
             get(key).and_then(|v| v.trim().parse().ok()).filter(|n| range.contains(n)).unwrap_or(default)
         };
@@ -48,7 +53,8 @@ impl Settings {
             api_keys: get("api_keys")
                 .map(|v| v.split(',').map(str::trim).filter(|k| !k.is_empty()).map(str::to_owned).collect())
                 .unwrap_or_default(),
-            conceal_accounts: get("conceal_accounts").is_some_and(|v| matches!(v.trim(), "true" | "1" | "yes")),
+            dev: flag("dev"),
+            conceal_accounts: flag("conceal_accounts"),
             policy_version: get("policy_version").filter(|v| !v.trim().is_empty()).unwrap_or(d.policy_version),
             passphrase_min: num("passphrase_min", d.passphrase_min, 8..=256),
             passphrase_max: num("passphrase_max", d.passphrase_max, 15..=4096),

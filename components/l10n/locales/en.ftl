@@ -21,6 +21,7 @@ instructions-invalid-token = Ask the assistant in the chat to sign you up again 
 error-throttled = Too many emails were sent to this address. Try again in { $seconds } seconds.
 error-unavailable = The service is temporarily unavailable. Please try again later.
 error-api-key-required = A valid service API key is required.
+error-api-key-not-configured = GPT actions are closed: the operator has not configured a service API key.
 error-forbidden-origin = Requests from another site are not allowed.
 error-not-found = There is nothing at this address.
 error-method-not-allowed = This method is not allowed here.
@@ -45,6 +46,8 @@ invalid-pin = a PIN is a number.
 
 page-verify-title = Confirm your email address
 page-verify-intro = Press the button to confirm this email address and activate your account.
+page-verify-pin-intro = This link activates the account with the PIN
+page-verify-pin-check = Check that it is the PIN your chat gave you. If it is not, do not press the button: someone signed up with your address after you. Ask your chat to sign you up again instead.
 page-verify-button = Confirm my email
 page-verify-working = Confirming…
 page-verify-missing-token = This page was opened without its token. Open the link from the email again.
@@ -63,7 +66,7 @@ page-privacy-rights = Your rights: you may see and change your data through the 
 email-footer = This message was sent automatically; replies are not read.
 
 email-signup-verification-subject = Confirm your email address
-email-signup-verification-intro = Thank you for signing up. Your PIN is { $pin }. Keep it together with your passphrase: in the chat they prove the account is yours.
+email-signup-verification-intro = Thank you for signing up. Your PIN is { $pin }. Keep it together with your passphrase: in the chat they prove the account is yours. If your chat gave you another PIN, do not follow the link: someone signed up with your address after you.
 email-signup-verification-action = Confirm my email
 email-signup-verification-validity = The link is valid for { $valid-hours } hours.
 email-signup-verification-ignore = If you did not sign up, ignore this message: the account will not be activated and will be deleted.

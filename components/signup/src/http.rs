@@ -4,10 +4,13 @@ use gpt_user_core::api::{MAX_BODY, Request, Response};
 use wasip2::http::types::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
 use wasip2::io::streams::StreamError;
 
-/// Bodies past `MAX_BODY` are drained up to this much so the client sees our answer, then cut.
-const DRAIN_LIMIT: usize = 32 * 1024 * 1024;
+/// A body past `MAX_BODY` that declared no length (chunked) is drained up to this much, so the
+/// client is likely to see our 413 rather than a reset; a declared length over `MAX_BODY` is
+/// refused from the head alone, before any byte is read.
+const DRAIN_LIMIT: usize = 1024 * 1024;
 
-pub fn read_request(request: IncomingRequest) -> Request {
+/// The request head: method, path and headers; the body is read later, only if the head passes.
+pub fn read_head(request: &IncomingRequest) -> Request {
     let method = match request.method() {
         Method::Get => "GET".to_owned(),
         Method::Post => "POST".to_owned(),
@@ -28,11 +31,15 @@ pub fn read_request(request: IncomingRequest) -> Request {
         .into_iter()
         .map(|(name, value)| (name.to_ascii_lowercase(), String::from_utf8_lossy(&value).into_owned()))
         .collect();
-    let (body, body_too_large) = read_body(&request);
-    Request { method, path, headers, body, body_too_large }
+    Request { method, path, headers, body: Vec::new(), body_too_large: false }
 }
 
-fn read_body(request: &IncomingRequest) -> (Vec<u8>, bool) {
+/// Reads the body into `req`, keeping at most `MAX_BODY` bytes.
+pub fn read_body(request: &IncomingRequest, req: &mut Request) {
+    (req.body, req.body_too_large) = body(request);
+}
+
+fn body(request: &IncomingRequest) -> (Vec<u8>, bool) {
     let Ok(incoming) = request.consume() else {
         return (Vec::new(), false);
     };

@@ -17,15 +17,16 @@ struct Component;
 
 impl wasip2::exports::http::incoming_handler::Guest for Component {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
-        let req = http::read_request(request);
+        use gpt_user_core::api::{self, SIGNUP_ROUTES};
+        let mut req = http::read_head(&request);
         let settings = ports::settings();
-        let ctx = gpt_user_core::api::Ctx {
-            store: &ports::WitStore,
-            l10n: &ports::WitL10n,
-            env: &ports::WasiEnv,
-            settings: &settings,
-        };
-        let response = gpt_user_core::api::handle_signup(&ctx, &req);
+        let ctx = api::Ctx { store: &ports::WitStore, l10n: &ports::WitL10n, env: &ports::WasiEnv, settings: &settings };
+        // The head decides first: a caller without a key or with an oversized body is answered
+        // before a byte of its body is read.
+        let response = api::precheck(SIGNUP_ROUTES, &ctx, &req).unwrap_or_else(|| {
+            http::read_body(&request, &mut req);
+            api::handle(SIGNUP_ROUTES, &ctx, &req)
+        });
         http::write_response(out, response);
         // The client has its whole answer; now the runtime may deliver mail (Spin) or not (host).
         gpt_user::accounts::mail::flush();

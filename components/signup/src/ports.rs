@@ -45,6 +45,7 @@ fn op_to(op: core::Op) -> store::Op {
         Op::InsertUser(u) => store::Op::InsertUser(user_to(u)),
         Op::ReplacePending(r) => store::Op::ReplacePending(store::PendingReplacement {
             user_id: r.user_id,
+            pin: r.pin,
             passphrase_hash: r.passphrase_hash,
             locale: r.locale,
             consent_at: r.consent_at,

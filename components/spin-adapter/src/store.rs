@@ -70,11 +70,11 @@ fn apply_one(db: &Db, op: Op) -> Result<(), Error> {
                 ],
             )?;
         }
-        Op::ReplacePending(PendingReplacement { user_id, passphrase_hash, locale, consent_at, policy_version, now }) => {
+        Op::ReplacePending(PendingReplacement { user_id, pin, passphrase_hash, locale, consent_at, policy_version, now }) => {
             require(db.changed(
-                "UPDATE users SET passphrase_hash = ?, locale = ?, consent_at = ?, policy_version = ?, updated_at = ? \
+                "UPDATE users SET pin = ?, passphrase_hash = ?, locale = ?, consent_at = ?, policy_version = ?, updated_at = ? \
                  WHERE id = ? AND status = 'pending' RETURNING id",
-                &[text(passphrase_hash), text(locale), int(consent_at), text(policy_version), int(now), text(user_id)],
+                &[text(pin), text(passphrase_hash), text(locale), int(consent_at), text(policy_version), int(now), text(user_id)],
             )?)?;
         }
         Op::Activate((user_id, now)) => {

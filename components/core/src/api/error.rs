@@ -27,14 +27,19 @@ pub enum ApiError {
     Throttled { retry_after: u32 },
     #[error("unavailable")]
     Unavailable,
+    /// No or a wrong service key (401 with `WWW-Authenticate: Bearer`, RFC 9110).
     #[error("api key required")]
     ApiKeyRequired,
+    /// Outside dev mode with no key configured, GPT actions are closed to everyone.
+    #[error("no api key configured")]
+    ApiKeyNotConfigured,
     #[error("cross-origin request")]
     ForbiddenOrigin,
     #[error("no such route")]
     NotFound,
+    /// `allow` is the value of the `Allow` header.
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed { allow: String },
     /// A bug or a broken adapter; details were logged, none are returned.
     #[error("internal error")]
     Internal,
@@ -59,10 +64,11 @@ impl ApiError {
             Self::InvalidToken => (410, "INVALID_TOKEN", "error-invalid-token", Some("instructions-invalid-token")),
             Self::Throttled { .. } => (429, "TOO_MANY_REQUESTS", "error-throttled", None),
             Self::Unavailable => (503, "SERVICE_UNAVAILABLE", "error-unavailable", None),
-            Self::ApiKeyRequired => (403, "API_KEY_REQUIRED", "error-api-key-required", None),
+            Self::ApiKeyRequired => (401, "API_KEY_REQUIRED", "error-api-key-required", None),
+            Self::ApiKeyNotConfigured => (403, "API_KEY_NOT_CONFIGURED", "error-api-key-not-configured", None),
             Self::ForbiddenOrigin => (403, "FORBIDDEN_ORIGIN", "error-forbidden-origin", None),
             Self::NotFound => (404, "NOT_FOUND", "error-not-found", None),
-            Self::MethodNotAllowed => (405, "METHOD_NOT_ALLOWED", "error-method-not-allowed", None),
+            Self::MethodNotAllowed { .. } => (405, "METHOD_NOT_ALLOWED", "error-method-not-allowed", None),
             Self::Internal => (500, "INTERNAL", "error-internal", None),
         }
     }
@@ -99,8 +105,11 @@ impl ApiError {
             _ => {}
         }
         let mut response = Response::json(status, &Value::Object(body));
-        if let Self::Throttled { retry_after } = self {
-            response.headers.push(("retry-after".into(), retry_after.to_string()));
+        match self {
+            Self::Throttled { retry_after } => response.headers.push(("retry-after".into(), retry_after.to_string())),
+            Self::ApiKeyRequired => response.headers.push(("www-authenticate".into(), "Bearer".into())),
+            Self::MethodNotAllowed { allow } => response.headers.push(("allow".into(), allow)),
+            _ => {}
         }
         response
     }

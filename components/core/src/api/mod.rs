@@ -1,5 +1,10 @@
 //! HTTP-shaped entry points: a plain [`Request`] in, a plain [`Response`] out.
 //! Components translate `wasi:http` to these; tests call them directly.
+//!
+//! Every component declares its routes as a table of [`Route`]s. A request is answered in two
+//! phases so that nothing is read from a client that may not send it:
+//! [`precheck`] runs on the head alone (route, method, API key, origin, content type, declared
+//! length); only if it lets the request through does the component read the body and call [`handle`].
 
 mod error;
 pub mod json;
@@ -11,6 +16,7 @@ mod signup_verify;
 pub use error::ApiError;
 
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::ports::{Env, L10n, Store};
@@ -61,6 +67,10 @@ impl Response {
     pub fn json_body(&self) -> Value {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
 }
 
 /// The ports and settings one request runs with.
@@ -72,50 +82,118 @@ pub struct Ctx<'a> {
 }
 
 /// Who may call a route.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Audience {
-    /// A GPT action: needs a service API key when keys are configured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    /// A GPT action: JSON, and the service API key (outside dev mode a key must be configured).
     Gpt,
     /// The browser API: JSON, same origin.
     Browser,
-}
-
-/// Routes of the sign-up component.
-pub fn handle_signup(ctx: &Ctx<'_>, req: &Request) -> Response {
-    let locale = ctx.l10n.negotiate(req.header("accept-language").unwrap_or(""));
-    let result = match (req.method.as_str(), req.path.as_str()) {
-        ("POST", "/api/signup/init") => guard(ctx, req, Audience::Gpt, &locale).and_then(|()| signup_init::handle(ctx, req, &locale)),
-        ("POST", "/api/signup/verify") => {
-            guard(ctx, req, Audience::Browser, &locale).and_then(|()| signup_verify::handle(ctx, req, &locale))
-        }
-        ("GET", "/signup/verify") => Ok(pages::verify(ctx, &locale)),
-        ("GET", "/privacy") => Ok(pages::privacy(ctx, &locale)),
-        ("GET", "/openapi.json") => Ok(openapi::document(ctx.settings)),
-        ("GET", "/healthz") => Ok(Response::json(200, &serde_json::json!({"status": "ok"}))),
-        (_, "/api/signup/init" | "/api/signup/verify" | "/signup/verify" | "/privacy" | "/openapi.json" | "/healthz") => {
-            Err((ApiError::MethodNotAllowed, locale.clone()))
-        }
-        _ => Err((ApiError::NotFound, locale.clone())),
-    };
-    let mut response = result.unwrap_or_else(|(e, locale)| e.into_response(ctx, &locale));
-    response.headers.push(("referrer-policy".into(), "no-referrer".into()));
-    response.headers.push(("x-content-type-options".into(), "nosniff".into()));
-    response
+    /// Pages and documents anyone may GET.
+    Public,
 }
 
 /// An error with the locale to word it in.
 pub type Failure = (ApiError, String);
 
-/// Checks shared by every POST: body size, JSON content type, then the audience's rule.
-fn guard(ctx: &Ctx<'_>, req: &Request, audience: Audience, locale: &str) -> Result<(), Failure> {
+/// A step of a flow: the request (body read) and the negotiated locale.
+pub type Handler = fn(&Ctx<'_>, &Request, &str) -> Result<Response, Failure>;
+
+/// One entry of a component's route table.
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub audience: Audience,
+    pub handler: Handler,
+}
+
+/// Routes of the sign-up component (it also serves the documents every deployment has).
+pub const SIGNUP_ROUTES: &[Route] = &[
+    Route { method: "POST", path: "/api/signup/init", audience: Audience::Gpt, handler: signup_init::handle },
+    Route { method: "POST", path: "/api/signup/verify", audience: Audience::Browser, handler: signup_verify::handle },
+    Route { method: "GET", path: "/signup/verify", audience: Audience::Public, handler: pages::verify },
+    Route { method: "GET", path: "/privacy", audience: Audience::Public, handler: pages::privacy },
+    Route { method: "GET", path: "/openapi.json", audience: Audience::Public, handler: openapi::document },
+    Route { method: "GET", path: "/healthz", audience: Audience::Public, handler: healthz },
+];
+
+fn healthz(_: &Ctx<'_>, _: &Request, _: &str) -> Result<Response, Failure> {
+    Ok(Response::json(200, &serde_json::json!({"status": "ok"})))
+}
+
+/// Routes of the sign-up component, answered in one call (tests and callers that read the body first).
+pub fn handle_signup(ctx: &Ctx<'_>, req: &Request) -> Response {
+    handle(SIGNUP_ROUTES, ctx, req)
+}
+
+/// Phase one, on the request head only: `Some(answer)` when the request ends here (unknown route,
+/// wrong method, missing key, foreign origin, wrong content type, declared body too large);
+/// `None` when the body may be read.
+pub fn precheck(routes: &[Route], ctx: &Ctx<'_>, req: &Request) -> Option<Response> {
+    let locale = negotiate(ctx, req);
+    match find(routes, req) {
+        Ok(route) => head_guard(ctx, req, route.audience, &locale).err().map(|(e, l)| finish(e.into_response(ctx, &l))),
+        Err(e) => Some(finish(e.into_response(ctx, &locale))),
+    }
+}
+
+/// Phase two: the whole request, body read. Runs the head checks again (they are cheap) so a
+/// caller that skips [`precheck`] is just as safe.
+pub fn handle(routes: &[Route], ctx: &Ctx<'_>, req: &Request) -> Response {
+    let locale = negotiate(ctx, req);
+    let result = find(routes, req).map_err(|e| (e, locale.clone())).and_then(|route| {
+        head_guard(ctx, req, route.audience, &locale)?;
+        if req.body_too_large {
+            return Err((ApiError::PayloadTooLarge, locale.clone()));
+        }
+        (route.handler)(ctx, req, &locale)
+    });
+    finish(result.unwrap_or_else(|(e, locale)| e.into_response(ctx, &locale)))
+}
+
+fn negotiate(ctx: &Ctx<'_>, req: &Request) -> String {
+    ctx.l10n.negotiate(req.header("accept-language").unwrap_or(""))
+}
+
+/// The route for a request, or 404, or 405 with the methods the path allows.
+fn find<'r>(routes: &'r [Route], req: &Request) -> Result<&'r Route, ApiError> {
+    let mut allowed: Vec<&str> = Vec::new();
+    for route in routes.iter().filter(|r| r.path == req.path) {
+        if route.method == req.method || (req.method == "HEAD" && route.method == "GET") {
+            return Ok(route);
+        }
+        allowed.push(route.method);
+    }
+    if allowed.is_empty() {
+        return Err(ApiError::NotFound);
+    }
+    if allowed.contains(&"GET") {
+        allowed.push("HEAD");
+    }
+    Err(ApiError::MethodNotAllowed { allow: allowed.join(", ") })
+}
+
+/// Headers every answer carries.
+fn finish(mut response: Response) -> Response {
+    response.headers.push(("referrer-policy".into(), "no-referrer".into()));
+    response.headers.push(("x-content-type-options".into(), "nosniff".into()));
+    response
+}
+
+/// The checks that need only the head: the audience's rule, then for requests with a body the
+/// declared length and the JSON content type.
+fn head_guard(ctx: &Ctx<'_>, req: &Request, audience: Audience, locale: &str) -> Result<(), Failure> {
     let fail = |e| Err((e, locale.to_owned()));
-    if audience == Audience::Gpt && !api_key_ok(&ctx.settings.api_keys, req.header("authorization")) {
-        return fail(ApiError::ApiKeyRequired);
+    match audience {
+        Audience::Public => return Ok(()),
+        Audience::Gpt if ctx.settings.api_keys.is_empty() && !ctx.settings.dev => return fail(ApiError::ApiKeyNotConfigured),
+        Audience::Gpt if !ctx.settings.api_keys.is_empty() && !api_key_ok(&ctx.settings.api_keys, req.header("authorization")) => {
+            return fail(ApiError::ApiKeyRequired);
+        }
+        Audience::Browser if !same_origin(ctx.settings, req) => return fail(ApiError::ForbiddenOrigin),
+        _ => {}
     }
-    if audience == Audience::Browser && !same_origin(ctx.settings, req) {
-        return fail(ApiError::ForbiddenOrigin);
-    }
-    if req.body_too_large {
+    let declared = req.header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return fail(ApiError::PayloadTooLarge);
     }
     let is_json = req
@@ -128,15 +206,19 @@ fn guard(ctx: &Ctx<'_>, req: &Request, audience: Audience, locale: &str) -> Resu
     Ok(())
 }
 
-/// `Authorization: Bearer <key>` against every configured key, in constant time per key.
+/// `Authorization: Bearer <key>` (scheme case-insensitive, RFC 9110) against every configured key.
+/// Both sides are hashed first, so the comparison takes the same time whatever the lengths.
 fn api_key_ok(keys: &[String], authorization: Option<&str>) -> bool {
-    if keys.is_empty() {
-        return true;
-    }
-    let Some(given) = authorization.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim) else {
+    let Some(given) = authorization.and_then(bearer) else {
         return false;
     };
-    keys.iter().fold(false, |ok, key| ok | bool::from(key.as_bytes().ct_eq(given.as_bytes())))
+    let given = Sha256::digest(given.as_bytes());
+    keys.iter().fold(false, |ok, key| ok | bool::from(Sha256::digest(key.as_bytes()).ct_eq(&given)))
+}
+
+fn bearer(header: &str) -> Option<&str> {
+    let (scheme, credentials) = header.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| credentials.trim()).filter(|c| !c.is_empty())
 }
 
 /// A browser call is accepted without `Origin` (not a cross-site browser request) or when

@@ -2,11 +2,11 @@
 
 use serde_json::{Value, json};
 
-use super::Response;
+use super::{Ctx, Failure, Request, Response};
 use crate::settings::Settings;
 
-pub fn document(settings: &Settings) -> Response {
-    Response::json(200, &schema(settings))
+pub fn document(ctx: &Ctx<'_>, _: &Request, _: &str) -> Result<Response, Failure> {
+    Ok(Response::json(200, &schema(ctx.settings)))
 }
 
 fn error_response(description: &str) -> Value {
@@ -36,7 +36,7 @@ pub fn schema(settings: &Settings) -> Value {
                             "required": ["email", "consent", "locale", "passphrase"],
                             "properties": {
                                 "email": {"type": "string", "format": "email", "maxLength": 254, "description": "The user's email address."},
-                                "consent": {"type": "boolean", "description": "True only if the user agreed to the processing of personal data (see /privacy)."},
+                                "consent": {"type": "boolean", "const": true, "description": "True only if the user agreed to the processing of personal data (see /privacy); without it there is no sign-up."},
                                 "locale": {"type": "string", "enum": ["en", "ru"], "description": "Language for emails and pages."},
                                 "passphrase": {"type": "string", "minLength": settings.passphrase_min, "maxLength": settings.passphrase_max, "description": "Secret phrase the user will give with the PIN to prove the account is theirs."}
                             }
@@ -44,12 +44,16 @@ pub fn schema(settings: &Settings) -> Value {
                     },
                     "responses": {
                         "201": {"description": "Pending account created; PIN returned, verification email sent.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SignUpCreated"}}}},
-                        "200": {"description": "Accepted (privacy mode): the outcome is in the email."},
-                        "403": error_response("Service API key missing or wrong."),
+                        "200": {"description": "Accepted (privacy mode): the outcome is in the email.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SignUpAccepted"}}}},
+                        "400": error_response("The body is not a JSON object."),
+                        "401": error_response("Service API key missing or wrong (WWW-Authenticate: Bearer)."),
+                        "403": error_response("No service API key is configured on the server."),
                         "409": error_response("The email already has an account; body has recovery_url."),
+                        "413": error_response("The body is larger than 64 KiB."),
+                        "415": error_response("The body is not sent as application/json."),
                         "422": error_response("Invalid input or consent not given; field names the problem."),
                         "429": error_response("Too many emails to this address; see Retry-After."),
-                        "503": error_response("Temporarily unavailable; retry later.")
+                        "503": error_response("Temporarily unavailable or busy; retry later (see Retry-After).")
                     }
                 }
             }
@@ -57,13 +61,17 @@ pub fn schema(settings: &Settings) -> Value {
         "components": {
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
             "schemas": {
-                "SignUpCreated": {"type": "object", "properties": {
+                "SignUpCreated": {"type": "object", "required": ["pin", "status", "message", "instructions"], "properties": {
                     "pin": {"type": "string"}, "status": {"type": "string"},
                     "message": {"type": "string"}, "instructions": {"type": "string"}
                 }},
+                "SignUpAccepted": {"type": "object", "required": ["status", "message", "instructions"], "properties": {
+                    "status": {"type": "string"}, "message": {"type": "string"}, "instructions": {"type": "string"}
+                }},
                 "Error": {"type": "object", "required": ["code", "message"], "properties": {
                     "code": {"type": "string"}, "message": {"type": "string"},
-                    "instructions": {"type": "string"}, "field": {"type": "string"}
+                    "instructions": {"type": "string"}, "field": {"type": "string"},
+                    "recovery_url": {"type": "string"}
                 }}
             }
         },

@@ -2,10 +2,15 @@
 //!
 //! ```text
 //! no user ─────────────▶ insert pending user + token + mail ─▶ 201 {pin}
-//! pending user ────────▶ replace credentials, revoke tokens, new token + mail ─▶ 201 {pin (kept)}
+//! pending user ────────▶ replace credentials and PIN, revoke tokens, new token + mail ─▶ 201 {new pin}
 //! active/blocked user ─▶ 409 EMAIL_ALREADY_REGISTERED {recovery_url}
-//!                        (conceal mode: notice to the owner, 200 like a new sign-up)
 //! ```
+//! Conceal mode: every outcome (each also when throttled) answers the same 200, and Argon2 runs
+//! on every path, so neither the answer nor its time tells whether the address has an account.
+//!
+//! A replaced pending registration gets a new PIN (pre-account hijack): the verification email
+//! and the verify page show the PIN the link belongs to, so a mailbox owner whose chat gave
+//! another PIN sees that someone signed up with their address after them.
 
 use serde_json::json;
 
@@ -59,11 +64,17 @@ fn parse(ctx: &Ctx<'_>, req: &Request, negotiated: &str) -> Result<(Input, Strin
 }
 
 fn sign_up(ctx: &Ctx<'_>, input: &Input) -> Result<Response, ApiError> {
+    // Hashed before anything is looked up, on every path: conceal mode relies on equal timing.
     let hash = input.passphrase.hash(ports::random(ctx.env)).0;
-    match ctx.store.find_user_by_email(input.email.as_str())? {
+    let outcome = match ctx.store.find_user_by_email(input.email.as_str())? {
         Some(user) if user.status == UserStatus::Pending => replace_pending(ctx, input, &user, hash),
         Some(user) => already_registered(ctx, input, &user),
         None => create(ctx, input, hash),
+    };
+    match outcome {
+        // A throttled email is not sent; saying so would tell an account from none.
+        Err(ApiError::Throttled { .. }) if ctx.settings.conceal_accounts => Ok(concealed(ctx, input)),
+        other => other,
     }
 }
 
@@ -104,28 +115,34 @@ fn create(ctx: &Ctx<'_>, input: &Input, passphrase_hash: String) -> Result<Respo
     Err(ApiError::Unavailable)
 }
 
-/// The last sign-up wins until the mailbox owner verifies: new passphrase, locale and consent,
-/// old links revoked, PIN kept.
+/// The last sign-up wins until the mailbox owner verifies: new passphrase, locale, consent and
+/// PIN (the old one is released), old links revoked.
 fn replace_pending(ctx: &Ctx<'_>, input: &Input, user: &User, passphrase_hash: String) -> Result<Response, ApiError> {
     let now = ctx.env.now();
-    let mut ops = vec![
-        Op::ReplacePending(PendingReplacement {
-            user_id: user.id.clone(),
-            passphrase_hash,
-            locale: input.locale.as_str().to_owned(),
-            consent_at: now,
-            policy_version: ctx.settings.policy_version.clone(),
-            now,
-        }),
-        Op::RevokeSecrets(user.id.clone(), SecretPurpose::VerifyEmail),
-    ];
-    ops.extend(verification_ops(ctx, input, &user.id, &user.pin)?);
-    match ctx.store.apply(ops) {
-        Ok(()) => Ok(created(ctx, input, &Pin::parse(&user.pin).map_err(|_| ApiError::Internal)?)),
-        // Verified between our read and our write.
-        Err(StoreError::NotFound) => already_registered(ctx, input, user),
-        Err(e) => Err(e.into()),
+    for _ in 0..PIN_ATTEMPTS {
+        let pin = Pin::generate(ctx.settings.pin_length, || ports::random::<1>(ctx.env)[0]);
+        let mut ops = vec![
+            Op::ReplacePending(PendingReplacement {
+                user_id: user.id.clone(),
+                pin: pin.as_str().to_owned(),
+                passphrase_hash: passphrase_hash.clone(),
+                locale: input.locale.as_str().to_owned(),
+                consent_at: now,
+                policy_version: ctx.settings.policy_version.clone(),
+                now,
+            }),
+            Op::RevokeSecrets(user.id.clone(), SecretPurpose::VerifyEmail),
+        ];
+        ops.extend(verification_ops(ctx, input, &user.id, pin.as_str())?);
+        match ctx.store.apply(ops) {
+            Ok(()) => return Ok(created(ctx, input, &pin)),
+            Err(StoreError::Conflict(field)) if field == "pin" => continue,
+            // Verified between our read and our write.
+            Err(StoreError::NotFound) => return already_registered(ctx, input, user),
+            Err(e) => return Err(e.into()),
+        }
     }
+    Err(ApiError::Unavailable)
 }
 
 fn already_registered(ctx: &Ctx<'_>, input: &Input, user: &User) -> Result<Response, ApiError> {
@@ -146,7 +163,8 @@ fn already_registered(ctx: &Ctx<'_>, input: &Input, user: &User) -> Result<Respo
 fn verification_ops(ctx: &Ctx<'_>, input: &Input, user_id: &str, pin: &str) -> Result<Vec<Op>, ApiError> {
     let now = ctx.env.now();
     let token = Token::from_random(ports::random(ctx.env));
-    let link = format!("{}/signup/verify#token={}", ctx.settings.base_url, token.as_str());
+    // The PIN rides along in the fragment so the page can show which account the link activates.
+    let link = format!("{}/signup/verify#token={}&pin={pin}", ctx.settings.base_url, token.as_str());
     let hours = (VERIFY_TTL_MS / HOUR_MS).to_string();
     let mail = render(ctx, input.locale.as_str(), "signup-verification", input.email.as_str(), &[
         ("link", &link),

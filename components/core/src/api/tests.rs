@@ -51,7 +51,7 @@ struct World {
 
 impl World {
     fn new() -> Self {
-        Self { store: MemoryStore::default(), env: TestEnv { now: Cell::new(1_700_000_000_000), counter: Cell::new(1) }, settings: Settings::default() }
+        Self { store: MemoryStore::default(), env: TestEnv { now: Cell::new(1_700_000_000_000), counter: Cell::new(1) }, settings: Settings { dev: true, ..Settings::default() } }
     }
 
     fn call(&self, method: &str, path: &str, body: Value) -> Response {
@@ -82,7 +82,7 @@ impl World {
     fn last_token(&self) -> String {
         let state = self.store.state.borrow();
         let text = &state.outbox.last().unwrap().1.text;
-        text.split("#token=").nth(1).unwrap().split([',', ')']).next().unwrap().to_owned()
+        text.split("#token=").nth(1).unwrap().split([',', ')', '&']).next().unwrap().to_owned()
     }
 }
 
@@ -129,7 +129,7 @@ fn an_expired_verification_token_is_gone() {
 }
 
 #[test]
-fn a_second_signup_of_a_pending_address_replaces_it_and_keeps_the_pin() {
+fn a_second_signup_of_a_pending_address_replaces_it_with_a_new_pin() {
     let w = World::new();
     let first = w.sign_up("ann@example.com").json_body();
     let old_token = w.last_token();
@@ -137,14 +137,22 @@ fn a_second_signup_of_a_pending_address_replaces_it_and_keeps_the_pin() {
     w.advance(61_000);
     let second = w.call("POST", "/api/signup/init", json!({"email": "ann@example.com", "consent": true, "locale": "ru", "passphrase": "another long passphrase"}));
     assert_eq!(second.status, 201);
-    assert_eq!(second.json_body()["pin"], first["pin"]);
+    let new_pin = second.json_body()["pin"].as_str().unwrap().to_owned();
+    assert_ne!(new_pin, first["pin"].as_str().unwrap(), "the earlier caller's PIN is not handed on");
     let state = w.store.state.borrow().clone();
     assert_eq!(state.users.len(), 1);
+    assert_eq!(state.users[0].pin, new_pin);
     assert_eq!(state.users[0].locale, "ru");
     assert_ne!(state.users[0].passphrase_hash, old_hash);
     assert_eq!(state.secrets.len(), 1, "the old link is revoked");
+    let mail = &state.outbox.last().unwrap().1;
+    assert!(mail.text.contains(&format!("pin={new_pin}")), "the email shows the new PIN");
+    assert!(mail.text.contains(&format!("&pin={new_pin}")), "the link carries the PIN it belongs to");
     assert_eq!(w.call("POST", "/api/signup/verify", json!({"token": old_token})).status, 410);
-    assert_eq!(w.call("POST", "/api/signup/verify", json!({"token": w.last_token()})).status, 200);
+    let token = w.last_token();
+    let old_pin = first["pin"].as_str().unwrap();
+    assert_eq!(w.call("POST", "/api/signup/verify", json!({"token": token, "pin": old_pin})).status, 410, "a PIN that is not the token's");
+    assert_eq!(w.call("POST", "/api/signup/verify", json!({"token": token, "pin": new_pin})).status, 200);
 }
 
 #[test]
@@ -219,15 +227,99 @@ fn send_limit_allows_ten_an_hour() {
     assert_eq!(wait(&[now - 3_700_000]), None, "older than the window");
 }
 
+fn sign_up_request(authorization: Option<&str>) -> Request {
+    let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+    headers.extend(authorization.map(|a| ("authorization".to_owned(), a.to_owned())));
+    Request {
+        method: "POST".into(),
+        path: "/api/signup/init".into(),
+        headers,
+        body: br#"{"email":"ann@example.com","consent":true,"locale":"en","passphrase":"correct horse battery staple"}"#.to_vec(),
+        body_too_large: false,
+    }
+}
+
 #[test]
 fn gpt_actions_need_a_configured_key() {
     let mut w = World::new();
-    w.settings.api_keys = vec!["k1".into(), "k2".into()];
-    assert_eq!(w.sign_up("ann@example.com").status, 403);
-    let mut req = Request { method: "POST".into(), path: "/api/signup/init".into(), ..Default::default() };
-    req.headers = vec![("content-type".into(), "application/json".into()), ("authorization".into(), "Bearer k2".into())];
-    req.body = br#"{"email":"ann@example.com","consent":true,"locale":"en","passphrase":"correct horse battery staple"}"#.to_vec();
-    assert_eq!(w.send(&req).status, 201);
+    w.settings.api_keys = vec!["k1".into(), "k2-longer".into()];
+    for wrong in [None, Some("Bearer k"), Some("Bearer k1x"), Some("Basic k1"), Some("Bearer "), Some("k1")] {
+        let r = w.send(&sign_up_request(wrong));
+        assert_eq!(r.status, 401, "{wrong:?}");
+        assert_eq!(r.json_body()["code"], "API_KEY_REQUIRED");
+        assert_eq!(r.header("www-authenticate"), Some("Bearer"));
+    }
+    assert!(w.store.state.borrow().users.is_empty());
+    assert_eq!(w.send(&sign_up_request(Some("bearer k2-longer"))).status, 201, "the scheme is case-insensitive");
+}
+
+#[test]
+fn without_a_key_gpt_actions_are_closed_outside_dev_mode() {
+    let mut w = World::new();
+    w.settings.dev = false;
+    let r = w.send(&sign_up_request(None));
+    assert_eq!(r.status, 403);
+    assert_eq!(r.json_body()["code"], "API_KEY_NOT_CONFIGURED");
+    assert!(w.store.state.borrow().users.is_empty());
+    assert_eq!(w.call("GET", "/healthz", Value::Null).status, 200, "public routes stay open");
+    w.settings.dev = true;
+    assert_eq!(w.send(&sign_up_request(None)).status, 201);
+}
+
+#[test]
+fn the_head_is_judged_before_the_body_is_read() {
+    let mut w = World::new();
+    w.settings.api_keys = vec!["k1".into()];
+    let ctx = Ctx { store: &w.store, l10n: &FakeL10n, env: &w.env, settings: &w.settings };
+    let mut head = sign_up_request(None);
+    head.body.clear();
+    assert_eq!(precheck(SIGNUP_ROUTES, &ctx, &head).map(|r| r.status), Some(401), "no key: answered from the head");
+    head.headers.push(("authorization".into(), "Bearer k1".into()));
+    head.headers.push(("content-length".into(), (MAX_BODY + 1).to_string()));
+    assert_eq!(precheck(SIGNUP_ROUTES, &ctx, &head).map(|r| r.status), Some(413), "declared too large");
+    head.headers.pop();
+    head.headers.push(("content-length".into(), "120".into()));
+    assert_eq!(precheck(SIGNUP_ROUTES, &ctx, &head), None, "a good head lets the body be read");
+}
+
+#[test]
+fn a_wrong_method_is_405_with_allow() {
+    let w = World::new();
+    let r = w.call("GET", "/api/signup/init", Value::Null);
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("POST"));
+    let r = w.call("DELETE", "/privacy", Value::Null);
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    assert_eq!(w.call("GET", "/nothing", Value::Null).status, 404);
+}
+
+#[test]
+fn conceal_mode_answers_every_outcome_alike_even_when_throttled() {
+    let mut w = World::new();
+    w.settings.conceal_accounts = true;
+    let (new, pending, active, blocked) = ("new@example.com", "pending@example.com", "active@example.com", "blocked@example.com");
+    for e in [pending, active, blocked] {
+        w.sign_up(e);
+    }
+    w.call("POST", "/api/signup/verify", json!({"token": w.last_token()}));
+    w.store.state.borrow_mut().users.iter_mut().filter(|u| u.email == active).for_each(|u| u.status = UserStatus::Active);
+    w.store.state.borrow_mut().users.iter_mut().filter(|u| u.email == blocked).for_each(|u| u.status = UserStatus::Blocked);
+    w.advance(61_000);
+    let mut answers = Vec::new();
+    for round in 0..2 {
+        // Round 1 repeats within a minute: every address is throttled now.
+        for e in [new, pending, active, blocked] {
+            let r = w.sign_up(e);
+            let mut body = r.json_body();
+            body["message"] = json!(body["message"].as_str().unwrap().replace(e, "EMAIL"));
+            answers.push((round, e, r.status, body));
+        }
+    }
+    let first = &answers[0];
+    for a in &answers {
+        assert_eq!((a.2, &a.3), (first.2, &first.3), "{} (round {}) answers like a new address", a.1, a.0);
+    }
+    assert_eq!(first.2, 200);
 }
 
 #[test]
@@ -241,6 +333,7 @@ fn browser_calls_from_another_origin_are_refused() {
         body_too_large: false,
     };
     assert_eq!(w.send(&req).status, 403);
+    assert_eq!(w.send(&req).json_body()["code"], "FORBIDDEN_ORIGIN");
 }
 
 #[test]

@@ -143,11 +143,12 @@ impl SqlStore {
                     .run(conn)
                     .await?;
             }
-            Op::ReplacePending(PendingReplacement { user_id, passphrase_hash, locale, consent_at, policy_version, now }) => {
+            Op::ReplacePending(PendingReplacement { user_id, pin, passphrase_hash, locale, consent_at, policy_version, now }) => {
                 let changed = sqlx::query(
-                    "UPDATE users SET passphrase_hash = $1, locale = $2, consent_at = $3, policy_version = $4, updated_at = $5 \
-                     WHERE id = $6 AND status = 'pending'",
+                    "UPDATE users SET pin = $1, passphrase_hash = $2, locale = $3, consent_at = $4, policy_version = $5, updated_at = $6 \
+                     WHERE id = $7 AND status = 'pending'",
                 )
+                .bind(pin)
                 .bind(passphrase_hash)
                 .bind(locale)
                 .bind(consent_at)

@@ -17,9 +17,6 @@ async fn a_trapping_component_answers_500_and_the_next_request_is_served() {
     options.request_timeout_ms = 1_500;
     options.extra = vec![(Route { path: "/trap".into(), wildcard: true, component: "trap".into() }, trap_component())];
     let app = spawn_with(options).await;
-    if app.control().is_none() {
-        return;
-    }
     for path in ["/trap/panic", "/trap/loop", "/trap/memory"] {
         let r = app.get(path).await;
         assert_eq!(r.status(), 500, "{path}");
@@ -48,9 +45,6 @@ async fn a_whole_sign_up_leaves_no_secret_in_the_log() {
     let mut options = Options::new(Backend::Sqlite);
     options.api_keys = Some("log-check-key-3f9a0c1d");
     let app = spawn_with(options).await;
-    if app.control().is_none() {
-        return;
-    }
     let to = email("log");
     assert_eq!(app.sign_up(&to, "en").await.status(), 201);
     let token = app.next_mail(&to).await.token();

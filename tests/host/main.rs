@@ -1,0 +1,15 @@
+//! In-process tests of the host: each starts its own host and uses its clock, database,
+//! configuration or test components (see `helpers::Control`). Never run against a remote server.
+
+/// Always an in-process host (see `helpers::spawn_with`).
+const REMOTE_CAPABLE: bool = false;
+
+#[path = "../api/chromium.rs"]
+mod chromium;
+#[path = "../api/helpers.rs"]
+mod helpers;
+mod conceal;
+mod mail;
+mod prehijack;
+mod runtime;
+mod signup;
