@@ -4,8 +4,8 @@
 //!
 //! Our host runs this from a timer; Spin runs no background tasks, so the adapter runs it from
 //! `mail.flush`, after a request's answer, at most once per [`PERIOD_MS`] across all instances:
-//! a one-row table holds the last run, and a conditional `UPDATE … RETURNING` lets exactly one
-//! instance win each period.
+//! a one-row table holds the last run, and a conditional upsert (`… DO UPDATE … WHERE last_run
+//! <= ? RETURNING`) lets exactly one instance win each period.
 
 use crate::bindings::exports::gpt_user::accounts::types::{Error, Timestamp};
 use crate::db::{get_int, int, Db};
@@ -16,11 +16,10 @@ pub const PERIOD_MS: i64 = 5 * 60 * 1000;
 pub const KEEP_MS: i64 = 7 * 24 * 3600 * 1000;
 
 /// The adapter's own table, created with the shared schema (idempotent, like it). Not in
-/// `schema/001_init.sql`: the host schedules housekeeping itself and has no use for it.
-pub const SCHEMA: [&str; 2] = [
-    "CREATE TABLE IF NOT EXISTS spin_housekeeping (id BIGINT PRIMARY KEY, last_run BIGINT NOT NULL)",
-    "INSERT OR IGNORE INTO spin_housekeeping (id, last_run) VALUES (1, 0)",
-];
+/// `schema/001_init.sql`: the host schedules housekeeping itself and has no use for it. Its one
+/// row is written by the first claim (an upsert), not here: the schema runs in every fresh
+/// instance, and a seeding INSERT would take the write lock on every request.
+pub const SCHEMA: [&str; 1] = ["CREATE TABLE IF NOT EXISTS spin_housekeeping (id BIGINT PRIMARY KEY, last_run BIGINT NOT NULL)"];
 
 /// Runs housekeeping if this period's run is still to be done. Errors are logged, never returned:
 /// the request is answered already, and a later request tries again.
@@ -36,14 +35,17 @@ pub fn run_if_due(db: &Db, now: Timestamp) {
 fn try_run(db: &Db, now: Timestamp) -> Result<Option<usize>, Error> {
     // A plain read first: most requests find the run not due and take no write lock at all.
     let last = db.exec("SELECT last_run FROM spin_housekeeping WHERE id = 1", &[])?;
-    if last.rows.first().is_none_or(|r| get_int(&r.values, 0) > now - PERIOD_MS) {
+    if last.rows.first().is_some_and(|r| get_int(&r.values, 0) > now - PERIOD_MS) {
         return Ok(None);
     }
     // Claim and deletes in one transaction: if a delete fails, the claim is rolled back too and
     // the next request tries again instead of waiting a whole period.
     db.transaction(|db| {
+        // No row yet (never run): inserted, claimed. A row of this period: not updated, and
+        // RETURNING yields nothing. Only one instance can move `last_run` past the period.
         let claimed = db.changed(
-            "UPDATE spin_housekeeping SET last_run = ? WHERE id = 1 AND last_run <= ? RETURNING id",
+            "INSERT INTO spin_housekeeping (id, last_run) VALUES (1, ?) \
+             ON CONFLICT (id) DO UPDATE SET last_run = excluded.last_run WHERE spin_housekeeping.last_run <= ? RETURNING id",
             &[int(now), int(now - PERIOD_MS)],
         )?;
         if !claimed {
