@@ -1,3 +1,4 @@
+#![allow(dead_code)] // each test binary uses part of these helpers
 //! `spawn_app()`: a fresh host per test (port 0, its own SQLite file or PostgreSQL database, its
 //! own SMTP listener), or — with `GPT_USER_TEST_BASE_URL` and `GPT_USER_TEST_SMTP_LISTEN` — a
 //! server that is already running (our host elsewhere, or `spin up`). Every in-process test also
