@@ -1,6 +1,8 @@
 -- gpt-user schema, version 1. Portable: runs unchanged on SQLite (host and Spin) and PostgreSQL.
 -- Times are BIGINT milliseconds since the Unix epoch; flags are BIGINT 0/1 (no BOOLEAN on SQLite).
 -- Statements are separated by ";" at the end of a line; runners split on that.
+-- Edited in place before the first release (status CHECK, outbox lease_id, the pending index):
+-- a database made by an earlier build of this file must be recreated.
 
 CREATE TABLE IF NOT EXISTS users (
     id TEXT PRIMARY KEY,
@@ -8,7 +10,8 @@ CREATE TABLE IF NOT EXISTS users (
     pin TEXT NOT NULL,
     passphrase_hash TEXT NOT NULL,
     locale TEXT NOT NULL,
-    status TEXT NOT NULL,
+    -- A value the code does not know cannot be stored, so it is never read back as something else.
+    status TEXT NOT NULL CONSTRAINT users_status_check CHECK (status IN ('pending', 'active', 'blocked')),
     email_verified BIGINT NOT NULL DEFAULT 0,
     consent_at BIGINT NOT NULL,
     policy_version TEXT NOT NULL,

@@ -321,23 +321,26 @@ fn require(rows: u64) -> Result<(), Error> {
 
 fn user_from_row(r: &AnyRow) -> Result<User, sqlx::Error> {
     let status: String = r.try_get("status")?;
+    // A status we do not know is not "pending": reading it as one would let a sign-up replace
+    // the account. The schema's CHECK keeps such rows out; this is the second line.
+    let status = status_from(&status).ok_or_else(|| sqlx::Error::Decode(format!("unknown user status {status:?}").into()))?;
     Ok(User {
         id: r.try_get("id")?,
         email: r.try_get("email")?,
         pin: r.try_get("pin")?,
         passphrase_hash: r.try_get("passphrase_hash")?,
         locale: r.try_get("locale")?,
-        status: match status.as_str() {
-            "active" => UserStatus::Active,
-            "blocked" => UserStatus::Blocked,
-            _ => UserStatus::Pending,
-        },
+        status,
         email_verified: r.try_get::<i64, _>("email_verified")? != 0,
         consent_at: r.try_get("consent_at")?,
         policy_version: r.try_get("policy_version")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
+}
+
+fn status_from(s: &str) -> Option<UserStatus> {
+    [UserStatus::Pending, UserStatus::Active, UserStatus::Blocked].into_iter().find(|status| status_str(*status) == s)
 }
 
 fn status_str(s: UserStatus) -> &'static str {
@@ -379,6 +382,21 @@ fn error(e: sqlx::Error) -> Error {
         _ => {
             tracing::error!(error = %e, "database error");
             Error::Other("database error".into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_decoder_refuses_what_it_does_not_know() {
+        for status in [UserStatus::Pending, UserStatus::Active, UserStatus::Blocked] {
+            assert_eq!(status_from(status_str(status)), Some(status));
+        }
+        for unknown in ["", "frozen", "Pending", "active "] {
+            assert_eq!(status_from(unknown), None, "{unknown:?}");
         }
     }
 }
