@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool, Connection as _, Row};
 use tokio::sync::Notify;
 
 use crate::bindings::store::{Op, PendingReplacement, SendLimit};
@@ -67,7 +67,11 @@ impl SqlStore {
             // Readers do not block the writer; persistent in the file.
             sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await?;
         }
-        super::schema::migrate(&pool).await?;
+        // On a connection of its own: on PostgreSQL it holds the migration lock for its session,
+        // and closing it is what releases the lock even if the migration fails halfway.
+        let mut conn = AnyConnection::connect(url).await.map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+        super::schema::migrate(&mut conn, dialect).await?;
+        conn.close().await?;
         Ok(Self { pool, dialect, mail_queued: Arc::new(Notify::new()) })
     }
 
