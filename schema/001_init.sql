@@ -21,7 +21,8 @@ CREATE TABLE IF NOT EXISTS users (
     CONSTRAINT users_pin_key UNIQUE (pin)
 );
 
-CREATE INDEX IF NOT EXISTS users_pending_created ON users (status, created_at);
+-- Housekeeping deletes pending accounts by their last sign-up attempt (updated_at).
+CREATE INDEX IF NOT EXISTS users_status_updated ON users (status, updated_at);
 
 -- One-time secrets (tokens, codes): only the SHA-256 is stored.
 CREATE TABLE IF NOT EXISTS secrets (
