@@ -47,6 +47,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempts BIGINT NOT NULL DEFAULT 0,
     next_attempt_at BIGINT NOT NULL,
     locked_until BIGINT NOT NULL DEFAULT 0,
+    -- Random id of the claim that holds the row: only that dispatcher may renew or mark it.
+    lease_id TEXT,
     sent_at BIGINT,
     last_error TEXT
 );

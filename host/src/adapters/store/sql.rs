@@ -19,21 +19,10 @@ pub enum Dialect {
 /// A handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct SqlStore {
-    pool: AnyPool,
-    dialect: Dialect,
+    pub(super) pool: AnyPool,
+    pub(super) dialect: Dialect,
     /// Woken when a transaction queued mail, so the dispatcher need not wait for its next poll.
     pub mail_queued: Arc<Notify>,
-}
-
-/// A message claimed for delivery.
-#[derive(Debug, Clone)]
-pub struct OutboxRow {
-    pub id: String,
-    pub recipient: String,
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-    pub attempts: i64,
 }
 
 const USER_COLUMNS: &str =
@@ -240,46 +229,6 @@ impl SqlStore {
             Some(secs) => Err(Error::Throttled(secs)),
             None => Ok(()),
         }
-    }
-
-    /// Claims up to `limit` due messages for this process until `lock_until`.
-    pub async fn claim_due(&self, now: i64, lock_until: i64, limit: i64) -> Result<Vec<OutboxRow>, sqlx::Error> {
-        let skip_locked = if self.dialect == Dialect::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
-        let sql = format!(
-            "UPDATE outbox SET locked_until = $1 WHERE id IN (SELECT id FROM outbox \
-             WHERE sent_at IS NULL AND next_attempt_at <= $2 AND locked_until <= $2 ORDER BY queued_at LIMIT $3{skip_locked}) \
-             RETURNING id, recipient, subject, text_body, html_body, attempts"
-        );
-        let rows = sqlx::query(&sql).bind(lock_until).bind(now).bind(limit).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutboxRow {
-                    id: r.try_get("id")?,
-                    recipient: r.try_get("recipient")?,
-                    subject: r.try_get("subject")?,
-                    text: r.try_get("text_body")?,
-                    html: r.try_get("html_body")?,
-                    attempts: r.try_get("attempts")?,
-                })
-            })
-            .collect()
-    }
-
-    /// Marks a message delivered and drops its bodies: they hold live links (tokens), which
-    /// must not sit in the database in the clear once they are in the mailbox.
-    pub async fn mark_sent(&self, id: &str, now: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE outbox SET sent_at = $1, locked_until = 0, text_body = '', html_body = '' WHERE id = $2").bind(now).bind(id).execute(&self.pool).await?;
-        Ok(())
-    }
-
-    pub async fn mark_failed(&self, id: &str, next_attempt_at: i64, why: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, locked_until = 0, last_error = $2 WHERE id = $3")
-            .bind(next_attempt_at)
-            .bind(why)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
     }
 
     /// Deletes pending accounts whose last sign-up attempt (`updated_at`, which a re-sign-up
