@@ -1,6 +1,8 @@
 -- gpt-user schema, version 1. Portable: runs unchanged on SQLite (host and Spin) and PostgreSQL.
 -- Times are BIGINT milliseconds since the Unix epoch; flags are BIGINT 0/1 (no BOOLEAN on SQLite).
 -- Statements are separated by ";" at the end of a line; runners split on that.
+-- Edited in place before the first release (status CHECK, outbox lease_id, the pending index):
+-- a database made by an earlier build of this file must be recreated.
 
 CREATE TABLE IF NOT EXISTS users (
     id TEXT PRIMARY KEY,
@@ -8,7 +10,8 @@ CREATE TABLE IF NOT EXISTS users (
     pin TEXT NOT NULL,
     passphrase_hash TEXT NOT NULL,
     locale TEXT NOT NULL,
-    status TEXT NOT NULL,
+    -- A value the code does not know cannot be stored, so it is never read back as something else.
+    status TEXT NOT NULL CONSTRAINT users_status_check CHECK (status IN ('pending', 'active', 'blocked')),
     email_verified BIGINT NOT NULL DEFAULT 0,
     consent_at BIGINT NOT NULL,
     policy_version TEXT NOT NULL,
@@ -18,7 +21,8 @@ CREATE TABLE IF NOT EXISTS users (
     CONSTRAINT users_pin_key UNIQUE (pin)
 );
 
-CREATE INDEX IF NOT EXISTS users_pending_created ON users (status, created_at);
+-- Housekeeping deletes pending accounts by their last sign-up attempt (updated_at).
+CREATE INDEX IF NOT EXISTS users_status_updated ON users (status, updated_at);
 
 -- One-time secrets (tokens, codes): only the SHA-256 is stored.
 CREATE TABLE IF NOT EXISTS secrets (
@@ -43,6 +47,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempts BIGINT NOT NULL DEFAULT 0,
     next_attempt_at BIGINT NOT NULL,
     locked_until BIGINT NOT NULL DEFAULT 0,
+    -- Random id of the claim that holds the row: only that dispatcher may renew or mark it.
+    lease_id TEXT,
     sent_at BIGINT,
     last_error TEXT
 );

@@ -90,6 +90,7 @@ impl Application {
             retry_base: Duration::from_millis(config.mail_retry_base_ms),
             retry_max: Duration::from_millis(config.mail_retry_max_ms),
             poll: Duration::from_millis(config.mail_poll_ms),
+            lease: Duration::from_millis(config.mail_lease_ms),
         });
         if keys.is_empty() {
             tracing::warn!(%addr, "no GPT API key configured: serving on loopback only");

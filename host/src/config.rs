@@ -60,6 +60,9 @@ pub struct Config {
     pub mail_retry_max_ms: u64,
     /// How often the dispatcher looks for due mail even when not woken.
     pub mail_poll_ms: u64,
+    /// How long a message claimed by a dispatcher is its own without renewal (renewed while it is
+    /// being sent); after that, another host may take it over.
+    pub mail_lease_ms: u64,
     /// How often housekeeping runs (pending accounts older than 7 days, expired secrets).
     pub housekeeping_interval_s: u64,
 }
@@ -82,6 +85,7 @@ impl Default for Config {
             mail_retry_base_ms: 2_000,
             mail_retry_max_ms: 600_000,
             mail_poll_ms: 1_000,
+            mail_lease_ms: 120_000,
             housekeeping_interval_s: 3_600,
         }
     }

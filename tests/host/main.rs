@@ -13,3 +13,4 @@ mod mail;
 mod prehijack;
 mod runtime;
 mod signup;
+mod store;

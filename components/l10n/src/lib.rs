@@ -12,6 +12,9 @@
 
 mod email;
 
+use std::collections::HashSet;
+use std::sync::Mutex;
+
 use fluent_bundle::concurrent::FluentBundle;
 use fluent_bundle::{FluentArgs, FluentResource};
 
@@ -25,6 +28,15 @@ const SOURCES: [(&str, &str); 2] = [("en", include_str!("../locales/en.ftl")), (
 /// The loaded bundles. Build once and share: parsing is the expensive part.
 pub struct Texts {
     bundles: Vec<(&'static str, FluentBundle<FluentResource>)>,
+    /// Where formatting problems are reported; see [`Texts::with_log`].
+    log: fn(&str),
+    /// Problems already reported: each distinct one is logged once, not on every request.
+    reported: Mutex<HashSet<String>>,
+}
+
+/// The default log: standard error, which is the log on Spin (and a plain line on the host).
+fn log_to_stderr(line: &str) {
+    eprintln!("{line}");
 }
 
 impl Default for Texts {
@@ -35,6 +47,13 @@ impl Default for Texts {
 
 impl Texts {
     pub fn new() -> Self {
+        Self::with_log(log_to_stderr)
+    }
+
+    /// Like [`Texts::new`], reporting formatting problems (a missing argument, an unknown
+    /// reference) through `log`, once each. A report names the message, the locale and the
+    /// problem — Fluent's errors name variables, never their values, which may hold tokens.
+    pub fn with_log(log: fn(&str)) -> Self {
         let bundles = SOURCES
             .iter()
             .map(|(locale, source)| {
@@ -47,7 +66,7 @@ impl Texts {
                 (*locale, bundle)
             })
             .collect();
-        Self { bundles }
+        Self { bundles, log, reported: Mutex::new(HashSet::new()) }
     }
 
     /// Picks a supported locale from an `Accept-Language` value or a list of tags; `en` if none fits.
@@ -94,8 +113,23 @@ impl Texts {
         [self.bundle(locale), self.bundle(LOCALES[0])].into_iter().find_map(|bundle| {
             let pattern = bundle.get_message(id)?.value()?;
             let mut errors = vec![];
-            Some(bundle.format_pattern(pattern, Some(&fluent_args), &mut errors).into_owned())
+            let text = bundle.format_pattern(pattern, Some(&fluent_args), &mut errors).into_owned();
+            for error in errors {
+                let bundle_locale = bundle.locales.first().map(ToString::to_string).unwrap_or_default();
+                self.report(format!("gpt-user-l10n: formatting {id:?} ({bundle_locale}): {error}"));
+            }
+            Some(text)
         })
+    }
+
+    /// Logs `line` unless it was logged before.
+    fn report(&self, line: String) {
+        // A poisoned set only means a panic elsewhere mid-insert; the set itself is still usable.
+        let mut reported = self.reported.lock().unwrap_or_else(|e| e.into_inner());
+        if !reported.contains(&line) {
+            (self.log)(&line);
+            reported.insert(line);
+        }
     }
 
     /// Renders an email kind for `to`; see [`email`] for the layout.
@@ -134,5 +168,28 @@ mod tests {
         assert_eq!(s, "Поле «email» заполнено неверно: x");
         assert_eq!(t.format("xx", "error-not-found", &[]), "There is nothing at this address.");
         assert_eq!(t.format("en", "no-such-id", &[]), "no-such-id");
+    }
+
+    static LOGGED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    fn capture(line: &str) {
+        LOGGED.lock().unwrap().push(line.to_owned());
+    }
+
+    #[test]
+    fn a_missing_argument_is_logged_once_by_id_without_argument_values() {
+        let t = Texts::with_log(capture);
+        // `error-throttled` needs `$seconds`; the argument given instead must not be logged.
+        let args = [("link", "https://x/profile#token=SECRET-TOKEN")];
+        let first = t.format("en", "error-throttled", &args);
+        let second = t.format("en", "error-throttled", &args);
+        assert_eq!(first, second, "the text is still produced");
+        let logged: Vec<String> = LOGGED.lock().unwrap().iter().filter(|l| l.contains("error-throttled")).cloned().collect();
+        assert_eq!(logged.len(), 1, "logged once, not per call: {logged:?}");
+        assert!(logged[0].contains("seconds"), "names the missing variable: {}", logged[0]);
+        assert!(!logged.concat().contains("SECRET-TOKEN"));
+        // A complete call reports nothing.
+        t.format("en", "error-throttled", &[("seconds", "5")]);
+        assert_eq!(LOGGED.lock().unwrap().len(), 1);
     }
 }

@@ -1,9 +1,11 @@
 //! A real SMTP server on loopback for the tests: speaks enough ESMTP for lettre (EHLO, MAIL,
 //! RCPT, DATA, RSET, NOOP, QUIT), keeps every message it accepts, un-dot-stuffed.
 //! Async tests use [`SmtpSink::start`]; synchronous ones (wasmtime calls) [`SmtpSink::spawn_thread`].
+//! [`SinkOptions`] make it a slow relay ([`SmtpSink::start_with_options`]).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
@@ -28,6 +30,16 @@ pub struct Received {
     pub raw: Vec<u8>,
 }
 
+/// How the sink behaves; the default is a fast, well-behaved relay.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SinkOptions {
+    /// Wait this long after the end of DATA before accepting (`250`), like a relay that scans
+    /// or forwards before it answers. A client that hangs up meanwhile has not handed the
+    /// message over: it is not kept (RFC 5321 §4.1.1.4 leaves it to the server; real relays
+    /// drop it, which is what makes an abandoned send safe to retry).
+    pub delay_after_data: Duration,
+}
+
 pub struct SmtpSink {
     pub addr: SocketAddr,
     pub inbox: Inbox,
@@ -47,6 +59,11 @@ impl SmtpSink {
 
     /// Starts listening at `addr` delivering into an existing inbox (to restart after an outage).
     pub async fn start_with(addr: &str, inbox: Inbox) -> anyhow::Result<Self> {
+        Self::start_with_options(addr, inbox, SinkOptions::default()).await
+    }
+
+    /// Like [`SmtpSink::start_with`], behaving as `options` say.
+    pub async fn start_with_options(addr: &str, inbox: Inbox, options: SinkOptions) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let accept_inbox = inbox.clone();
@@ -54,7 +71,7 @@ impl SmtpSink {
             while let Ok((stream, _)) = listener.accept().await {
                 let inbox = accept_inbox.clone();
                 tokio::spawn(async move {
-                    let _ = session(stream, inbox).await;
+                    let _ = session(stream, inbox, options).await;
                 });
             }
         });
@@ -85,7 +102,7 @@ impl SmtpSink {
     }
 }
 
-async fn session(stream: TcpStream, inbox: Inbox) -> std::io::Result<()> {
+async fn session(stream: TcpStream, inbox: Inbox, options: SinkOptions) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read);
     write.write_all(b"220 localhost ESMTP test sink\r\n").await?;
@@ -121,6 +138,14 @@ async fn session(stream: TcpStream, inbox: Inbox) -> std::io::Result<()> {
                 }
                 let unstuffed = line.strip_prefix('.').unwrap_or(&line);
                 raw.extend_from_slice(unstuffed.as_bytes());
+            }
+            if !options.delay_after_data.is_zero() {
+                line.clear();
+                tokio::select! {
+                    () = tokio::time::sleep(options.delay_after_data) => {}
+                    // The client hung up (or spoke out of turn) before our answer: not accepted.
+                    _ = lines.read_line(&mut line) => return Ok(()),
+                }
             }
             inbox.messages.lock().unwrap().push(Received { recipients: std::mem::take(&mut recipients), raw });
             inbox.arrived.notify_waiters();

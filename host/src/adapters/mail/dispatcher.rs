@@ -1,5 +1,17 @@
-//! Drains the outbox: claims due messages (a lease, so several hosts can share one database),
-//! sends them, marks them sent, or schedules a retry with exponential backoff.
+//! Drains the outbox: claims one due message at a time under a lease (so several hosts can
+//! share one database), sends it, marks it sent, or schedules a retry with exponential backoff.
+//!
+//! Exactly one dispatcher owns a message while it is being sent:
+//! - the claim writes a random lease id into the row; marks are conditional on it, so a
+//!   dispatcher whose lease was taken over cannot mark (nor clear) someone else's claim;
+//! - the lease is renewed while the send is in flight, so a slow relay never outlives it; a
+//!   lease only runs out when its holder stops renewing (a crash, a database outage), and then
+//!   another dispatcher takes the message over — mail is never lost;
+//! - a dispatcher that finds its lease taken over abandons its send: while the relay has not
+//!   answered the end of DATA, hanging up means the message was not handed over.
+//!
+//! A message is marked sent only after the relay accepted it. A host that dies between the
+//! relay's `250` and the mark will have it sent again: at-least-once, never lost.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -7,12 +19,8 @@ use std::time::Duration;
 use lettre::message::Mailbox;
 
 use super::Transport;
-use crate::adapters::store::SqlStore;
+use crate::adapters::store::{OutboxRow, SqlStore};
 use crate::clock::Clock;
-
-/// How long a claimed message stays ours before another dispatcher may take it.
-const LEASE_MS: i64 = 120_000;
-const BATCH: i64 = 20;
 
 pub struct Dispatcher {
     pub store: SqlStore,
@@ -22,13 +30,24 @@ pub struct Dispatcher {
     pub retry_base: Duration,
     pub retry_max: Duration,
     pub poll: Duration,
+    /// How long a claimed message stays ours without renewal before another dispatcher may take
+    /// it (`Config::mail_lease_ms`, default 120 s); renewed every third of it while sending.
+    pub lease: Duration,
+}
+
+/// How one send ended.
+enum Outcome {
+    Sent,
+    Failed(anyhow::Error),
+    /// Another dispatcher claimed the message while we were sending; we hung up.
+    Abandoned,
 }
 
 impl Dispatcher {
     /// Runs until `stop` is notified.
     pub async fn run(self: Arc<Self>, stop: Arc<tokio::sync::Notify>) {
         loop {
-            while self.deliver_due().await > 0 {}
+            while self.deliver_next().await {}
             tokio::select! {
                 () = self.store.mail_queued.notified() => {}
                 () = tokio::time::sleep(self.poll) => {}
@@ -37,35 +56,64 @@ impl Dispatcher {
         }
     }
 
-    /// Delivers what is due now; returns how many messages were attempted.
-    pub async fn deliver_due(&self) -> usize {
+    /// Claims and delivers one due message; false if none was due (or the outbox is unreadable).
+    pub async fn deliver_next(&self) -> bool {
         let now = self.clock.now_ms();
-        let rows = match self.store.claim_due(now, now + LEASE_MS, BATCH).await {
-            Ok(rows) => rows,
+        let row = match self.store.claim_next(now, now + self.lease_ms()).await {
+            Ok(Some(row)) => row,
+            Ok(None) => return false,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot read the outbox");
-                return 0;
+                return false;
             }
         };
-        for row in &rows {
-            match self.transport.send(&self.from, row, self.clock.now_ms()).await {
-                Ok(()) => {
-                    tracing::info!(message_id = %row.id, attempts = row.attempts + 1, "mail delivered");
-                    if let Err(e) = self.store.mark_sent(&row.id, self.clock.now_ms()).await {
-                        tracing::error!(message_id = %row.id, error = %e, "mail delivered but not marked sent");
-                    }
+        let attempts = row.attempts + 1;
+        match self.send_holding_lease(&row).await {
+            Outcome::Sent => match self.store.mark_sent(&row, self.clock.now_ms()).await {
+                Ok(true) => tracing::info!(message_id = %row.id, attempts, "mail delivered"),
+                Ok(false) => tracing::warn!(message_id = %row.id, "mail delivered, but another dispatcher holds it now and may deliver it again"),
+                Err(e) => tracing::error!(message_id = %row.id, error = %e, "mail delivered but not marked sent"),
+            },
+            Outcome::Failed(e) => {
+                let delay = self.backoff(row.attempts);
+                tracing::warn!(message_id = %row.id, attempts, retry_in_ms = delay.as_millis() as u64, error = %e, "mail delivery failed");
+                let next = self.clock.now_ms() + delay.as_millis() as i64;
+                match self.store.mark_failed(&row, next, &e.to_string()).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::info!(message_id = %row.id, "failed delivery not recorded: another dispatcher holds the message now"),
+                    Err(e) => tracing::error!(message_id = %row.id, error = %e, "cannot record a failed delivery"),
                 }
-                Err(e) => {
-                    let delay = self.backoff(row.attempts);
-                    tracing::warn!(message_id = %row.id, attempts = row.attempts + 1, retry_in_ms = delay.as_millis() as u64, error = %e, "mail delivery failed");
-                    let next = self.clock.now_ms() + delay.as_millis() as i64;
-                    if let Err(e) = self.store.mark_failed(&row.id, next, &e.to_string()).await {
-                        tracing::error!(message_id = %row.id, error = %e, "cannot record a failed delivery");
+            }
+            Outcome::Abandoned => {
+                tracing::warn!(message_id = %row.id, "lease lost while sending (renewals were late); left to the dispatcher that holds it")
+            }
+        }
+        true
+    }
+
+    /// Sends `row`, renewing its lease every third of the lease length until the relay answers.
+    async fn send_holding_lease(&self, row: &OutboxRow) -> Outcome {
+        let send = self.transport.send(&self.from, row, self.clock.now_ms());
+        tokio::pin!(send);
+        let every = (self.lease / 3).max(Duration::from_millis(1));
+        loop {
+            tokio::select! {
+                result = &mut send => return result.map_or_else(Outcome::Failed, |()| Outcome::Sent),
+                () = tokio::time::sleep(every) => {
+                    match self.store.renew_lease(row, self.clock.now_ms() + self.lease_ms()).await {
+                        Ok(true) => {}
+                        // Dropping `send` closes the SMTP connection before the relay accepted.
+                        Ok(false) => return Outcome::Abandoned,
+                        // Keep sending: the lease may still hold, and the marks are conditional anyway.
+                        Err(e) => tracing::warn!(message_id = %row.id, error = %e, "cannot renew the lease of a message being sent"),
                     }
                 }
             }
         }
-        rows.len()
+    }
+
+    fn lease_ms(&self) -> i64 {
+        self.lease.as_millis() as i64
     }
 
     fn backoff(&self, attempts: i64) -> Duration {

@@ -1,9 +1,11 @@
 //! `gpt-user:accounts/store` for the components, over [`SqlStore`].
 
+mod outbox;
 pub mod schema;
 mod sql;
 
-pub use sql::{OutboxRow, SqlStore};
+pub use outbox::OutboxRow;
+pub use sql::SqlStore;
 
 use crate::bindings::store::{self, Op};
 use crate::bindings::types::{self, Error, Secret, SecretPurpose, User};

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyConnection, AnyPool, Row};
+use sqlx::{AnyConnection, AnyPool, Connection as _, Row};
 use tokio::sync::Notify;
 
 use crate::bindings::store::{Op, PendingReplacement, SendLimit};
@@ -19,21 +19,10 @@ pub enum Dialect {
 /// A handle to the database; cheap to clone.
 #[derive(Clone)]
 pub struct SqlStore {
-    pool: AnyPool,
-    dialect: Dialect,
+    pub(super) pool: AnyPool,
+    pub(super) dialect: Dialect,
     /// Woken when a transaction queued mail, so the dispatcher need not wait for its next poll.
     pub mail_queued: Arc<Notify>,
-}
-
-/// A message claimed for delivery.
-#[derive(Debug, Clone)]
-pub struct OutboxRow {
-    pub id: String,
-    pub recipient: String,
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-    pub attempts: i64,
 }
 
 const USER_COLUMNS: &str =
@@ -67,7 +56,11 @@ impl SqlStore {
             // Readers do not block the writer; persistent in the file.
             sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await?;
         }
-        super::schema::migrate(&pool).await?;
+        // On a connection of its own: on PostgreSQL it holds the migration lock for its session,
+        // and closing it is what releases the lock even if the migration fails halfway.
+        let mut conn = AnyConnection::connect(url).await.map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+        super::schema::migrate(&mut conn, dialect).await?;
+        conn.close().await?;
         Ok(Self { pool, dialect, mail_queued: Arc::new(Notify::new()) })
     }
 
@@ -239,56 +232,17 @@ impl SqlStore {
         }
     }
 
-    /// Claims up to `limit` due messages for this process until `lock_until`.
-    pub async fn claim_due(&self, now: i64, lock_until: i64, limit: i64) -> Result<Vec<OutboxRow>, sqlx::Error> {
-        let skip_locked = if self.dialect == Dialect::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
-        let sql = format!(
-            "UPDATE outbox SET locked_until = $1 WHERE id IN (SELECT id FROM outbox \
-             WHERE sent_at IS NULL AND next_attempt_at <= $2 AND locked_until <= $2 ORDER BY queued_at LIMIT $3{skip_locked}) \
-             RETURNING id, recipient, subject, text_body, html_body, attempts"
-        );
-        let rows = sqlx::query(&sql).bind(lock_until).bind(now).bind(limit).fetch_all(&self.pool).await?;
-        rows.iter()
-            .map(|r| {
-                Ok(OutboxRow {
-                    id: r.try_get("id")?,
-                    recipient: r.try_get("recipient")?,
-                    subject: r.try_get("subject")?,
-                    text: r.try_get("text_body")?,
-                    html: r.try_get("html_body")?,
-                    attempts: r.try_get("attempts")?,
-                })
-            })
-            .collect()
-    }
-
-    /// Marks a message delivered and drops its bodies: they hold live links (tokens), which
-    /// must not sit in the database in the clear once they are in the mailbox.
-    pub async fn mark_sent(&self, id: &str, now: i64) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE outbox SET sent_at = $1, locked_until = 0, text_body = '', html_body = '' WHERE id = $2").bind(now).bind(id).execute(&self.pool).await?;
-        Ok(())
-    }
-
-    pub async fn mark_failed(&self, id: &str, next_attempt_at: i64, why: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("UPDATE outbox SET attempts = attempts + 1, next_attempt_at = $1, locked_until = 0, last_error = $2 WHERE id = $3")
-            .bind(next_attempt_at)
-            .bind(why)
-            .bind(id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    /// Deletes pending accounts created before `pending_before`, expired secrets and delivered
-    /// mail older than `sent_before`. Returns the number of accounts deleted.
+    /// Deletes pending accounts whose last sign-up attempt (`updated_at`, which a re-sign-up
+    /// moves) is before `pending_before`, expired secrets and delivered mail older than
+    /// `sent_before`. Returns the number of accounts deleted.
     pub async fn housekeep(&self, now: i64, pending_before: i64, sent_before: i64) -> Result<u64, sqlx::Error> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM secrets WHERE expires_at <= $1 OR user_id IN (SELECT id FROM users WHERE status = 'pending' AND created_at < $2)")
+        sqlx::query("DELETE FROM secrets WHERE expires_at <= $1 OR user_id IN (SELECT id FROM users WHERE status = 'pending' AND updated_at < $2)")
             .bind(now)
             .bind(pending_before)
             .execute(&mut *tx)
             .await?;
-        let users = sqlx::query("DELETE FROM users WHERE status = 'pending' AND created_at < $1").bind(pending_before).execute(&mut *tx).await?;
+        let users = sqlx::query("DELETE FROM users WHERE status = 'pending' AND updated_at < $1").bind(pending_before).execute(&mut *tx).await?;
         sqlx::query("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1").bind(sent_before).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(users.rows_affected())
@@ -322,23 +276,26 @@ fn require(rows: u64) -> Result<(), Error> {
 
 fn user_from_row(r: &AnyRow) -> Result<User, sqlx::Error> {
     let status: String = r.try_get("status")?;
+    // A status we do not know is not "pending": reading it as one would let a sign-up replace
+    // the account. The schema's CHECK keeps such rows out; this is the second line.
+    let status = status_from(&status).ok_or_else(|| sqlx::Error::Decode(format!("unknown user status {status:?}").into()))?;
     Ok(User {
         id: r.try_get("id")?,
         email: r.try_get("email")?,
         pin: r.try_get("pin")?,
         passphrase_hash: r.try_get("passphrase_hash")?,
         locale: r.try_get("locale")?,
-        status: match status.as_str() {
-            "active" => UserStatus::Active,
-            "blocked" => UserStatus::Blocked,
-            _ => UserStatus::Pending,
-        },
+        status,
         email_verified: r.try_get::<i64, _>("email_verified")? != 0,
         consent_at: r.try_get("consent_at")?,
         policy_version: r.try_get("policy_version")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
+}
+
+fn status_from(s: &str) -> Option<UserStatus> {
+    [UserStatus::Pending, UserStatus::Active, UserStatus::Blocked].into_iter().find(|status| status_str(*status) == s)
 }
 
 fn status_str(s: UserStatus) -> &'static str {
@@ -380,6 +337,21 @@ fn error(e: sqlx::Error) -> Error {
         _ => {
             tracing::error!(error = %e, "database error");
             Error::Other("database error".into())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_decoder_refuses_what_it_does_not_know() {
+        for status in [UserStatus::Pending, UserStatus::Active, UserStatus::Blocked] {
+            assert_eq!(status_from(status_str(status)), Some(status));
+        }
+        for unknown in ["", "frozen", "Pending", "active "] {
+            assert_eq!(status_from(unknown), None, "{unknown:?}");
         }
     }
 }
