@@ -3,7 +3,7 @@
 //! sign-up attempt; a status the code does not know cannot be stored.
 //!
 //! The multi-host tests start `gpt_user::Application`s of their own on one PostgreSQL database
-//! (the helpers give each app its own database), so they need the in-process host.
+//! (the helpers give each app its own database).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -16,15 +16,6 @@ use serde_json::json;
 use crate::helpers::{Backend, PASSPHRASE, email, init_logging, spawn_app};
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
-
-/// These tests build their own hosts; against a server elsewhere there is nothing to test.
-fn in_process() -> bool {
-    let external = std::env::var("GPT_USER_TEST_BASE_URL").is_ok_and(|v| !v.is_empty());
-    if external {
-        eprintln!("skipped: this test starts hosts of its own");
-    }
-    !external
-}
 
 /// A fresh PostgreSQL database for hosts this test starts; dropped with the value.
 struct PgDatabase {
@@ -94,9 +85,6 @@ fn deliveries(inbox: &Inbox) -> HashMap<String, usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hosts_deliver_every_outbox_message_exactly_once_through_a_relay_slower_than_the_lease() {
-    if !in_process() {
-        return;
-    }
     init_logging();
     // Every message takes the relay 1 s to accept; a lease lasts 500 ms unless renewed.
     let sink = SmtpSink::start_with_options("127.0.0.1:0", Inbox::default(), SinkOptions { delay_after_data: Duration::from_secs(1) })
@@ -166,9 +154,6 @@ async fn two_hosts_deliver_every_outbox_message_exactly_once_through_a_relay_slo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn four_hosts_starting_at_once_on_a_fresh_postgres_database_all_come_up_and_serve() {
-    if !in_process() {
-        return;
-    }
     init_logging();
     let sink = SmtpSink::start("127.0.0.1:0").await.unwrap();
     let db = PgDatabase::fresh().await;
