@@ -16,7 +16,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::manifest::{Manifest, Route};
 use crate::runtime::{Runtime, Shared};
-use crate::{artifacts, devmail};
+use crate::{artifacts, devmail, reply};
 
 /// Pending accounts are deleted this long after sign-up; delivered mail is kept as long.
 const PENDING_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -29,7 +29,9 @@ pub struct Application {
     dispatcher: Arc<Dispatcher>,
     store: SqlStore,
     clock: Clock,
+    /// The dev mailbox directory, when mail goes there.
     mailbox: Option<std::path::PathBuf>,
+    dev: bool,
     housekeeping_interval: Duration,
     stop: Arc<Notify>,
 }
@@ -42,13 +44,9 @@ impl Application {
     /// Like [`Application::build`], plus components served at extra routes (tests use this for
     /// a component that traps).
     pub async fn build_with(config: Config, extra: Vec<(Route, &'static [u8])>) -> anyhow::Result<Self> {
+        // First, before anything slow: a refused configuration answers at once.
+        config.validate()?;
         let keys = config.api_keys();
-        if keys.is_empty() && !config.listen.ip().is_loopback() {
-            anyhow::bail!(
-                "refusing to serve on {} without a GPT API key: set GPT_USER_API_KEYS, or listen on a loopback address",
-                config.listen
-            );
-        }
         let mut manifest = Manifest::parse(artifacts::SPIN_TOML)?;
         let mut components: Vec<(String, &'static [u8])> = Vec::new();
         for (id, source) in &manifest.sources {
@@ -71,6 +69,7 @@ impl Application {
         };
         variables.insert("base_url".into(), base_url);
         variables.insert("api_keys".into(), keys.join(","));
+        variables.insert("dev".into(), config.dev.to_string());
         variables.insert("pin_length".into(), config.pin_length.to_string());
         variables.insert("conceal_accounts".into(), config.conceal_accounts.to_string());
         variables.insert("policy_version".into(), config.policy_version.clone());
@@ -91,12 +90,13 @@ impl Application {
             retry_max: Duration::from_millis(config.mail_retry_max_ms),
             poll: Duration::from_millis(config.mail_poll_ms),
         });
-        if keys.is_empty() {
-            tracing::warn!(%addr, "no GPT API key configured: serving on loopback only");
+        if config.dev {
+            tracing::warn!(%addr, keys = keys.len(), "dev mode: not for production");
         }
-        match &mailbox {
-            Some(dir) => tracing::info!(dir = %dir.display(), "no SMTP URL: mail goes to the dev mailbox, listed at /dev/mail"),
-            None => tracing::info!("mail is delivered by SMTP"),
+        match (&mailbox, config.dev) {
+            (Some(dir), true) => tracing::info!(dir = %dir.display(), "no SMTP URL: mail goes to the dev mailbox, listed at /dev/mail"),
+            (Some(dir), false) => tracing::warn!(dir = %dir.display(), "no SMTP URL: mail goes to the dev mailbox (not served outside dev mode)"),
+            (None, _) => tracing::info!("mail is delivered by SMTP"),
         }
         Ok(Self {
             listener,
@@ -107,6 +107,7 @@ impl Application {
             store,
             clock,
             mailbox,
+            dev: config.dev,
             housekeeping_interval: Duration::from_secs(config.housekeeping_interval_s.max(1)),
             stop: Arc::new(Notify::new()),
         })
@@ -132,13 +133,26 @@ impl Application {
     }
 
     /// Runs housekeeping once at the application's clock; returns deleted pending accounts.
+    /// Dev-mailbox messages older than delivered mail's retention go too.
     pub fn housekeeper(&self) -> impl Fn() -> HousekeepFuture + Send + Sync + 'static {
         let store = self.store.clone();
         let clock = self.clock.clone();
+        let mailbox = self.mailbox.clone();
         move || {
             let store = store.clone();
+            let mailbox = mailbox.clone();
             let now = clock.now_ms();
-            Box::pin(async move { store.housekeep(now, now - PENDING_TTL_MS, now - PENDING_TTL_MS).await.map_err(anyhow::Error::from) })
+            Box::pin(async move {
+                let deleted = store.housekeep(now, now - PENDING_TTL_MS, now - PENDING_TTL_MS).await.map_err(anyhow::Error::from)?;
+                if let Some(dir) = mailbox {
+                    match devmail::prune(&dir, now - PENDING_TTL_MS).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(deleted = n, "deleted dev-mailbox messages older than 7 days"),
+                        Err(e) => tracing::warn!(error = %e, "pruning the dev mailbox failed"),
+                    }
+                }
+                Ok(deleted)
+            })
         }
     }
 
@@ -162,7 +176,7 @@ impl Application {
             }
         });
         tracing::info!(addr = %self.addr, "gpt-user is serving");
-        let server = Arc::new(Server { manifest: self.manifest, runtime: self.runtime, mailbox: self.mailbox });
+        let server = Arc::new(Server { manifest: self.manifest, runtime: self.runtime, mailbox: self.mailbox.filter(|_| self.dev) });
         loop {
             let (stream, peer) = tokio::select! {
                 accepted = self.listener.accept() => match accepted {
@@ -194,6 +208,7 @@ pub type HousekeepFuture = std::pin::Pin<Box<dyn std::future::Future<Output = an
 struct Server {
     manifest: Arc<Manifest>,
     runtime: Arc<Runtime>,
+    /// The dev mailbox, when it may be shown (dev mode, no SMTP).
     mailbox: Option<std::path::PathBuf>,
 }
 
@@ -205,11 +220,11 @@ impl Server {
         let method = req.method().clone();
         let started = std::time::Instant::now();
         let response = if path == "/dev/mail" || path.starts_with("/dev/mail/") {
-            devmail::serve(self.mailbox.as_deref(), peer, &path).await
+            devmail::serve(self.mailbox.as_deref(), peer, &method, &path).await
         } else {
             match self.manifest.route(&path) {
                 Some(route) => self.runtime.handle(&route.component, req).await,
-                None => devmail::not_found(),
+                None => reply::not_found(),
             }
         };
         tracing::info!(%method, path = %truncated(&path), status = response.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");

@@ -17,6 +17,7 @@ pub mod clock;
 pub mod config;
 mod devmail;
 pub mod manifest;
+mod reply;
 mod runtime;
 
 pub use app::{Application, HousekeepFuture};

@@ -39,11 +39,14 @@ pub struct Options {
     pub conceal: bool,
     pub request_timeout_ms: u64,
     pub extra: Vec<(Route, &'static [u8])>,
+    /// Dev mode; `None`: on exactly when no API key is configured (the host refuses to start
+    /// without a key outside dev mode).
+    pub dev: Option<bool>,
 }
 
 impl Options {
     pub fn new(backend: Backend) -> Self {
-        Self { backend, mail: MailMode::Smtp, api_keys: None, conceal: false, request_timeout_ms: 10_000, extra: Vec::new() }
+        Self { backend, mail: MailMode::Smtp, api_keys: None, conceal: false, request_timeout_ms: 10_000, extra: Vec::new(), dev: None }
     }
 }
 
@@ -137,6 +140,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
         database_url,
         smtp_url: smtp_url.map(gpt_user::Secret::new),
         api_keys: gpt_user::Secret::new(options.api_keys.unwrap_or_default()),
+        dev: options.dev.unwrap_or(options.api_keys.is_none()),
         conceal_accounts: options.conceal,
         request_timeout_ms: options.request_timeout_ms,
         mail_retry_base_ms: 100,
