@@ -1,12 +1,11 @@
-//! `Application`: config → adapters → runtime → HTTP server. Tests start it on port 0.
+//! `Application`: config → adapters → runtime → HTTP server ([`crate::server`]), plus the
+//! background work (mail dispatcher, housekeeping). Tests start it on port 0.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
@@ -15,8 +14,9 @@ use crate::adapters::store::SqlStore;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::manifest::{Manifest, Route};
-use crate::runtime::{Runtime, Shared};
-use crate::{artifacts, devmail, reply};
+use crate::runtime::{Limits, Runtime, Shared};
+use crate::server::Server;
+use crate::{artifacts, devmail};
 
 /// Pending accounts are deleted this long after sign-up; delivered mail is kept as long.
 const PENDING_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -32,6 +32,8 @@ pub struct Application {
     /// The dev mailbox directory, when mail goes there.
     mailbox: Option<std::path::PathBuf>,
     dev: bool,
+    header_read_timeout: Duration,
+    max_connections: usize,
     housekeeping_interval: Duration,
     stop: Arc<Notify>,
 }
@@ -76,7 +78,12 @@ impl Application {
         variables.insert("mail_from".into(), config.mail_from.clone());
 
         let shared = Arc::new(Shared { store: store.clone(), texts: gpt_user_l10n::Texts::new(), variables, clock: clock.clone() });
-        let runtime = Runtime::new(&components, shared, Duration::from_millis(config.request_timeout_ms), config.memory_limit_mib << 20)?;
+        let limits = Limits {
+            timeout: Duration::from_millis(config.request_timeout_ms),
+            memory_limit: config.memory_limit_mib << 20,
+            max_instances: config.max_instances,
+        };
+        let runtime = Runtime::new(&components, shared, limits)?;
 
         let smtp_url = config.smtp_url.as_ref().map(|s| s.expose().to_owned());
         let transport = Transport::new(smtp_url.as_deref(), config.mailbox_dir())?;
@@ -108,6 +115,8 @@ impl Application {
             clock,
             mailbox,
             dev: config.dev,
+            header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
+            max_connections: config.max_connections,
             housekeeping_interval: Duration::from_secs(config.housekeeping_interval_s.max(1)),
             stop: Arc::new(Notify::new()),
         })
@@ -176,66 +185,17 @@ impl Application {
             }
         });
         tracing::info!(addr = %self.addr, "gpt-user is serving");
-        let server = Arc::new(Server { manifest: self.manifest, runtime: self.runtime, mailbox: self.mailbox.filter(|_| self.dev) });
-        loop {
-            let (stream, peer) = tokio::select! {
-                accepted = self.listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        continue;
-                    }
-                },
-                () = stop.notified() => return Ok(()),
-            };
-            let server = server.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let server = server.clone();
-                    async move { Ok::<_, std::convert::Infallible>(server.route(req, peer).await) }
-                });
-                if let Err(e) = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await {
-                    tracing::debug!(error = %e, "connection ended with an error");
-                }
-            });
-        }
+        let server = Server {
+            manifest: self.manifest,
+            runtime: self.runtime,
+            mailbox: self.mailbox.filter(|_| self.dev),
+            header_read_timeout: self.header_read_timeout,
+            max_connections: self.max_connections,
+        };
+        server.run(self.listener, stop).await;
+        Ok(())
     }
 }
 
 /// One housekeeping run (see [`Application::housekeeper`]): deleted pending accounts.
 pub type HousekeepFuture = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<u64>> + Send>>;
-
-struct Server {
-    manifest: Arc<Manifest>,
-    runtime: Arc<Runtime>,
-    /// The dev mailbox, when it may be shown (dev mode, no SMTP).
-    mailbox: Option<std::path::PathBuf>,
-}
-
-impl Server {
-    async fn route(&self, req: hyper::Request<hyper::body::Incoming>, peer: SocketAddr) -> hyper::Response<crate::runtime::Body> {
-        // The path only: query strings are not logged (our links carry tokens in the fragment,
-        // which browsers never send, but a client could put anything in a query).
-        let path = req.uri().path().to_owned();
-        let method = req.method().clone();
-        let started = std::time::Instant::now();
-        let response = if path == "/dev/mail" || path.starts_with("/dev/mail/") {
-            devmail::serve(self.mailbox.as_deref(), peer, &method, &path).await
-        } else {
-            match self.manifest.route(&path) {
-                Some(route) => self.runtime.handle(&route.component, req).await,
-                None => reply::not_found(),
-            }
-        };
-        tracing::info!(%method, path = %truncated(&path), status = response.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
-        response
-    }
-}
-
-/// Paths are client input: keep log lines bounded.
-fn truncated(path: &str) -> &str {
-    match path.char_indices().nth(200) {
-        Some((i, _)) => &path[..i],
-        None => path,
-    }
-}

@@ -70,8 +70,16 @@ pub struct Config {
     /// Digits of a new PIN, 4..=12.
     pub pin_length: usize,
     pub policy_version: String,
-    /// Wall-clock budget of one request inside a component.
+    /// Wall-clock budget of one request from its headers on: reading the body and running the
+    /// component, host calls included.
     pub request_timeout_ms: u64,
+    /// A client must send a request's headers (or the next request's, on a kept-alive
+    /// connection) within this time, else the connection is closed.
+    pub header_read_timeout_ms: u64,
+    /// Open connections at most; beyond it new connections wait in the listen backlog.
+    pub max_connections: usize,
+    /// Requests inside components at once (the instance pool); beyond it `503 BUSY`.
+    pub max_instances: usize,
     /// Linear-memory limit of one component instance.
     pub memory_limit_mib: usize,
     /// First retry delay of a failed delivery; doubles per attempt up to `mail_retry_max_ms`.
@@ -98,6 +106,9 @@ impl Default for Config {
             pin_length: 6,
             policy_version: "1".into(),
             request_timeout_ms: 10_000,
+            header_read_timeout_ms: 10_000,
+            max_connections: 1024,
+            max_instances: 256,
             memory_limit_mib: 64,
             mail_retry_base_ms: 2_000,
             mail_retry_max_ms: 600_000,
@@ -133,6 +144,16 @@ impl Config {
                 PIN_LENGTHS.end(),
                 self.pin_length
             )));
+        }
+        for (name, value) in [
+            ("request_timeout_ms", self.request_timeout_ms),
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("max_connections", self.max_connections as u64),
+            ("max_instances", self.max_instances as u64),
+        ] {
+            if value == 0 {
+                return Err(ConfigError(format!("{name} must be greater than 0 (GPT_USER_{})", name.to_uppercase())));
+            }
         }
         if self.api_keys().is_empty() {
             if !self.dev {

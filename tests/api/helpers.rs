@@ -42,11 +42,13 @@ pub struct Options {
     /// Dev mode; `None`: on exactly when no API key is configured (the host refuses to start
     /// without a key outside dev mode).
     pub dev: Option<bool>,
+    /// Changes to the host's configuration after the fields above are applied (limits, timeouts).
+    pub config: Option<fn(&mut gpt_user::Config)>,
 }
 
 impl Options {
     pub fn new(backend: Backend) -> Self {
-        Self { backend, mail: MailMode::Smtp, api_keys: None, conceal: false, request_timeout_ms: 10_000, extra: Vec::new(), dev: None }
+        Self { backend, mail: MailMode::Smtp, api_keys: None, conceal: false, request_timeout_ms: 10_000, extra: Vec::new(), dev: None, config: None }
     }
 }
 
@@ -134,7 +136,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
         let (server, _) = admin.rsplit_once('/').unwrap();
         gpt_user::Secret::new(format!("{server}/{name}"))
     });
-    let config = gpt_user::Config {
+    let mut config = gpt_user::Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.clone(),
         database_url,
@@ -148,6 +150,9 @@ pub async fn spawn_with(options: Options) -> TestApp {
         mail_poll_ms: 100,
         ..gpt_user::Config::default()
     };
+    if let Some(configure) = options.config {
+        configure(&mut config);
+    }
     let app = gpt_user::Application::build_with(config, options.extra).await.expect("the app starts");
     let base = format!("http://{}", app.local_addr());
     let control = Control { clock: app.clock(), db: app.db(), housekeep: Box::new(app.housekeeper()), stop: app.stopper(), dir, postgres };
