@@ -113,7 +113,8 @@ async fn requests_beyond_the_instance_pool_get_503_busy_with_retry_after() {
     if app.control().is_none() {
         return;
     }
-    let requests = (0..6).map(|_| app.get("/trap/sleep/1500"));
+    // Long enough that all six arrive while the first two still sleep, even on a loaded machine.
+    let requests = (0..6).map(|_| app.get("/trap/sleep/2500"));
     let answers = futures::future::join_all(requests).await;
     let mut served = 0;
     for r in answers {
