@@ -1,12 +1,11 @@
-//! `Application`: config → adapters → runtime → HTTP server. Tests start it on port 0.
+//! `Application`: config → adapters → runtime → HTTP server ([`crate::server`]), plus the
+//! background work (mail dispatcher, housekeeping). Tests start it on port 0.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
@@ -15,7 +14,8 @@ use crate::adapters::store::SqlStore;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::manifest::{Manifest, Route};
-use crate::runtime::{Runtime, Shared};
+use crate::runtime::{Limits, Runtime, Shared};
+use crate::server::Server;
 use crate::{artifacts, devmail};
 
 /// Pending accounts are deleted this long after sign-up; delivered mail is kept as long.
@@ -29,7 +29,11 @@ pub struct Application {
     dispatcher: Arc<Dispatcher>,
     store: SqlStore,
     clock: Clock,
+    /// The dev mailbox directory, when mail goes there.
     mailbox: Option<std::path::PathBuf>,
+    dev: bool,
+    header_read_timeout: Duration,
+    max_connections: usize,
     housekeeping_interval: Duration,
     stop: Arc<Notify>,
 }
@@ -42,13 +46,9 @@ impl Application {
     /// Like [`Application::build`], plus components served at extra routes (tests use this for
     /// a component that traps).
     pub async fn build_with(config: Config, extra: Vec<(Route, &'static [u8])>) -> anyhow::Result<Self> {
+        // First, before anything slow: a refused configuration answers at once.
+        config.validate()?;
         let keys = config.api_keys();
-        if keys.is_empty() && !config.listen.ip().is_loopback() {
-            anyhow::bail!(
-                "refusing to serve on {} without a GPT API key: set GPT_USER_API_KEYS, or listen on a loopback address",
-                config.listen
-            );
-        }
         let mut manifest = Manifest::parse(artifacts::SPIN_TOML)?;
         let mut components: Vec<(String, &'static [u8])> = Vec::new();
         for (id, source) in &manifest.sources {
@@ -71,13 +71,19 @@ impl Application {
         };
         variables.insert("base_url".into(), base_url);
         variables.insert("api_keys".into(), keys.join(","));
+        variables.insert("dev".into(), config.dev.to_string());
         variables.insert("pin_length".into(), config.pin_length.to_string());
         variables.insert("conceal_accounts".into(), config.conceal_accounts.to_string());
         variables.insert("policy_version".into(), config.policy_version.clone());
         variables.insert("mail_from".into(), config.mail_from.clone());
 
         let shared = Arc::new(Shared { store: store.clone(), texts: gpt_user_l10n::Texts::new(), variables, clock: clock.clone() });
-        let runtime = Runtime::new(&components, shared, Duration::from_millis(config.request_timeout_ms), config.memory_limit_mib << 20)?;
+        let limits = Limits {
+            timeout: Duration::from_millis(config.request_timeout_ms),
+            memory_limit: config.memory_limit_mib << 20,
+            max_instances: config.max_instances,
+        };
+        let runtime = Runtime::new(&components, shared, limits)?;
 
         let smtp_url = config.smtp_url.as_ref().map(|s| s.expose().to_owned());
         let transport = Transport::new(smtp_url.as_deref(), config.mailbox_dir())?;
@@ -92,12 +98,13 @@ impl Application {
             poll: Duration::from_millis(config.mail_poll_ms),
             lease: Duration::from_millis(config.mail_lease_ms),
         });
-        if keys.is_empty() {
-            tracing::warn!(%addr, "no GPT API key configured: serving on loopback only");
+        if config.dev {
+            tracing::warn!(%addr, keys = keys.len(), "dev mode: not for production");
         }
-        match &mailbox {
-            Some(dir) => tracing::info!(dir = %dir.display(), "no SMTP URL: mail goes to the dev mailbox, listed at /dev/mail"),
-            None => tracing::info!("mail is delivered by SMTP"),
+        match (&mailbox, config.dev) {
+            (Some(dir), true) => tracing::info!(dir = %dir.display(), "no SMTP URL: mail goes to the dev mailbox, listed at /dev/mail"),
+            (Some(dir), false) => tracing::warn!(dir = %dir.display(), "no SMTP URL: mail goes to the dev mailbox (not served outside dev mode)"),
+            (None, _) => tracing::info!("mail is delivered by SMTP"),
         }
         Ok(Self {
             listener,
@@ -108,6 +115,9 @@ impl Application {
             store,
             clock,
             mailbox,
+            dev: config.dev,
+            header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
+            max_connections: config.max_connections,
             housekeeping_interval: Duration::from_secs(config.housekeeping_interval_s.max(1)),
             stop: Arc::new(Notify::new()),
         })
@@ -133,13 +143,26 @@ impl Application {
     }
 
     /// Runs housekeeping once at the application's clock; returns deleted pending accounts.
+    /// Dev-mailbox messages older than delivered mail's retention go too.
     pub fn housekeeper(&self) -> impl Fn() -> HousekeepFuture + Send + Sync + 'static {
         let store = self.store.clone();
         let clock = self.clock.clone();
+        let mailbox = self.mailbox.clone();
         move || {
             let store = store.clone();
+            let mailbox = mailbox.clone();
             let now = clock.now_ms();
-            Box::pin(async move { store.housekeep(now, now - PENDING_TTL_MS, now - PENDING_TTL_MS).await.map_err(anyhow::Error::from) })
+            Box::pin(async move {
+                let deleted = store.housekeep(now, now - PENDING_TTL_MS, now - PENDING_TTL_MS).await.map_err(anyhow::Error::from)?;
+                if let Some(dir) = mailbox {
+                    match devmail::prune(&dir, now - PENDING_TTL_MS).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(deleted = n, "deleted dev-mailbox messages older than 7 days"),
+                        Err(e) => tracing::warn!(error = %e, "pruning the dev mailbox failed"),
+                    }
+                }
+                Ok(deleted)
+            })
         }
     }
 
@@ -163,65 +186,17 @@ impl Application {
             }
         });
         tracing::info!(addr = %self.addr, "gpt-user is serving");
-        let server = Arc::new(Server { manifest: self.manifest, runtime: self.runtime, mailbox: self.mailbox });
-        loop {
-            let (stream, peer) = tokio::select! {
-                accepted = self.listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        continue;
-                    }
-                },
-                () = stop.notified() => return Ok(()),
-            };
-            let server = server.clone();
-            tokio::spawn(async move {
-                let service = hyper::service::service_fn(move |req| {
-                    let server = server.clone();
-                    async move { Ok::<_, std::convert::Infallible>(server.route(req, peer).await) }
-                });
-                if let Err(e) = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await {
-                    tracing::debug!(error = %e, "connection ended with an error");
-                }
-            });
-        }
+        let server = Server {
+            manifest: self.manifest,
+            runtime: self.runtime,
+            mailbox: self.mailbox.filter(|_| self.dev),
+            header_read_timeout: self.header_read_timeout,
+            max_connections: self.max_connections,
+        };
+        server.run(self.listener, stop).await;
+        Ok(())
     }
 }
 
 /// One housekeeping run (see [`Application::housekeeper`]): deleted pending accounts.
 pub type HousekeepFuture = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<u64>> + Send>>;
-
-struct Server {
-    manifest: Arc<Manifest>,
-    runtime: Arc<Runtime>,
-    mailbox: Option<std::path::PathBuf>,
-}
-
-impl Server {
-    async fn route(&self, req: hyper::Request<hyper::body::Incoming>, peer: SocketAddr) -> hyper::Response<crate::runtime::Body> {
-        // The path only: query strings are not logged (our links carry tokens in the fragment,
-        // which browsers never send, but a client could put anything in a query).
-        let path = req.uri().path().to_owned();
-        let method = req.method().clone();
-        let started = std::time::Instant::now();
-        let response = if path == "/dev/mail" || path.starts_with("/dev/mail/") {
-            devmail::serve(self.mailbox.as_deref(), peer, &path).await
-        } else {
-            match self.manifest.route(&path) {
-                Some(route) => self.runtime.handle(&route.component, req).await,
-                None => devmail::not_found(),
-            }
-        };
-        tracing::info!(%method, path = %truncated(&path), status = response.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
-        response
-    }
-}
-
-/// Paths are client input: keep log lines bounded.
-fn truncated(path: &str) -> &str {
-    match path.char_indices().nth(200) {
-        Some((i, _)) => &path[..i],
-        None => path,
-    }
-}

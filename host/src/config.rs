@@ -29,6 +29,21 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+/// PIN lengths the core can allocate from: shorter PINs run out, longer ones are unwieldy in a chat.
+pub const PIN_LENGTHS: std::ops::RangeInclusive<usize> = 4..=12;
+
+/// A configuration the host refuses to start with.
+#[derive(Debug)]
+pub struct ConfigError(String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
@@ -47,12 +62,24 @@ pub struct Config {
     pub mail_from: String,
     /// Service API keys for GPT actions, comma-separated.
     pub api_keys: Secret,
+    /// Local development (`GPT_USER_DEV`, `gpt-user serve --dev`): GPT actions may run without a
+    /// key (then only on a loopback address) and `/dev/mail` is served to loopback peers.
+    pub dev: bool,
     /// Non-enumerating sign-up answers.
     pub conceal_accounts: bool,
+    /// Digits of a new PIN, 4..=12.
     pub pin_length: usize,
     pub policy_version: String,
-    /// Wall-clock budget of one request inside a component.
+    /// Wall-clock budget of one request from its headers on: reading the body and running the
+    /// component, host calls included.
     pub request_timeout_ms: u64,
+    /// A client must send a request's headers (or the next request's, on a kept-alive
+    /// connection) within this time, else the connection is closed.
+    pub header_read_timeout_ms: u64,
+    /// Open connections at most; beyond it new connections wait in the listen backlog.
+    pub max_connections: usize,
+    /// Requests inside components at once (the instance pool); beyond it `503 BUSY`.
+    pub max_instances: usize,
     /// Linear-memory limit of one component instance.
     pub memory_limit_mib: usize,
     /// First retry delay of a failed delivery; doubles per attempt up to `mail_retry_max_ms`.
@@ -77,10 +104,14 @@ impl Default for Config {
             smtp_url: None,
             mail_from: "gpt-user <no-reply@localhost>".into(),
             api_keys: Secret::default(),
+            dev: false,
             conceal_accounts: false,
             pin_length: 6,
             policy_version: "1".into(),
             request_timeout_ms: 10_000,
+            header_read_timeout_ms: 10_000,
+            max_connections: 1024,
+            max_instances: 256,
             memory_limit_mib: 64,
             mail_retry_base_ms: 2_000,
             mail_retry_max_ms: 600_000,
@@ -106,6 +137,45 @@ impl Config {
             .extract()?;
         config.data_dir = dir;
         Ok(config)
+    }
+
+    /// Refuses configurations the host must not run with; the message says what to set.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !PIN_LENGTHS.contains(&self.pin_length) {
+            return Err(ConfigError(format!(
+                "pin_length must be between {} and {} digits, not {} (GPT_USER_PIN_LENGTH)",
+                PIN_LENGTHS.start(),
+                PIN_LENGTHS.end(),
+                self.pin_length
+            )));
+        }
+        for (name, value) in [
+            ("request_timeout_ms", self.request_timeout_ms),
+            ("header_read_timeout_ms", self.header_read_timeout_ms),
+            ("max_connections", self.max_connections as u64),
+            ("max_instances", self.max_instances as u64),
+        ] {
+            if value == 0 {
+                return Err(ConfigError(format!("{name} must be greater than 0 (GPT_USER_{})", name.to_uppercase())));
+            }
+        }
+        if self.api_keys().is_empty() {
+            if !self.dev {
+                return Err(ConfigError(
+                    "no GPT API key configured: set GPT_USER_API_KEYS (comma-separated service keys), \
+                     or run `gpt-user serve --dev` (GPT_USER_DEV=true) for local development"
+                        .into(),
+                ));
+            }
+            if !self.listen.ip().is_loopback() {
+                return Err(ConfigError(format!(
+                    "refusing to serve on {} in dev mode without a GPT API key: listen on a loopback address \
+                     (--listen 127.0.0.1:3000), or set GPT_USER_API_KEYS",
+                    self.listen
+                )));
+            }
+        }
+        Ok(())
     }
 
     pub fn base_url(&self) -> String {
@@ -139,14 +209,37 @@ mod tests {
     }
 
     #[test]
+    fn without_a_key_only_dev_mode_on_loopback_starts() {
+        let err = Config::default().validate().unwrap_err().to_string();
+        assert!(err.contains("GPT_USER_API_KEYS") && err.contains("--dev"), "{err}");
+        assert!(Config { dev: true, ..Config::default() }.validate().is_ok());
+        let public = Config { dev: true, listen: "0.0.0.0:3000".parse().unwrap(), ..Config::default() };
+        assert!(public.validate().unwrap_err().to_string().contains("loopback"));
+        let keyed = Config { api_keys: Secret::new("k"), listen: "0.0.0.0:3000".parse().unwrap(), ..Config::default() };
+        assert!(keyed.validate().is_ok());
+    }
+
+    #[test]
+    fn pin_lengths_outside_4_to_12_are_refused() {
+        for (len, ok) in [(3, false), (4, true), (12, true), (13, false), (0, false)] {
+            let c = Config { dev: true, pin_length: len, ..Config::default() };
+            assert_eq!(c.validate().is_ok(), ok, "pin_length {len}");
+        }
+        let err = Config { dev: true, pin_length: 3, ..Config::default() }.validate().unwrap_err().to_string();
+        assert!(err.contains("pin_length") && err.contains("between 4 and 12"), "{err}");
+    }
+
+    #[test]
     fn file_and_environment_layer_over_defaults() {
         let dir = std::env::temp_dir().join(format!("gpt-user-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("gpt-user.toml"), "pin_length = 8\nmail_from = \"a@b.co\"\n").unwrap();
         figment::Jail::expect_with(|jail| {
             jail.set_env("GPT_USER_PIN_LENGTH", "9");
+            jail.set_env("GPT_USER_DEV", "true");
             let c = Config::load(Some(&dir)).unwrap();
             assert_eq!(c.pin_length, 9);
+            assert!(c.dev);
             assert_eq!(c.mail_from, "a@b.co");
             assert_eq!(c.data_dir, dir);
             Ok(())

@@ -13,11 +13,14 @@
 mod adapters;
 mod app;
 mod bindings;
+mod body;
 pub mod clock;
 pub mod config;
 mod devmail;
 pub mod manifest;
+mod reply;
 mod runtime;
+mod server;
 
 pub use app::{Application, HousekeepFuture};
 pub use config::{Config, Secret};

@@ -1,4 +1,5 @@
-//! `gpt-user serve [--listen ADDR] [--data-dir DIR]`.
+//! `gpt-user serve [--dev] [--listen ADDR] [--data-dir DIR]`. A refused configuration exits
+//! non-zero with a message on stderr that says what to set.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -16,6 +17,10 @@ struct Cli {
 enum Command {
     /// Serve the flow components over HTTP.
     Serve {
+        /// Local development: GPT actions need no API key (loopback only) and `/dev/mail` lists
+        /// the dev mailbox. Same as GPT_USER_DEV=true.
+        #[arg(long)]
+        dev: bool,
         /// Address to listen on [default: 127.0.0.1:3000].
         #[arg(long)]
         listen: Option<SocketAddr>,
@@ -26,18 +31,29 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    let cli = Cli::parse();
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The message and its causes, not a backtrace: this is what an operator acts on.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { listen, data_dir } => {
+        Command::Serve { dev, listen, data_dir } => {
             let mut config = gpt_user::Config::load(data_dir.as_deref())?;
             if let Some(listen) = listen {
                 config.listen = listen;
             }
+            config.dev |= dev;
             let app = gpt_user::Application::build(config).await?;
             let stop = app.stopper();
             tokio::spawn(async move {

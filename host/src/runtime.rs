@@ -1,14 +1,19 @@
 //! wasmtime: one `Engine` (pooling allocator, epoch interruption), one pre-instantiated
 //! `ProxyPre` per component, and a fresh `Store` per request with memory limits and a deadline.
-//! A trap or a timeout ends that request with a 500; the next request gets a fresh instance.
+//! The whole request, from its headers on, runs under one deadline: the host reads a small body
+//! before it takes an instance (see [`crate::body`]), a semaphore sized to the pool turns a full
+//! pool into `503 BUSY`, and a timeout ends host calls the epoch cannot interrupt. A trap or a
+//! component past its deadline ends that request with a 500; the next gets a fresh instance.
 
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, combinators::UnsyncBoxBody};
+use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -19,7 +24,9 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::adapters::store::SqlStore;
 use crate::bindings::Imports;
+use crate::body::GuestBody;
 use crate::clock::Clock;
+use crate::reply;
 
 pub type Body = UnsyncBoxBody<Bytes, anyhow::Error>;
 
@@ -57,19 +64,25 @@ impl WasiHttpView for HostState {
     }
 }
 
+/// Component instances in the process-wide pool unless a configuration asks for more.
+const DEFAULT_POOL: usize = 256;
+
 /// The process-wide engine and its epoch ticker. Compiled components are cached by content, so
 /// several applications in one process (tests) compile each component once.
 struct EngineCache {
     engine: Engine,
+    /// Component instances the pool holds; an application may not admit more at once.
+    capacity: usize,
     components: std::sync::Mutex<HashMap<usize, Component>>,
 }
 
-fn engine_cache() -> anyhow::Result<&'static EngineCache> {
+fn engine_cache(instances: usize) -> anyhow::Result<&'static EngineCache> {
     static CACHE: OnceLock<EngineCache> = OnceLock::new();
     if let Some(c) = CACHE.get() {
         return Ok(c);
     }
-    let engine = new_engine()?;
+    let capacity = instances.max(DEFAULT_POOL);
+    let engine = new_engine(capacity)?;
     let ticker = engine.weak();
     std::thread::Builder::new().name("epoch-ticker".into()).spawn(move || {
         while let Some(engine) = ticker.upgrade() {
@@ -78,17 +91,20 @@ fn engine_cache() -> anyhow::Result<&'static EngineCache> {
             std::thread::sleep(TICK);
         }
     })?;
-    Ok(CACHE.get_or_init(|| EngineCache { engine, components: Default::default() }))
+    Ok(CACHE.get_or_init(|| EngineCache { engine, capacity, components: Default::default() }))
 }
 
-fn new_engine() -> anyhow::Result<Engine> {
+/// An engine whose pool holds `instances` concurrent component instances (each with up to 4
+/// core instances, 2 memories and 2 tables, and one async stack).
+fn new_engine(instances: usize) -> anyhow::Result<Engine> {
+    let n = u32::try_from(instances).context("max_instances is too large")?;
     let mut pooling = wasmtime::PoolingAllocationConfig::default();
     pooling
-        .total_component_instances(256)
-        .total_core_instances(1024)
-        .total_memories(512)
-        .total_tables(512)
-        .total_stacks(256)
+        .total_component_instances(n)
+        .total_core_instances(4 * n)
+        .total_memories(2 * n)
+        .total_tables(2 * n)
+        .total_stacks(n)
         .max_memory_size(256 << 20)
         // Reset only the pages a request dirtied (Linux >= 6.7), up to 4 MiB, instead of
         // unmapping them: the guest's 1 MiB shadow stack alone would otherwise cost an madvise
@@ -106,6 +122,16 @@ fn new_engine() -> anyhow::Result<Engine> {
     Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot create the wasm engine: {e}"))
 }
 
+/// What one application allows a request.
+pub struct Limits {
+    /// From the request's headers to the component's answer: body, instantiation, the call.
+    pub timeout: Duration,
+    /// Linear memory of one instance, in bytes.
+    pub memory_limit: usize,
+    /// Requests inside components at once.
+    pub max_instances: usize,
+}
+
 /// The components an application serves, by component id.
 pub struct Runtime {
     engine: Engine,
@@ -113,11 +139,35 @@ pub struct Runtime {
     shared: Arc<Shared>,
     timeout: Duration,
     memory_limit: usize,
+    /// One permit per request inside a component: sized to the pool (or below it), so a full
+    /// pool is a quick `503 BUSY`, not an instantiation error.
+    slots: Arc<Semaphore>,
+}
+
+/// Why a request ended without the component's answer.
+enum Failure {
+    /// The pool had no free instance.
+    Busy,
+    /// The request deadline passed (in the guest, or in a host call it waited on).
+    Deadline,
+    Error(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        Self::Error(e)
+    }
 }
 
 impl Runtime {
-    pub fn new(components: &[(String, &'static [u8])], shared: Arc<Shared>, timeout: Duration, memory_limit: usize) -> anyhow::Result<Self> {
-        let cache = engine_cache()?;
+    pub fn new(components: &[(String, &'static [u8])], shared: Arc<Shared>, limits: Limits) -> anyhow::Result<Self> {
+        let Limits { timeout, memory_limit, max_instances } = limits;
+        let cache = engine_cache(max_instances)?;
+        anyhow::ensure!(
+            max_instances <= cache.capacity,
+            "max_instances = {max_instances} exceeds this process's instance pool ({})",
+            cache.capacity
+        );
         let engine = cache.engine.clone();
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
@@ -142,21 +192,48 @@ impl Runtime {
             let pre = linker.instantiate_pre(&component).map_err(anyhow::Error::from).with_context(|| format!("linking component {id}"))?;
             pres.insert(id.clone(), ProxyPre::new(pre).map_err(anyhow::Error::from).with_context(|| format!("component {id} is not an HTTP handler"))?);
         }
-        Ok(Self { engine, components: pres, shared, timeout, memory_limit })
+        Ok(Self { engine, components: pres, shared, timeout, memory_limit, slots: Arc::new(Semaphore::new(max_instances)) })
     }
 
-    /// Runs one request through a component. Never fails: problems become a 500.
+    /// Runs one request through a component, all of it under the request deadline. Never
+    /// fails: a client too slow to send its body gets `408`, a full pool `503 BUSY`, anything
+    /// else that goes wrong a `500`.
     pub async fn handle(&self, component: &str, req: hyper::Request<hyper::body::Incoming>) -> hyper::Response<Body> {
-        match self.try_handle(component, req).await {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let (parts, body) = req.into_parts();
+        let body = match tokio::time::timeout_at(deadline, GuestBody::read(body)).await {
+            Ok(Ok(body)) => body,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "request body unreadable");
+                return reply::bad_request();
+            }
+            Err(_) => return reply::request_timeout(),
+        };
+        // Taken only once the body is here: slow clients hold no instance.
+        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+            return reply::busy();
+        };
+        let complete = body.completion();
+        match self.run(component, hyper::Request::from_parts(parts, body), deadline, slot).await {
             Ok(resp) => resp,
-            Err(e) => {
+            Err(Failure::Busy) => {
+                tracing::warn!(component, "instance pool exhausted");
+                reply::busy()
+            }
+            // Still waiting for the client: its fault, not the component's.
+            Err(Failure::Deadline) if !complete.load(Ordering::Acquire) => reply::request_timeout(),
+            Err(Failure::Deadline) => {
+                tracing::error!(component, "component exceeded the request deadline");
+                reply::internal_error()
+            }
+            Err(Failure::Error(e)) => {
                 tracing::error!(component, error = %format!("{e:#}"), "component failed");
-                internal_error()
+                reply::internal_error()
             }
         }
     }
 
-    async fn try_handle(&self, component: &str, req: hyper::Request<hyper::body::Incoming>) -> anyhow::Result<hyper::Response<Body>> {
+    async fn run(&self, component: &str, req: hyper::Request<GuestBody>, deadline: tokio::time::Instant, slot: OwnedSemaphorePermit) -> Result<hyper::Response<Body>, Failure> {
         let pre = self.components.get(component).with_context(|| format!("no component {component}"))?.clone();
         let output = MemoryOutputPipe::new(GUEST_OUTPUT_LIMIT);
         let wasi = WasiCtx::builder()
@@ -173,10 +250,12 @@ impl Runtime {
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
-        let deadline = Instant::now() + self.timeout;
+        // The epoch interrupts wasm code at the deadline; the timeout below also ends host
+        // calls the guest waits on (a trickling body, a sleep).
+        let epoch_deadline = deadline.into_std();
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
+            if Instant::now() >= epoch_deadline {
                 Ok(UpdateDeadline::Interrupt)
             } else {
                 Ok(UpdateDeadline::Yield(1))
@@ -188,11 +267,16 @@ impl Runtime {
         let out = store.data_mut().http().new_response_outparam(sender).map_err(anyhow::Error::from)?;
         let component_name = component.to_owned();
         let task = tokio::task::spawn(async move {
-            let result: anyhow::Result<()> = async {
-                let proxy = pre.instantiate_async(&mut store).await.map_err(anyhow::Error::from)?;
-                proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await.map_err(anyhow::Error::from)
-            }
-            .await;
+            let call = async {
+                let proxy = pre.instantiate_async(&mut store).await.map_err(|e| {
+                    if is_pool_exhausted(&e) { Failure::Busy } else { Failure::Error(anyhow::Error::from(e)) }
+                })?;
+                proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await.map_err(|e| Failure::Error(e.into()))
+            };
+            let result = tokio::time::timeout_at(deadline, call).await.unwrap_or(Err(Failure::Deadline));
+            // The instance goes back to the pool before the slot does.
+            drop(store);
+            drop(slot);
             let guest_output = output.contents();
             if !guest_output.is_empty() {
                 tracing::warn!(component = %component_name, output = %String::from_utf8_lossy(&guest_output).trim_end(), "component wrote to stdout/stderr");
@@ -202,22 +286,40 @@ impl Runtime {
 
         match receiver.await {
             Ok(Ok(resp)) => Ok(resp.map(|body| body.map_err(anyhow::Error::from).boxed_unsync())),
-            Ok(Err(code)) => anyhow::bail!("component answered with an error code: {code:?}"),
+            Ok(Err(code)) => Err(anyhow::anyhow!("component answered with an error code: {code:?}").into()),
             Err(_) => match task.await {
-                Ok(Ok(())) => anyhow::bail!("component never set a response"),
-                Ok(Err(e)) => Err(e),
-                Err(e) => Err(e.into()),
+                Ok(Ok(())) => Err(anyhow::anyhow!("component never set a response").into()),
+                Ok(Err(failure)) => Err(failure),
+                Err(e) => Err(anyhow::Error::from(e).into()),
             },
         }
     }
 }
 
-/// A generic 500: no detail leaves the host.
-pub fn internal_error() -> hyper::Response<Body> {
-    let body = r#"{"code":"INTERNAL","message":"Something went wrong on our side. Please try again later."}"#;
-    hyper::Response::builder()
-        .status(500)
-        .header("content-type", "application/json; charset=utf-8")
-        .body(Full::new(Bytes::from_static(body.as_bytes())).map_err(|never| match never {}).boxed_unsync())
-        .expect("static response is valid")
+/// Whether instantiation failed because the pooling allocator is full (instances, memories,
+/// tables or stacks): the request may succeed a moment later.
+fn is_pool_exhausted(e: &wasmtime::Error) -> bool {
+    e.is::<wasmtime::PoolConcurrencyLimitError>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smallest valid component: the header, no sections.
+    const EMPTY_COMPONENT: &[u8] = b"\0asm\x0d\x00\x01\x00";
+
+    #[tokio::test]
+    async fn a_full_instance_pool_is_recognised_as_busy() {
+        let engine = new_engine(1).unwrap();
+        let component = Component::new(&engine, EMPTY_COMPONENT).unwrap();
+        let linker = Linker::<()>::new(&engine);
+        let mut first = Store::new(&engine, ());
+        let _held = linker.instantiate_async(&mut first, &component).await.unwrap();
+        let mut second = Store::new(&engine, ());
+        let err = linker.instantiate_async(&mut second, &component).await.expect_err("the pool is full");
+        assert!(is_pool_exhausted(&err), "{err}");
+        drop(first);
+        assert!(linker.instantiate_async(&mut second, &component).await.is_ok(), "a freed slot is reused");
+    }
 }

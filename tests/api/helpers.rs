@@ -40,11 +40,16 @@ pub struct Options {
     pub conceal: bool,
     pub request_timeout_ms: u64,
     pub extra: Vec<(Route, &'static [u8])>,
+    /// Dev mode; `None`: on exactly when no API key is configured (the host refuses to start
+    /// without a key outside dev mode).
+    pub dev: Option<bool>,
+    /// Changes to the host's configuration after the fields above are applied (limits, timeouts).
+    pub config: Option<fn(&mut gpt_user::Config)>,
 }
 
 impl Options {
     pub fn new(backend: Backend) -> Self {
-        Self { backend, mail: MailMode::Smtp, api_keys: None, conceal: false, request_timeout_ms: 10_000, extra: Vec::new() }
+        Self { backend, mail: MailMode::Smtp, api_keys: None, conceal: false, request_timeout_ms: 10_000, extra: Vec::new(), dev: None, config: None }
     }
 }
 
@@ -137,12 +142,13 @@ pub async fn spawn_with(options: Options) -> TestApp {
         let (server, _) = admin.rsplit_once('/').unwrap();
         gpt_user::Secret::new(format!("{server}/{name}"))
     });
-    let config = gpt_user::Config {
+    let mut config = gpt_user::Config {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.clone(),
         database_url,
         smtp_url: smtp_url.map(gpt_user::Secret::new),
         api_keys: gpt_user::Secret::new(options.api_keys.unwrap_or_default()),
+        dev: options.dev.unwrap_or(options.api_keys.is_none()),
         conceal_accounts: options.conceal,
         request_timeout_ms: options.request_timeout_ms,
         mail_retry_base_ms: 100,
@@ -150,6 +156,9 @@ pub async fn spawn_with(options: Options) -> TestApp {
         mail_poll_ms: 100,
         ..gpt_user::Config::default()
     };
+    if let Some(configure) = options.config {
+        configure(&mut config);
+    }
     let app = gpt_user::Application::build_with(config, options.extra).await.expect("the app starts");
     let base = format!("http://{}", app.local_addr());
     let control = Control { clock: app.clock(), db: app.db(), housekeep: Box::new(app.housekeeper()), stop: app.stopper(), dir, postgres };

@@ -17,7 +17,7 @@ const REQUESTS: usize = 4000;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("gpt-user-bench-{}", std::process::id()));
-    let config = gpt_user::Config { listen: "127.0.0.1:0".parse()?, data_dir: dir.clone(), ..gpt_user::Config::default() };
+    let config = gpt_user::Config { listen: "127.0.0.1:0".parse()?, data_dir: dir.clone(), dev: true, ..gpt_user::Config::default() };
     let app = gpt_user::Application::build(config).await?;
     let base = format!("http://{}", app.local_addr());
     tokio::spawn(app.run_until_stopped());

@@ -12,5 +12,6 @@ mod conceal;
 mod mail;
 mod prehijack;
 mod runtime;
+mod server;
 mod signup;
 mod store;

@@ -1,0 +1,106 @@
+//! The HTTP side: the accept loop, its limits, and routing to components or the dev mailbox.
+//!
+//! Slow clients must not exhaust the host, so every resource a client can hold is bounded:
+//! - **connections** by a semaphore taken *before* `accept`: when all are in use, new connections
+//!   wait in the kernel's listen backlog (backpressure) instead of being accepted and closed.
+//!   A waiting client is served as soon as a slot frees, and slots free quickly because of:
+//! - **header time**: hyper's header-read timeout (it also ends an idle kept-alive connection
+//!   that sends no next request);
+//! - **request time**: the body and the component run under the request deadline
+//!   ([`Runtime::handle`]);
+//! - **instances**: a full pool answers `503 BUSY` at once.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, Semaphore};
+
+use crate::manifest::Manifest;
+use crate::runtime::{Body, Runtime};
+use crate::{devmail, reply};
+
+/// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+pub struct Server {
+    pub manifest: Arc<Manifest>,
+    pub runtime: Arc<Runtime>,
+    /// The dev mailbox, when it may be shown (dev mode, no SMTP).
+    pub mailbox: Option<PathBuf>,
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
+}
+
+impl Server {
+    /// Serves connections until `stop` is notified.
+    pub async fn run(self, listener: TcpListener, stop: Arc<Notify>) {
+        let stopped = stop.notified();
+        tokio::pin!(stopped);
+        // Registered now, so a stop between two accepts is not missed.
+        stopped.as_mut().enable();
+        let connections = Arc::new(Semaphore::new(self.max_connections));
+        let mut http = http1::Builder::new();
+        http.timer(TokioTimer::new()).header_read_timeout(self.header_read_timeout).keep_alive(true);
+        let server = Arc::new(self);
+        loop {
+            let permit = tokio::select! {
+                permit = connections.clone().acquire_owned() => permit.expect("the semaphore is never closed"),
+                () = &mut stopped => return,
+            };
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(ACCEPT_BACKOFF).await;
+                        continue;
+                    }
+                },
+                () = &mut stopped => return,
+            };
+            let server = server.clone();
+            let http = http.clone();
+            tokio::spawn(async move {
+                let _permit = permit;
+                let service = hyper::service::service_fn(move |req| {
+                    let server = server.clone();
+                    async move { Ok::<_, std::convert::Infallible>(server.route(req, peer).await) }
+                });
+                if let Err(e) = http.serve_connection(TokioIo::new(stream), service).await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+        }
+    }
+
+    async fn route(&self, req: hyper::Request<hyper::body::Incoming>, peer: SocketAddr) -> hyper::Response<Body> {
+        // The path only: query strings are not logged (our links carry tokens in the fragment,
+        // which browsers never send, but a client could put anything in a query).
+        let path = req.uri().path().to_owned();
+        let method = req.method().clone();
+        let started = std::time::Instant::now();
+        let response = if path == "/dev/mail" || path.starts_with("/dev/mail/") {
+            devmail::serve(self.mailbox.as_deref(), peer, &method, &path).await
+        } else {
+            match self.manifest.route(&path) {
+                Some(route) => self.runtime.handle(&route.component, req).await,
+                None => reply::not_found(),
+            }
+        };
+        tracing::info!(%method, path = %truncated(&path), status = response.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+        response
+    }
+}
+
+/// Paths are client input: keep log lines bounded.
+fn truncated(path: &str) -> &str {
+    match path.char_indices().nth(200) {
+        Some((i, _)) => &path[..i],
+        None => path,
+    }
+}

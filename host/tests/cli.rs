@@ -1,0 +1,178 @@
+//! The real `gpt-user` binary: what it refuses to start with (and that it says what to set), and
+//! what dev mode changes (SPEC §5, §7). Each test runs its own process on a free loopback port
+//! with its own data directory; no `GPT_USER_*` variable of the caller leaks in.
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Compiling the components at start takes a while on a busy 2-core machine.
+const START_WITHIN: Duration = Duration::from_secs(180);
+/// A refused configuration is refused before anything slow happens.
+const REFUSE_WITHIN: Duration = Duration::from_secs(10);
+
+struct Host {
+    child: Child,
+    addr: SocketAddr,
+    dir: PathBuf,
+}
+
+impl Host {
+    /// Starts `gpt-user serve --data-dir <fresh> [--listen 127.0.0.1:<free port>] <args>` (the
+    /// free port unless `args` name an address).
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let dir = std::env::temp_dir().join(format!("gpt-user-cli-{}-{}", std::process::id(), free_port()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gpt-user"));
+        for (key, _) in std::env::vars() {
+            if key.starts_with("GPT_USER_") {
+                cmd.env_remove(key);
+            }
+        }
+        cmd.envs(env.iter().copied()).env("RUST_LOG", "info");
+        cmd.args(["serve", "--data-dir", dir.to_str().unwrap()]);
+        if !args.contains(&"--listen") {
+            cmd.args(["--listen", &addr.to_string()]);
+        }
+        cmd.args(args);
+        // Into a file, not a pipe: a chatty child never blocks on a full pipe.
+        let stderr = std::fs::File::create(dir.join("stderr.log")).unwrap();
+        let child = cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(stderr).spawn().expect("the binary runs");
+        Self { child, addr, dir }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
+    }
+
+    fn exit_within(&mut self, within: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// Waits until `/healthz` answers 200.
+    fn wait_until_serving(&mut self) {
+        let deadline = Instant::now() + START_WITHIN;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                panic!("gpt-user exited with {status}:\n{}", self.stderr());
+            }
+            if self.request("GET", "/healthz", &[], "").is_some_and(|(status, _)| status == 200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        panic!("gpt-user did not serve within {START_WITHIN:?}:\n{}", self.stderr());
+    }
+
+    /// One HTTP/1.1 request on a fresh connection: `(status, body)`, or `None` if not connected.
+    fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Option<(u16, String)> {
+        let mut stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n", self.addr, body.len());
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        stream.write_all(format!("{head}\r\n{body}").as_bytes()).ok()?;
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).ok()?;
+        let status = answer.split_whitespace().nth(1)?.parse().ok()?;
+        let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+        Some((status, body))
+    }
+
+    fn sign_up(&self, email: &str, headers: &[(&str, &str)]) -> u16 {
+        let body = format!(r#"{{"email":"{email}","consent":true,"locale":"en","passphrase":"correct horse battery staple"}}"#);
+        let mut all = vec![("Content-Type", "application/json")];
+        all.extend_from_slice(headers);
+        self.request("POST", "/api/signup/init", &all, &body).expect("answered").0
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The message files in the data dir's mailbox.
+fn mailbox_files(host: &Host) -> usize {
+    std::fs::read_dir(host.dir.join("mail")).map(|d| d.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".eml")).count()).unwrap_or(0)
+}
+
+#[test]
+fn serve_without_an_api_key_or_dev_refuses_to_start_and_says_what_to_set() {
+    let mut host = Host::start(&[], &[]);
+    let status = host.exit_within(REFUSE_WITHIN).expect("it exits");
+    assert!(!status.success());
+    let stderr = host.stderr();
+    assert!(stderr.contains("GPT_USER_API_KEYS") && stderr.contains("--dev"), "{stderr}");
+}
+
+#[test]
+fn dev_mode_without_a_key_refuses_a_non_loopback_address() {
+    let port = free_port().to_string();
+    let mut host = Host::start(&["--dev", "--listen", &format!("0.0.0.0:{port}")], &[]);
+    let status = host.exit_within(REFUSE_WITHIN).expect("it exits");
+    assert!(!status.success());
+    assert!(host.stderr().contains("loopback"), "{}", host.stderr());
+}
+
+#[test]
+fn an_out_of_range_pin_length_is_refused_at_start() {
+    for length in ["3", "13"] {
+        let mut host = Host::start(&["--dev"], &[("GPT_USER_PIN_LENGTH", length)]);
+        let status = host.exit_within(REFUSE_WITHIN).expect("it exits");
+        assert!(!status.success(), "pin_length {length}");
+        let stderr = host.stderr();
+        assert!(stderr.contains("pin_length") && stderr.contains("between 4 and 12"), "{stderr}");
+    }
+}
+
+#[test]
+fn serve_dev_serves_without_a_key_and_lists_the_dev_mailbox() {
+    let mut host = Host::start(&["--dev"], &[]);
+    host.wait_until_serving();
+    assert_eq!(host.sign_up("cli-dev@example.com", &[]), 201, "GPT actions need no key in dev mode");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (status, body) = host.request("GET", "/dev/mail", &[], "").expect("answered");
+        assert_eq!(status, 200);
+        if body.contains(".eml") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the message never showed up in /dev/mail: {body}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn the_dev_mailbox_is_not_served_outside_dev_mode_even_to_loopback() {
+    let mut host = Host::start(&[], &[("GPT_USER_API_KEYS", "cli-test-key-8c1e")]);
+    host.wait_until_serving();
+    assert_eq!(host.sign_up("cli-prod@example.com", &[("Authorization", "Bearer cli-test-key-8c1e")]), 201);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while mailbox_files(&host) == 0 {
+        assert!(Instant::now() < deadline, "the message was never written to the mailbox directory");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(host.request("GET", "/dev/mail", &[], "").expect("answered").0, 404);
+    let name = std::fs::read_dir(host.dir.join("mail")).unwrap().flatten().find(|e| e.file_name().to_string_lossy().ends_with(".eml")).unwrap().file_name();
+    let path = format!("/dev/mail/{}", name.to_string_lossy());
+    assert_eq!(host.request("GET", &path, &[], "").expect("answered").0, 404);
+}
