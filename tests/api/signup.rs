@@ -36,7 +36,8 @@ async fn signup_answers_201_with_the_pin_and_emails_the_verification_link(backen
     let link = mail.link();
     assert!(link.starts_with(&format!("{}/signup/verify#token=", app.base)), "{link}");
     assert_eq!(mail.token().len(), 43);
-    assert!(mail.html.contains(&link), "the HTML part carries the same link");
+    assert!(mail.html.contains(&link.replace('&', "&amp;")), "the HTML part carries the same link");
+    assert!(link.ends_with(&format!("&pin={pin}")), "the link names the PIN it belongs to: {link}");
     assert!(mail.text.contains("24 hours"), "the email says how long the link is valid");
     assert!(mail.text.contains("If you did not sign up"), "the email says what to do if unasked");
 }

@@ -62,6 +62,7 @@ fn host_config(database_url: &str, smtp: &SmtpSink) -> (Config, PathBuf) {
     let dir = std::env::temp_dir().join(format!("gpt-user-test-{}", uuid::Uuid::new_v4().simple()));
     let config = Config {
         listen: "127.0.0.1:0".parse().unwrap(),
+        dev: true,
         data_dir: dir.clone(),
         database_url: Some(Secret::new(database_url)),
         smtp_url: Some(Secret::new(format!("smtp://{}", smtp.addr))),
