@@ -9,6 +9,14 @@ pub fn document(ctx: &Ctx<'_>, _: &Request, _: &str) -> Result<Response, Failure
     Ok(Response::json(200, &schema(ctx.settings)))
 }
 
+/// What `Email::parse` accepts, as an ECMA-262 pattern: a local part of at most 64 characters
+/// from the RFC 5322 atom set (dots not leading, trailing or doubled) and a dotted domain of
+/// letters, digits and inner hyphens whose last label has a letter. The schema and the server
+/// agree on every address, so a client never sends one it thinks valid and gets a 422.
+const EMAIL_PATTERN: &str = "^(?=[^@]{1,64}@)[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+(?=[A-Za-z0-9-]*[A-Za-z])[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$";
+/// No control characters (Unicode Cc), as `Passphrase::parse` requires.
+const PASSPHRASE_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
+
 fn error_response(description: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
 }
@@ -35,10 +43,10 @@ pub fn schema(settings: &Settings) -> Value {
                             "additionalProperties": false,
                             "required": ["email", "consent", "locale", "passphrase"],
                             "properties": {
-                                "email": {"type": "string", "format": "email", "maxLength": 254, "description": "The user's email address."},
+                                "email": {"type": "string", "maxLength": 254, "pattern": EMAIL_PATTERN, "description": "The user's email address."},
                                 "consent": {"type": "boolean", "const": true, "description": "True only if the user agreed to the processing of personal data (see /privacy); without it there is no sign-up."},
                                 "locale": {"type": "string", "enum": ["en", "ru"], "description": "Language for emails and pages."},
-                                "passphrase": {"type": "string", "minLength": settings.passphrase_min, "maxLength": settings.passphrase_max, "description": "Secret phrase the user will give with the PIN to prove the account is theirs."}
+                                "passphrase": {"type": "string", "minLength": settings.passphrase_min, "maxLength": settings.passphrase_max, "pattern": PASSPHRASE_PATTERN, "description": "Secret phrase the user will give with the PIN to prove the account is theirs."}
                             }
                         }}}
                     },
