@@ -183,7 +183,7 @@ impl Control {
 
 /// A new, empty PostgreSQL database (`GPT_USER_TEST_POSTGRES_URL` names the server):
 /// `(admin URL, database name)`. Dropped again when the test's app is dropped.
-async fn fresh_postgres_database() -> (String, String) {
+pub async fn fresh_postgres_database() -> (String, String) {
     use sqlx::Connection as _;
     let admin = std::env::var("GPT_USER_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     sqlx::any::install_default_drivers();
@@ -194,7 +194,7 @@ async fn fresh_postgres_database() -> (String, String) {
 }
 
 /// Drops a test database from a thread of its own (`Drop` cannot await).
-fn drop_postgres_database(admin: String, name: String) {
+pub fn drop_postgres_database(admin: String, name: String) {
     let _ = std::thread::spawn(move || {
         use sqlx::Connection as _;
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();

@@ -13,7 +13,7 @@ use gpt_user::{Application, Config, Secret};
 use gpt_user_test_support::smtp::{Inbox, SinkOptions, SmtpSink};
 use serde_json::json;
 
-use crate::helpers::{Backend, PASSPHRASE, email, init_logging, spawn_app};
+use crate::helpers::{Backend, PASSPHRASE, drop_postgres_database, email, fresh_postgres_database, init_logging, spawn_app};
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
 
@@ -25,12 +25,7 @@ struct PgDatabase {
 
 impl PgDatabase {
     async fn fresh() -> Self {
-        use sqlx::Connection as _;
-        let admin = std::env::var("GPT_USER_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        sqlx::any::install_default_drivers();
-        let name = format!("gpt_user_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::AnyConnection::connect(&admin).await.expect("PostgreSQL is reachable (GPT_USER_TEST_POSTGRES_URL)");
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+        let (admin, name) = fresh_postgres_database().await;
         Self { admin, name }
     }
 
@@ -42,18 +37,7 @@ impl PgDatabase {
 
 impl Drop for PgDatabase {
     fn drop(&mut self) {
-        let (admin, name) = (self.admin.clone(), self.name.clone());
-        // A thread with its own runtime: `Drop` cannot await.
-        let _ = std::thread::spawn(move || {
-            use sqlx::Connection as _;
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async {
-                if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
-                }
-            });
-        })
-        .join();
+        drop_postgres_database(self.admin.clone(), self.name.clone());
     }
 }
 
