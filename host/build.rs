@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Packages built for wasm32-wasip2: every flow component, plus test-only ones.
-const PACKAGES: [&str; 2] = ["gpt-user-signup", "gpt-user-test-trap"];
+/// Test-only components, built beside the flow components of `spin.toml`.
+const TEST_PACKAGES: [&str; 1] = ["gpt-user-test-trap"];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
@@ -17,10 +17,10 @@ fn main() {
     println!("cargo:rerun-if-changed={}", root.join("spin.toml").display());
     println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
 
-    build_components(&root);
-
     let manifest = std::fs::read_to_string(root.join("spin.toml")).expect("spin.toml is readable");
     let manifest: toml::Table = manifest.parse().expect("spin.toml is valid TOML");
+    build_components(&root, &flow_packages(&manifest));
+
     let mut arms = String::new();
     for (id, component) in manifest.get("component").and_then(|c| c.as_table()).into_iter().flatten() {
         let source = component.get("source").and_then(|s| s.as_str()).unwrap_or_else(|| panic!("component {id} has no source"));
@@ -43,11 +43,24 @@ pub fn component(source: &str) -> Option<&'static [u8]> {{\n    match source {{\
     std::fs::write(out, generated).unwrap();
 }
 
-fn build_components(root: &Path) {
+/// The package of every component `spin.toml` names: its `source` is
+/// `…/<crate name with underscores>.wasm`, the crate name of package `gpt-user-x` being `gpt_user_x`.
+fn flow_packages(manifest: &toml::Table) -> Vec<String> {
+    let components = manifest.get("component").and_then(|c| c.as_table()).into_iter().flatten();
+    components
+        .map(|(id, component)| {
+            let source = component.get("source").and_then(|s| s.as_str()).unwrap_or_else(|| panic!("component {id} has no source"));
+            let stem = Path::new(source).file_stem().and_then(|s| s.to_str()).unwrap_or_else(|| panic!("component {id}: bad source {source}"));
+            stem.replace('_', "-")
+        })
+        .collect()
+}
+
+fn build_components(root: &Path, flow_packages: &[String]) {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(root).args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir", "target/wasm"]);
-    for p in PACKAGES {
+    for p in flow_packages.iter().map(String::as_str).chain(TEST_PACKAGES) {
         cmd.args(["-p", p]);
     }
     // The outer build's settings are for the host, not for the guest.

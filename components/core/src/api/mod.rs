@@ -8,6 +8,7 @@
 
 mod error;
 pub mod json;
+pub mod mail;
 mod openapi;
 mod pages;
 mod signup_init;

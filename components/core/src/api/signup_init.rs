@@ -14,17 +14,14 @@
 
 use serde_json::json;
 
+use super::mail::{HOUR_MS, render, send_limit};
 use super::{ApiError, Ctx, Failure, Request, Response, json};
 use crate::domain::{Email, Locale, Passphrase, Pin, Token};
 use crate::domain::Invalid;
-use crate::ports::{self, Message, Op, PendingReplacement, Secret, SecretPurpose, SendLimit, StoreError, User, UserStatus};
+use crate::ports::{self, Op, PendingReplacement, Secret, SecretPurpose, StoreError, User, UserStatus};
 
 /// Verification links live 24 h.
 pub const VERIFY_TTL_MS: i64 = 24 * 3600 * 1000;
-/// At most one email of a kind per address per minute, ten per hour.
-pub const SEND_MIN_INTERVAL_MS: i64 = 60 * 1000;
-pub const SEND_MAX_PER_HOUR: u32 = 10;
-const HOUR_MS: i64 = 3600 * 1000;
 /// Fresh PINs to try when a random one is taken.
 const PIN_ATTEMPTS: usize = 16;
 
@@ -182,21 +179,6 @@ fn verification_ops(ctx: &Ctx<'_>, input: &Input, user_id: &str, pin: &str) -> R
         }),
         Op::EnqueueMail(mail, now),
     ])
-}
-
-pub(super) fn send_limit(ctx: &Ctx<'_>, mail: &Message) -> SendLimit {
-    SendLimit {
-        to: mail.to.clone(),
-        kind: mail.kind.clone(),
-        now: ctx.env.now(),
-        min_interval: SEND_MIN_INTERVAL_MS,
-        max_in_window: SEND_MAX_PER_HOUR,
-        window: HOUR_MS,
-    }
-}
-
-fn render(ctx: &Ctx<'_>, locale: &str, kind: &str, to: &str, args: &[(&str, &str)]) -> Result<Message, ApiError> {
-    ctx.l10n.render_email(locale, kind, to, args).map_err(|_| ApiError::Internal)
 }
 
 /// Where a person who already has an account starts recovering it (the profile-edit flow).

@@ -1,0 +1,59 @@
+//! What every flow component shares, so that a component is its route table and one line:
+//!
+//! ```ignore
+//! gpt_user_guest::flow_component!(gpt_user_core::api::SIGNUP_ROUTES);
+//! ```
+//!
+//! - the one `wit_bindgen::generate!` of the `imports` world (`gpt-user:accounts` store, mail,
+//!   l10n, and `wasi:config/store`);
+//! - the core's ports over those imports ([`ports`]);
+//! - the `wasi:http` glue ([`http`]) and [`serve`], which answers a request from a route table:
+//!   the head is judged first, the body read only if it passes, the response written, and then
+//!   `mail.flush()` runs — after the client has its whole answer.
+
+pub mod http;
+pub mod ports;
+
+pub use wasip2;
+
+use gpt_user_core::api::{self, Route};
+use wasip2::http::types::{IncomingRequest, ResponseOutparam};
+
+wit_bindgen::generate!({
+    world: "imports",
+    path: "../../wit",
+    generate_all,
+});
+
+/// Answers one request from `routes` over the WIT imports.
+pub fn serve(routes: &[Route], request: IncomingRequest, out: ResponseOutparam) {
+    let mut req = http::read_head(&request);
+    let settings = ports::settings();
+    let ctx = api::Ctx { store: &ports::WitStore, l10n: &ports::WitL10n, env: &ports::WasiEnv, settings: &settings };
+    // The head decides first: a caller without a key or with an oversized body is answered
+    // before a byte of its body is read.
+    let response = api::precheck(routes, &ctx, &req).unwrap_or_else(|| {
+        http::read_body(&request, &mut req);
+        api::handle(routes, &ctx, &req)
+    });
+    http::write_response(out, response);
+    // The client has its whole answer; now the runtime may deliver mail (Spin) or not (host).
+    gpt_user::accounts::mail::flush();
+}
+
+/// Makes the crate it is used in a flow component: exports `wasi:http/incoming-handler`
+/// serving the given route table (a `&'static [gpt_user_core::api::Route]`).
+#[macro_export]
+macro_rules! flow_component {
+    ($routes:expr) => {
+        struct FlowComponent;
+
+        impl $crate::wasip2::exports::http::incoming_handler::Guest for FlowComponent {
+            fn handle(request: $crate::wasip2::http::types::IncomingRequest, out: $crate::wasip2::http::types::ResponseOutparam) {
+                $crate::serve($routes, request, out)
+            }
+        }
+
+        $crate::wasip2::http::proxy::export!(FlowComponent);
+    };
+}
