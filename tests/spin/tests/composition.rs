@@ -1,8 +1,8 @@
-//! The app Spin would run: the sign-up component with the adapter plugged in (as `wac plug` and
-//! Spin's dependency composition do) must import only Spin's platform world and export exactly
-//! one HTTP handler Spin accepts.
+//! The app Spin would run: every flow component of `spin.toml` with the adapter plugged in (as
+//! `wac plug` and Spin's dependency composition do) must import only Spin's platform world and
+//! export exactly one HTTP handler Spin accepts.
 
-use gpt_user_spin_tests::artifacts::{ADAPTER_WASM, SIGNUP_WASM};
+use gpt_user_spin_tests::artifacts::{ADAPTER_WASM, FLOW_COMPONENTS, SIGNUP_WASM};
 use gpt_user_spin_tests::compose::plug_into;
 use gpt_user_spin_tests::platform::{Platform, component_interface};
 
@@ -10,17 +10,17 @@ fn read(path: &str) -> Vec<u8> {
     std::fs::read(path).unwrap_or_else(|e| panic!("{path}: {e} (built by tests/spin/build.rs)"))
 }
 
-fn composed() -> Vec<u8> {
-    plug_into(&read(SIGNUP_WASM), &read(ADAPTER_WASM)).expect("the adapter plugs into the sign-up component")
-}
-
 #[test]
-fn the_composed_app_imports_only_what_spin_provides_and_exports_one_http_handler() {
+fn every_composed_flow_component_imports_only_what_spin_provides_and_exports_one_http_handler() {
     let platform = Platform::load().unwrap();
-    let (imports, exports) = component_interface(&composed()).unwrap();
-    assert!(!imports.iter().any(|i| i.starts_with("gpt-user:")), "our interfaces are all plugged: {imports:?}");
-    if let Err(problems) = platform.check(&imports, &exports) {
-        panic!("the composed app would not run on Spin 4.1:\n{}", problems.join("\n"));
+    assert!(!FLOW_COMPONENTS.is_empty());
+    for (id, wasm) in FLOW_COMPONENTS {
+        let composed = plug_into(&read(wasm), &read(ADAPTER_WASM)).unwrap_or_else(|e| panic!("the adapter plugs into {id}: {e:#}"));
+        let (imports, exports) = component_interface(&composed).unwrap();
+        assert!(!imports.iter().any(|i| i.starts_with("gpt-user:")), "{id}: our interfaces are all plugged: {imports:?}");
+        if let Err(problems) = platform.check(&imports, &exports) {
+            panic!("{id} composed would not run on Spin 4.1:\n{}", problems.join("\n"));
+        }
     }
 }
 
@@ -33,11 +33,13 @@ fn the_adapter_alone_imports_only_what_spin_provides() {
 }
 
 #[test]
-fn the_adapter_exports_every_interface_the_sign_up_component_imports_from_our_package() {
-    let (signup_imports, _) = component_interface(&read(SIGNUP_WASM)).unwrap();
+fn the_adapter_exports_every_interface_a_flow_component_imports_from_our_package() {
     let (_, adapter_exports) = component_interface(&read(ADAPTER_WASM)).unwrap();
-    for import in signup_imports.iter().filter(|i| i.starts_with("gpt-user:accounts/")) {
-        assert!(adapter_exports.contains(import), "{import} is not exported by the adapter: {adapter_exports:?}");
+    for (id, wasm) in FLOW_COMPONENTS {
+        let (imports, _) = component_interface(&read(wasm)).unwrap();
+        for import in imports.iter().filter(|i| i.starts_with("gpt-user:accounts/")) {
+            assert!(adapter_exports.contains(import), "{id} imports {import}, which the adapter does not export: {adapter_exports:?}");
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use gpt_user_spin_tests::artifacts::{ADAPTER_WASM, SIGNUP_WASM, WORKSPACE_ROOT};
+use gpt_user_spin_tests::artifacts::{ADAPTER_WASM, FLOW_COMPONENTS, SIGNUP_WASM, WORKSPACE_ROOT};
 use gpt_user_spin_tests::platform::component_interface;
 use toml::{Table, Value};
 
@@ -14,7 +14,11 @@ fn manifest() -> Table {
 }
 
 fn signup(m: &Table) -> &Table {
-    m["component"]["signup"].as_table().expect("[component.signup]")
+    component(m, "signup")
+}
+
+fn component<'m>(m: &'m Table, id: &str) -> &'m Table {
+    m["component"][id].as_table().unwrap_or_else(|| panic!("[component.{id}]"))
 }
 
 fn same_file(relative: &str, built: &str) -> bool {
@@ -42,44 +46,48 @@ fn spin_toml_is_a_version_2_manifest_whose_routes_lead_to_built_components() {
 #[test]
 fn the_dependency_covers_every_import_of_our_package_with_the_built_adapter() {
     let m = manifest();
-    let c = signup(&m);
-    let deps = c["dependencies"].as_table().expect("[component.signup.dependencies]");
-    let (imports, _) = component_interface(&std::fs::read(SIGNUP_WASM).unwrap()).unwrap();
-    let ours: Vec<&String> = imports.iter().filter(|i| i.starts_with("gpt-user:")).collect();
-    assert!(!ours.is_empty());
-    // Spin's rule (spin-compose `matches_import`): a key `ns:pkg` matches every `ns:pkg/iface@v`
-    // import, `ns:pkg/iface` only that interface. Each import must be matched by exactly one key.
-    let matches = |key: &str, import: &str| match key.split_once('/') {
-        Some(_) => import.split('@').next() == Some(key) || import == key,
-        None => import.split('/').next() == Some(key),
-    };
-    for import in &ours {
-        let keys: Vec<&String> = deps.keys().filter(|k| matches(k, import)).collect();
-        assert_eq!(keys.len(), 1, "{import} must be matched by exactly one dependency key: {keys:?}");
+    for (id, wasm) in FLOW_COMPONENTS {
+        let c = component(&m, id);
+        let deps = c["dependencies"].as_table().unwrap_or_else(|| panic!("[component.{id}.dependencies]"));
+        let (imports, _) = component_interface(&std::fs::read(wasm).unwrap()).unwrap();
+        let ours: Vec<&String> = imports.iter().filter(|i| i.starts_with("gpt-user:")).collect();
+        assert!(!ours.is_empty(), "{id}");
+        // Spin's rule (spin-compose `matches_import`): a key `ns:pkg` matches every `ns:pkg/iface@v`
+        // import, `ns:pkg/iface` only that interface. Each import must be matched by exactly one key.
+        let matches = |key: &str, import: &str| match key.split_once('/') {
+            Some(_) => import.split('@').next() == Some(key) || import == key,
+            None => import.split('/').next() == Some(key),
+        };
+        for import in &ours {
+            let keys: Vec<&String> = deps.keys().filter(|k| matches(k, import)).collect();
+            assert_eq!(keys.len(), 1, "{id}: {import} must be matched by exactly one dependency key: {keys:?}");
+        }
+        for (key, dep) in deps {
+            assert!(ours.iter().any(|i| matches(key, i)), "{id}: Spin rejects key {key}: it matches no import");
+            assert!(same_file(dep["path"].as_str().unwrap(), ADAPTER_WASM), "{id}: {key} must point at the built adapter");
+        }
+        assert_eq!(c["dependencies_inherit_configuration"].as_bool(), Some(true), "{id}");
+        assert_eq!(c["sqlite_databases"].as_array().map(Vec::as_slice), Some(&[Value::from("default")][..]), "{id}");
+        let hosts: Vec<&str> = c["allowed_outbound_hosts"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        assert!(hosts.contains(&"tcp://{{ smtp_address }}"), "{id}: SMTP over TCP must be allowed: {hosts:?}");
     }
-    for (key, dep) in deps {
-        assert!(ours.iter().any(|i| matches(key, i)), "Spin rejects key {key}: it matches no import");
-        assert!(same_file(dep["path"].as_str().unwrap(), ADAPTER_WASM), "{key} must point at the built adapter");
-    }
-    assert_eq!(c["dependencies_inherit_configuration"].as_bool(), Some(true));
-    assert_eq!(c["sqlite_databases"].as_array().map(Vec::as_slice), Some(&[Value::from("default")][..]));
-    let hosts: Vec<&str> = c["allowed_outbound_hosts"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
-    assert!(hosts.contains(&"tcp://{{ smtp_address }}"), "SMTP over TCP must be allowed: {hosts:?}");
 }
 
 #[test]
 fn every_variable_a_component_reads_is_declared_by_the_application() {
     let m = manifest();
     let declared = m["variables"].as_table().unwrap();
-    let used = signup(&m)["variables"].as_table().unwrap();
-    // The adapter reads these through the flow component's configuration (inherited).
-    for key in ["smtp_address", "mail_from", "base_url"] {
-        assert!(used.contains_key(key), "[component.signup.variables] lacks {key}");
-    }
-    for (key, value) in used {
-        let value = value.as_str().unwrap();
-        let var = value.trim().trim_start_matches("{{").trim_end_matches("}}").trim();
-        assert!(declared.contains_key(var), "{key} = {value:?} names an undeclared variable");
+    for (id, _) in FLOW_COMPONENTS {
+        let used = component(&m, id)["variables"].as_table().unwrap_or_else(|| panic!("[component.{id}.variables]"));
+        // The adapter reads these through the flow component's configuration (inherited).
+        for key in ["smtp_address", "mail_from", "base_url"] {
+            assert!(used.contains_key(key), "[component.{id}.variables] lacks {key}");
+        }
+        for (key, value) in used {
+            let value = value.as_str().unwrap();
+            let var = value.trim().trim_start_matches("{{").trim_end_matches("}}").trim();
+            assert!(declared.contains_key(var), "{id}: {key} = {value:?} names an undeclared variable");
+        }
     }
 }
 
@@ -87,7 +95,9 @@ fn every_variable_a_component_reads_is_declared_by_the_application() {
 fn dev_mode_is_a_variable_that_is_off_unless_set() {
     let m = manifest();
     assert_eq!(m["variables"]["dev"]["default"].as_str(), Some("false"), "[variables] dev must default to \"false\"");
-    assert_eq!(signup(&m)["variables"]["dev"].as_str(), Some("{{ dev }}"), "[component.signup.variables] must map dev");
+    for (id, _) in FLOW_COMPONENTS {
+        assert_eq!(component(&m, id)["variables"]["dev"].as_str(), Some("{{ dev }}"), "[component.{id}.variables] must map dev");
+    }
 }
 
 #[test]
