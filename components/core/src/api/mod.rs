@@ -9,7 +9,7 @@
 mod error;
 pub mod json;
 pub mod mail;
-mod openapi;
+pub mod openapi;
 mod pages;
 mod signup_init;
 mod signup_verify;
@@ -99,22 +99,36 @@ pub type Failure = (ApiError, String);
 /// A step of a flow: the request (body read) and the negotiated locale.
 pub type Handler = fn(&Ctx<'_>, &Request, &str) -> Result<Response, Failure>;
 
+/// A GPT action's operation object for `/openapi.json` (its contract, next to its handler).
+pub type Operation = fn(&Settings) -> Value;
+
 /// One entry of a component's route table.
 pub struct Route {
     pub method: &'static str,
     pub path: &'static str,
     pub audience: Audience,
     pub handler: Handler,
+    /// Every GPT action has one; other routes `None`.
+    pub operation: Option<Operation>,
 }
+
+/// The route table of every flow component, for what spans them all (`/openapi.json`).
+pub const COMPONENT_ROUTES: &[&[Route]] = &[SIGNUP_ROUTES];
 
 /// Routes of the sign-up component (it also serves the documents every deployment has).
 pub const SIGNUP_ROUTES: &[Route] = &[
-    Route { method: "POST", path: "/api/signup/init", audience: Audience::Gpt, handler: signup_init::handle },
-    Route { method: "POST", path: "/api/signup/verify", audience: Audience::Browser, handler: signup_verify::handle },
-    Route { method: "GET", path: "/signup/verify", audience: Audience::Public, handler: pages::verify },
-    Route { method: "GET", path: "/privacy", audience: Audience::Public, handler: pages::privacy },
-    Route { method: "GET", path: "/openapi.json", audience: Audience::Public, handler: openapi::document },
-    Route { method: "GET", path: "/healthz", audience: Audience::Public, handler: healthz },
+    Route {
+        method: "POST",
+        path: "/api/signup/init",
+        audience: Audience::Gpt,
+        handler: signup_init::handle,
+        operation: Some(signup_init::operation),
+    },
+    Route { method: "POST", path: "/api/signup/verify", audience: Audience::Browser, handler: signup_verify::handle, operation: None },
+    Route { method: "GET", path: "/signup/verify", audience: Audience::Public, handler: pages::verify, operation: None },
+    Route { method: "GET", path: "/privacy", audience: Audience::Public, handler: pages::privacy, operation: None },
+    Route { method: "GET", path: "/openapi.json", audience: Audience::Public, handler: openapi::document, operation: None },
+    Route { method: "GET", path: "/healthz", audience: Audience::Public, handler: healthz, operation: None },
 ];
 
 fn healthz(_: &Ctx<'_>, _: &Request, _: &str) -> Result<Response, Failure> {

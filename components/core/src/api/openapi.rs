@@ -1,8 +1,11 @@
-//! `GET /openapi.json`: the schema a GPT imports. GPT actions only; browser routes stay out.
+//! `GET /openapi.json`: the schema a GPT imports, built from the route tables of every component
+//! ([`super::COMPONENT_ROUTES`]): each GPT action's route carries its own operation object, so an
+//! action and its contract sit together and any component can serve the whole schema. Browser
+//! routes and pages stay out.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use super::{Ctx, Failure, Request, Response};
+use super::{Audience, COMPONENT_ROUTES, Ctx, Failure, Request, Response};
 use crate::settings::Settings;
 
 pub fn document(ctx: &Ctx<'_>, _: &Request, _: &str) -> Result<Response, Failure> {
@@ -13,15 +16,34 @@ pub fn document(ctx: &Ctx<'_>, _: &Request, _: &str) -> Result<Response, Failure
 /// from the RFC 5322 atom set (dots not leading, trailing or doubled) and a dotted domain of
 /// letters, digits and inner hyphens whose last label has a letter. The schema and the server
 /// agree on every address, so a client never sends one it thinks valid and gets a 422.
-const EMAIL_PATTERN: &str = "^(?=[^@]{1,64}@)[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+(?=[A-Za-z0-9-]*[A-Za-z])[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$";
+pub const EMAIL_PATTERN: &str = "^(?=[^@]{1,64}@)[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+(?=[A-Za-z0-9-]*[A-Za-z])[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$";
 /// No control characters (Unicode Cc), as `Passphrase::parse` requires.
-const PASSPHRASE_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
+pub const PASSPHRASE_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
 
-fn error_response(description: &str) -> Value {
+/// A response documented with the shared error body.
+pub fn error_response(description: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
 }
 
+/// The answers every GPT action can give besides its own: the guard's and the store's.
+pub fn gpt_action_errors() -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("400".into(), error_response("The body is not a JSON object."));
+    m.insert("401".into(), error_response("Service API key missing or wrong (WWW-Authenticate: Bearer)."));
+    m.insert("403".into(), error_response("No service API key is configured on the server."));
+    m.insert("413".into(), error_response("The body is larger than 64 KiB."));
+    m.insert("415".into(), error_response("The body is not sent as application/json."));
+    m.insert("503".into(), error_response("Temporarily unavailable or busy; retry later (see Retry-After)."));
+    m
+}
+
 pub fn schema(settings: &Settings) -> Value {
+    let mut paths = Map::new();
+    for route in COMPONENT_ROUTES.iter().flat_map(|routes| routes.iter()).filter(|r| r.audience == Audience::Gpt) {
+        let Some(operation) = route.operation else { continue };
+        let item = paths.entry(route.path).or_insert_with(|| json!({}));
+        item[route.method.to_ascii_lowercase()] = operation(settings);
+    }
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -30,52 +52,10 @@ pub fn schema(settings: &Settings) -> Value {
             "description": "User accounts created and managed from a chat: sign-up with email verification and a public PIN plus a passphrase."
         },
         "servers": [{"url": settings.base_url}],
-        "paths": {
-            "/api/signup/init": {
-                "post": {
-                    "operationId": "signUpInit",
-                    "summary": "Start a sign-up",
-                    "description": "Registers an account with the user's email, consent, locale and passphrase (15-256 characters). Returns the public PIN; the user must open the verification link sent by email. Never repeat the passphrase back.",
-                    "requestBody": {
-                        "required": true,
-                        "content": {"application/json": {"schema": {
-                            "type": "object",
-                            "additionalProperties": false,
-                            "required": ["email", "consent", "locale", "passphrase"],
-                            "properties": {
-                                "email": {"type": "string", "maxLength": 254, "pattern": EMAIL_PATTERN, "description": "The user's email address."},
-                                "consent": {"type": "boolean", "const": true, "description": "True only if the user agreed to the processing of personal data (see /privacy); without it there is no sign-up."},
-                                "locale": {"type": "string", "enum": ["en", "ru"], "description": "Language for emails and pages."},
-                                "passphrase": {"type": "string", "minLength": settings.passphrase_min, "maxLength": settings.passphrase_max, "pattern": PASSPHRASE_PATTERN, "description": "Secret phrase the user will give with the PIN to prove the account is theirs."}
-                            }
-                        }}}
-                    },
-                    "responses": {
-                        "201": {"description": "Pending account created; PIN returned, verification email sent.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SignUpCreated"}}}},
-                        "200": {"description": "Accepted (privacy mode): the outcome is in the email.", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SignUpAccepted"}}}},
-                        "400": error_response("The body is not a JSON object."),
-                        "401": error_response("Service API key missing or wrong (WWW-Authenticate: Bearer)."),
-                        "403": error_response("No service API key is configured on the server."),
-                        "409": error_response("The email already has an account; body has recovery_url."),
-                        "413": error_response("The body is larger than 64 KiB."),
-                        "415": error_response("The body is not sent as application/json."),
-                        "422": error_response("Invalid input or consent not given; field names the problem."),
-                        "429": error_response("Too many emails to this address; see Retry-After."),
-                        "503": error_response("Temporarily unavailable or busy; retry later (see Retry-After).")
-                    }
-                }
-            }
-        },
+        "paths": paths,
         "components": {
             "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
             "schemas": {
-                "SignUpCreated": {"type": "object", "required": ["pin", "status", "message", "instructions"], "properties": {
-                    "pin": {"type": "string"}, "status": {"type": "string"},
-                    "message": {"type": "string"}, "instructions": {"type": "string"}
-                }},
-                "SignUpAccepted": {"type": "object", "required": ["status", "message", "instructions"], "properties": {
-                    "status": {"type": "string"}, "message": {"type": "string"}, "instructions": {"type": "string"}
-                }},
                 "Error": {"type": "object", "required": ["code", "message"], "properties": {
                     "code": {"type": "string"}, "message": {"type": "string"},
                     "instructions": {"type": "string"}, "field": {"type": "string"},
@@ -85,4 +65,31 @@ pub fn schema(settings: &Settings) -> Value {
         },
         "security": [{"apiKey": []}]
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_gpt_action_is_in_the_schema_once_with_an_operation_id_and_nothing_else_is() {
+        let doc = schema(&Settings::default());
+        let mut ids = Vec::new();
+        for route in COMPONENT_ROUTES.iter().flat_map(|r| r.iter()) {
+            let op = &doc["paths"][route.path][route.method.to_ascii_lowercase()];
+            if route.audience == Audience::Gpt {
+                assert!(route.operation.is_some(), "{} has no operation", route.path);
+                ids.push(op["operationId"].as_str().expect("an operationId").to_owned());
+                assert!(op["x-openai-isConsequential"].is_boolean(), "{}: consequential is decided", route.path);
+                assert!(op["responses"]["401"].is_object(), "{}: the guard's answers are listed", route.path);
+            } else {
+                assert!(op.is_null(), "{} is not a GPT action", route.path);
+            }
+        }
+        let mut unique = ids.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(ids.len(), unique.len(), "operationIds are unique: {ids:?}");
+        assert!(!ids.is_empty());
+    }
 }
