@@ -18,8 +18,9 @@ use crate::runtime::{Limits, Runtime, Shared};
 use crate::server::Server;
 use crate::{artifacts, devmail};
 
-/// Pending accounts are deleted this long after sign-up; delivered mail is kept as long.
-const PENDING_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
+/// Pending accounts are deleted this long after their last sign-up attempt; delivered mail and
+/// dev-mailbox messages are kept as long.
+const PENDING_TTL_MS: i64 = gpt_user_core::ports::STALE_AFTER_MS;
 
 pub struct Application {
     listener: TcpListener,

@@ -29,9 +29,6 @@ impl std::fmt::Debug for Secret {
     }
 }
 
-/// PIN lengths the core can allocate from: shorter PINs run out, longer ones are unwieldy in a chat.
-pub const PIN_LENGTHS: std::ops::RangeInclusive<usize> = 4..=12;
-
 /// A configuration the host refuses to start with.
 #[derive(Debug)]
 pub struct ConfigError(String);
@@ -141,6 +138,7 @@ impl Config {
 
     /// Refuses configurations the host must not run with; the message says what to set.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        const PIN_LENGTHS: std::ops::RangeInclusive<usize> = gpt_user_core::domain::Pin::LENGTHS;
         if !PIN_LENGTHS.contains(&self.pin_length) {
             return Err(ConfigError(format!(
                 "pin_length must be between {} and {} digits, not {} (GPT_USER_PIN_LENGTH)",

@@ -3,6 +3,10 @@
 /// Milliseconds since the Unix epoch.
 pub type Timestamp = i64;
 
+/// Housekeeping deletes pending accounts this long after their last sign-up attempt, and
+/// delivered mail this long after delivery (SPEC §2.1.3); every runtime uses this one value.
+pub const STALE_AFTER_MS: i64 = 7 * 24 * 3600 * 1000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UserStatus {
     Pending,

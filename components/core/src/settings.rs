@@ -49,7 +49,7 @@ impl Settings {
                 .map(|v| v.trim().trim_end_matches('/').to_owned())
                 .filter(|v| !v.is_empty())
                 .unwrap_or(d.base_url),
-            pin_length: num("pin_length", d.pin_length, 4..=12),
+            pin_length: num("pin_length", d.pin_length, crate::domain::Pin::LENGTHS),
             api_keys: get("api_keys")
                 .map(|v| v.split(',').map(str::trim).filter(|k| !k.is_empty()).map(str::to_owned).collect())
                 .unwrap_or_default(),

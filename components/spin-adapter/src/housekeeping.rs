@@ -8,12 +8,14 @@
 //! <= ? RETURNING`) lets exactly one instance win each period.
 
 use crate::bindings::exports::gpt_user::accounts::types::{Error, Timestamp};
+use gpt_user_sql::housekeeping;
+
 use crate::db::{get_int, int, Db};
 
 /// At most one run per this many milliseconds.
 pub const PERIOD_MS: i64 = 5 * 60 * 1000;
 /// Pending accounts and delivered mail are kept this long.
-pub const KEEP_MS: i64 = 7 * 24 * 3600 * 1000;
+pub const KEEP_MS: i64 = gpt_user_core::ports::STALE_AFTER_MS;
 
 /// The adapter's own table, created with the shared schema (idempotent, like it). Not in
 /// `schema/001_init.sql`: the host schedules housekeeping itself and has no use for it. Its one
@@ -52,13 +54,9 @@ fn try_run(db: &Db, now: Timestamp) -> Result<Option<usize>, Error> {
             return Ok(None); // another instance ran it between our read and our write lock
         }
         let stale = now - KEEP_MS;
-        db.exec(
-            "DELETE FROM secrets WHERE expires_at <= ? \
-             OR user_id IN (SELECT id FROM users WHERE status = 'pending' AND updated_at < ?)",
-            &[int(now), int(stale)],
-        )?;
-        let users = db.exec("DELETE FROM users WHERE status = 'pending' AND updated_at < ? RETURNING id", &[int(stale)])?;
-        db.exec("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?", &[int(stale)])?;
+        db.exec(housekeeping::DELETE_SECRETS, &[int(now), int(stale)])?;
+        let users = db.exec(housekeeping::DELETE_STALE_PENDING_USERS, &[int(stale)])?;
+        db.exec(housekeeping::DELETE_SENT_MAIL, &[int(stale)])?;
         Ok(Some(users.rows.len()))
     })
 }

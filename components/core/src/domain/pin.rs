@@ -6,6 +6,9 @@ pub struct Pin(String);
 
 impl Pin {
     pub const DEFAULT_LEN: usize = 6;
+    /// Lengths a PIN may have: shorter ones run out, longer ones are unwieldy in a chat. The
+    /// host refuses to start with a `pin_length` outside them.
+    pub const LENGTHS: std::ops::RangeInclusive<usize> = 4..=12;
 
     /// Draws a PIN of `len` digits (the first one non-zero, so it survives a trip through an integer)
     /// from random bytes, rejecting bytes that would bias the digits.
@@ -28,7 +31,7 @@ impl Pin {
     /// Accepts digits only, with the first non-zero (as [`Pin::generate`] makes them).
     pub fn parse(raw: &str) -> Result<Self, Invalid> {
         let s = raw.trim();
-        if (4..=12).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0') {
+        if Self::LENGTHS.contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0') {
             Ok(Self(s.to_owned()))
         } else {
             Err(Invalid("invalid-pin"))

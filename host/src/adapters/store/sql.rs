@@ -236,16 +236,13 @@ impl SqlStore {
     /// moves) is before `pending_before`, expired secrets and delivered mail older than
     /// `sent_before`. Returns the number of accounts deleted.
     pub async fn housekeep(&self, now: i64, pending_before: i64, sent_before: i64) -> Result<u64, sqlx::Error> {
+        use gpt_user_sql::housekeeping::{DELETE_SECRETS, DELETE_SENT_MAIL, DELETE_STALE_PENDING_USERS};
         let mut tx = self.pool.begin().await?;
-        sqlx::query("DELETE FROM secrets WHERE expires_at <= $1 OR user_id IN (SELECT id FROM users WHERE status = 'pending' AND updated_at < $2)")
-            .bind(now)
-            .bind(pending_before)
-            .execute(&mut *tx)
-            .await?;
-        let users = sqlx::query("DELETE FROM users WHERE status = 'pending' AND updated_at < $1").bind(pending_before).execute(&mut *tx).await?;
-        sqlx::query("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1").bind(sent_before).execute(&mut *tx).await?;
+        sqlx::query(DELETE_SECRETS).bind(now).bind(pending_before).execute(&mut *tx).await?;
+        let users = sqlx::query(DELETE_STALE_PENDING_USERS).bind(pending_before).fetch_all(&mut *tx).await?;
+        sqlx::query(DELETE_SENT_MAIL).bind(sent_before).execute(&mut *tx).await?;
         tx.commit().await?;
-        Ok(users.rows_affected())
+        Ok(users.len() as u64)
     }
 }
 
