@@ -63,7 +63,7 @@ impl Application {
 
         let store = SqlStore::connect(&config.database_url()).await?;
         let clock = Clock::default();
-        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("cannot listen on {}", config.listen))?;
+        let listener = listen(config.listen, config.max_connections).with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
         let mut variables = manifest.variables.clone();
         let base_url = match &config.base_url {
@@ -197,6 +197,17 @@ impl Application {
         server.run(self.listener, stop).await;
         Ok(())
     }
+}
+
+/// Binds `addr` with a listen backlog of `max_connections` (the kernel caps it at `somaxconn`).
+/// `TcpListener::bind` uses 128, like std: a burst of more new connections than that overflows
+/// the accept queue and the kernel resets some of them (seen with 300 at once) — and the server
+/// relies on the backlog to hold connections beyond `max_connections` until a slot frees.
+fn listen(addr: SocketAddr, max_connections: usize) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(u32::try_from(max_connections).unwrap_or(u32::MAX).max(128))
 }
 
 /// One housekeeping run (see [`Application::housekeeper`]): deleted pending accounts.

@@ -30,12 +30,7 @@ pub fn serve(routes: &[Route], request: IncomingRequest, out: ResponseOutparam) 
     let mut req = http::read_head(&request);
     let settings = ports::settings();
     let ctx = api::Ctx { store: &ports::WitStore, l10n: &ports::WitL10n, env: &ports::WasiEnv, settings: &settings };
-    // The head decides first: a caller without a key or with an oversized body is answered
-    // before a byte of its body is read.
-    let response = api::precheck(routes, &ctx, &req).unwrap_or_else(|| {
-        http::read_body(&request, &mut req);
-        api::handle(routes, &ctx, &req)
-    });
+    let response = api::respond(routes, &ctx, &mut req, |req| http::read_body(&request, req));
     http::write_response(out, response);
     // The client has its whole answer; now the runtime may deliver mail (Spin) or not (host).
     gpt_user::accounts::mail::flush();

@@ -2,9 +2,9 @@
 //! Components translate `wasi:http` to these; tests call them directly.
 //!
 //! Every component declares its routes as a table of [`Route`]s. A request is answered in two
-//! phases so that nothing is read from a client that may not send it:
-//! [`precheck`] runs on the head alone (route, method, API key, origin, content type, declared
-//! length); only if it lets the request through does the component read the body and call [`handle`].
+//! phases so that nothing is read from a client that may not send it: [`respond`] judges the head
+//! (route, method, API key, origin, content type, declared length) and only if it passes asks
+//! the caller to read the body, then runs the route's handler.
 
 mod error;
 pub mod json;
@@ -135,28 +135,19 @@ fn healthz(_: &Ctx<'_>, _: &Request, _: &str) -> Result<Response, Failure> {
     Ok(Response::json(200, &serde_json::json!({"status": "ok"})))
 }
 
-/// Routes of the sign-up component, answered in one call (tests and callers that read the body first).
+/// Routes of the sign-up component for a request whose body is already read (tests).
 pub fn handle_signup(ctx: &Ctx<'_>, req: &Request) -> Response {
-    handle(SIGNUP_ROUTES, ctx, req)
+    respond(SIGNUP_ROUTES, ctx, &mut req.clone(), |_| {})
 }
 
-/// Phase one, on the request head only: `Some(answer)` when the request ends here (unknown route,
-/// wrong method, missing key, foreign origin, wrong content type, declared body too large);
-/// `None` when the body may be read.
-pub fn precheck(routes: &[Route], ctx: &Ctx<'_>, req: &Request) -> Option<Response> {
-    let locale = negotiate(ctx, req);
-    match find(routes, req) {
-        Ok(route) => head_guard(ctx, req, route.audience, &locale).err().map(|(e, l)| finish(e.into_response(ctx, &l))),
-        Err(e) => Some(finish(e.into_response(ctx, &locale))),
-    }
-}
-
-/// Phase two: the whole request, body read. Runs the head checks again (they are cheap) so a
-/// caller that skips [`precheck`] is just as safe.
-pub fn handle(routes: &[Route], ctx: &Ctx<'_>, req: &Request) -> Response {
+/// Answers `req` from `routes`. The head is judged first; `read_body` fills in the body only if
+/// it passes, so a caller without a key or with a declared body over [`MAX_BODY`] is answered
+/// before a byte of its body is read.
+pub fn respond(routes: &[Route], ctx: &Ctx<'_>, req: &mut Request, read_body: impl FnOnce(&mut Request)) -> Response {
     let locale = negotiate(ctx, req);
     let result = find(routes, req).map_err(|e| (e, locale.clone())).and_then(|route| {
         head_guard(ctx, req, route.audience, &locale)?;
+        read_body(req);
         if req.body_too_large {
             return Err((ApiError::PayloadTooLarge, locale.clone()));
         }
