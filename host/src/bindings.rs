@@ -8,3 +8,6 @@ wasmtime::component::bindgen!({
 
 pub use gpt_user::accounts::{l10n, mail, store, types};
 pub use wasi::config::store as config;
+
+// The WIT types and the core's, converted field by field in one place for every runtime.
+gpt_user_core::wit_conversions!();

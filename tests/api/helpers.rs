@@ -62,6 +62,8 @@ pub struct Control {
     dir: PathBuf,
     /// `(admin URL, database)` of a PostgreSQL database made for this test.
     postgres: Option<(String, String)>,
+    /// The database is renamed away (`suspend_postgres_database`) and not yet back.
+    suspended: std::sync::atomic::AtomicBool,
 }
 
 pub struct TestApp {
@@ -161,7 +163,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
     }
     let app = gpt_user::Application::build_with(config, options.extra).await.expect("the app starts");
     let base = format!("http://{}", app.local_addr());
-    let control = Control { clock: app.clock(), db: app.db(), housekeep: Box::new(app.housekeeper()), stop: app.stopper(), dir, postgres };
+    let control = Control { clock: app.clock(), db: app.db(), housekeep: Box::new(app.housekeeper()), stop: app.stopper(), dir, postgres, suspended: Default::default() };
     tokio::spawn(app.run_until_stopped());
     let inbox = sink.as_ref().map(|s| s.inbox.clone()).unwrap_or_default();
     let api_key = options.api_keys.map(|k| k.split(',').next().unwrap_or_default().to_owned());
@@ -178,6 +180,44 @@ impl Control {
     pub async fn kill_postgres_database(&self) {
         let (admin, name) = self.postgres.clone().expect("a PostgreSQL test");
         tokio::task::spawn_blocking(move || drop_postgres_database(admin, name)).await.unwrap();
+    }
+
+    /// Takes this test's PostgreSQL database away from the running host without losing it: no new
+    /// connections, the open ones cut, then renamed, so the host finds it missing (3D000) as after
+    /// `kill_postgres_database` — until `resume_postgres_database` puts it back unchanged.
+    pub async fn suspend_postgres_database(&self) {
+        use sqlx::Connection as _;
+        let (admin, name) = self.postgres.clone().expect("a PostgreSQL test");
+        let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
+        sqlx::query(&format!("ALTER DATABASE {name} ALLOW_CONNECTIONS false")).execute(&mut conn).await.unwrap();
+        let terminate = format!("SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()");
+        let mut last_error = None;
+        // Terminated backends take a moment to go; a database in use cannot be renamed.
+        for _ in 0..100 {
+            sqlx::query(&terminate).execute(&mut conn).await.unwrap();
+            match sqlx::query(&format!("ALTER DATABASE {name} RENAME TO {name}_away")).execute(&mut conn).await {
+                Ok(_) => {
+                    last_error = None;
+                    break;
+                }
+                Err(e) => last_error = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if let Some(e) = last_error {
+            panic!("cannot take the database away: {e}");
+        }
+        self.suspended.store(true, std::sync::atomic::Ordering::SeqCst);
+        sqlx::query(&format!("ALTER DATABASE {name}_away ALLOW_CONNECTIONS true")).execute(&mut conn).await.unwrap();
+    }
+
+    /// Puts back the database `suspend_postgres_database` took away; the host reconnects.
+    pub async fn resume_postgres_database(&self) {
+        use sqlx::Connection as _;
+        let (admin, name) = self.postgres.clone().expect("a PostgreSQL test");
+        let mut conn = sqlx::AnyConnection::connect(&admin).await.unwrap();
+        sqlx::query(&format!("ALTER DATABASE {name}_away RENAME TO {name}")).execute(&mut conn).await.unwrap();
+        self.suspended.store(false, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -264,12 +304,50 @@ impl TestApp {
 
     /// Signs up and verifies; returns the PIN.
     pub async fn active_user(&self, email: &str) -> String {
-        let r = self.sign_up(email, "en").await;
+        self.active_user_in(email, "en").await
+    }
+
+    /// Signs up in `locale` and verifies; returns the PIN.
+    pub async fn active_user_in(&self, email: &str, locale: &str) -> String {
+        let r = self.sign_up(email, locale).await;
         assert_eq!(r.status(), 201);
         let pin = r.json::<Value>().await.unwrap()["pin"].as_str().unwrap().to_owned();
         let token = self.next_mail(email).await.token();
         assert_eq!(self.verify(&token).await.status(), 200);
         pin
+    }
+
+    /// Update_Init (GPT action) with this body.
+    pub async fn profile_init(&self, body: &Value) -> reqwest::Response {
+        self.post("/api/profile/init", body).await
+    }
+
+    /// The recovery page's "send me a link" (browser API).
+    pub async fn profile_request(&self, email: &str) -> reqwest::Response {
+        self.post("/api/profile/request", &json!({"email": email})).await
+    }
+
+    /// Update_Load (browser API).
+    pub async fn profile_load(&self, token: &str) -> reqwest::Response {
+        self.post("/api/profile/load", &json!({"token": token})).await
+    }
+
+    /// Update_Save (browser API) with this body; a passphrase in it is a secret the log must not show.
+    pub async fn profile_save(&self, body: &Value) -> reqwest::Response {
+        if let Some(passphrase) = body["passphrase"].as_str() {
+            self.remember_secret(passphrase);
+        }
+        self.post("/api/profile/save", body).await
+    }
+
+    /// Asks for a profile link by email (Update_Init, which must answer 200) and returns the
+    /// token of the emailed `{base}/profile#token=…` link.
+    pub async fn profile_link_token(&self, email: &str) -> String {
+        let r = self.profile_init(&json!({"email": email})).await;
+        assert_eq!(r.status(), 200, "Update_Init for {email}");
+        let mail = self.next_mail(email).await;
+        assert!(mail.text.contains(&format!("{}/profile#token=", self.base)), "a profile link: {}", mail.text);
+        mail.token()
     }
 
     /// Waits (up to 20 s) for the next message to `to` not returned before.
@@ -339,6 +417,9 @@ impl Drop for TestApp {
         control.stop.notify_waiters();
         let _ = std::fs::remove_dir_all(&control.dir);
         if let Some((admin, name)) = control.postgres.clone() {
+            if control.suspended.load(std::sync::atomic::Ordering::SeqCst) {
+                drop_postgres_database(admin.clone(), format!("{name}_away"));
+            }
             drop_postgres_database(admin, name);
         }
         if std::thread::panicking() {
@@ -349,6 +430,52 @@ impl Drop for TestApp {
             assert!(!log.contains(secret.as_str()), "a secret used by this test appears in the log");
         }
     }
+}
+
+/// Whether `s` has Cyrillic letters: a Russian text (the English ones have none).
+pub fn is_russian(s: &str) -> bool {
+    s.chars().any(|c| matches!(c, 'А'..='я' | 'Ё' | 'ё'))
+}
+
+/// A JSON answer with `address` replaced in its string fields, to compare answers about
+/// different addresses.
+pub fn without_address(mut body: Value, address: &str) -> Value {
+    if let Some(fields) = body.as_object_mut() {
+        for value in fields.values_mut() {
+            if let Some(s) = value.as_str() {
+                *value = Value::String(s.replace(address, "EMAIL"));
+            }
+        }
+    }
+    body
+}
+
+/// Seconds since the epoch of an RFC 3339 UTC time (`2026-11-26T04:02:37Z`, optionally with a
+/// fraction of a second); `None` if `s` is not one.
+pub fn rfc3339_utc_seconds(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if !s.is_ascii() || b.len() < 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[b.len() - 1] != b'Z' {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<i64> {
+        let part = s.get(from..to)?;
+        if part.bytes().all(|c| c.is_ascii_digit()) { part.parse().ok() } else { None }
+    };
+    let (year, month, day) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (hour, minute, second) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    let fraction = &s[19..s.len() - 1];
+    let fraction_ok = fraction.is_empty() || (fraction.len() > 1 && fraction.starts_with('.') && fraction[1..].bytes().all(|c| c.is_ascii_digit()));
+    if !fraction_ok || !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    // Howard Hinnant's days_from_civil.
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let year_of_era = y - era * 400;
+    let day_of_year = (153 * ((month + 9) % 12) + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    let days = era * 146_097 + day_of_era - 719_468;
+    Some(days * 86_400 + hour * 3600 + minute * 60 + second)
 }
 
 /// A unique address for one test.

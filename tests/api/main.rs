@@ -10,4 +10,5 @@ mod browser;
 mod chromium;
 mod helpers;
 mod input;
+mod profile;
 mod signup;

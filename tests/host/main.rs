@@ -11,6 +11,7 @@ mod helpers;
 mod conceal;
 mod mail;
 mod prehijack;
+mod profile;
 mod runtime;
 mod server;
 mod signup;

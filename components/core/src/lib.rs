@@ -14,6 +14,7 @@ pub mod domain;
 pub mod memory;
 pub mod ports;
 pub mod settings;
+pub mod wit;
 
 pub use api::{Request, Response};
 pub use ports::{Env, L10n, Store};

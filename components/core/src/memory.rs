@@ -37,6 +37,11 @@ impl Store for MemoryStore {
         Ok(self.state.borrow().users.iter().find(|u| u.pin == pin).cloned())
     }
 
+    fn find_user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        self.check()?;
+        Ok(self.state.borrow().users.iter().find(|u| u.id == id).cloned())
+    }
+
     fn find_secret(&self, hash: &str, purpose: SecretPurpose, now: Timestamp) -> Result<Option<Secret>, StoreError> {
         self.check()?;
         Ok(self.state.borrow().secrets.iter().find(|s| s.hash == hash && s.purpose == purpose && s.expires_at > now).cloned())
@@ -102,6 +107,14 @@ fn apply_one(s: &mut State, op: Op) -> Result<(), StoreError> {
             if let Some(retry) = crate::ports::send_limit_wait(l.now, l.min_interval, l.max_in_window, l.window, &recent) {
                 return Err(StoreError::Throttled(retry));
             }
+        }
+        Op::UpdateProfile(p) => {
+            let u = s.users.iter_mut().find(|u| u.id == p.user_id && u.status == UserStatus::Active).ok_or(StoreError::NotFound)?;
+            u.locale = p.locale;
+            if let Some(hash) = p.passphrase_hash {
+                u.passphrase_hash = hash;
+            }
+            u.updated_at = p.now;
         }
         Op::EnqueueMail(m, at) => s.outbox.push((at, m)),
     }

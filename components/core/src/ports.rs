@@ -86,6 +86,16 @@ pub struct PendingReplacement {
     pub now: Timestamp,
 }
 
+/// New profile values of an active account (Update_Save).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProfileUpdate {
+    pub user_id: String,
+    pub locale: String,
+    /// A new Argon2id PHC string, or `None` to keep the passphrase.
+    pub passphrase_hash: Option<String>,
+    pub now: Timestamp,
+}
+
 /// One change within [`Store::apply`]; see `wit/store.wit` for the contract of each.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
@@ -98,6 +108,8 @@ pub enum Op {
     ConsumeSecret(String, SecretPurpose, String, Timestamp),
     RevokeSecrets(String, SecretPurpose),
     CheckSendLimit(SendLimit),
+    /// An active user's locale and (if given) passphrase; `NotFound` unless the user is active.
+    UpdateProfile(ProfileUpdate),
     /// `(message, queued at)`.
     EnqueueMail(Message, Timestamp),
 }
@@ -138,6 +150,7 @@ pub fn send_limit_wait(now: Timestamp, min_interval: i64, max_in_window: u32, wi
 pub trait Store {
     fn find_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError>;
     fn find_user_by_pin(&self, pin: &str) -> Result<Option<User>, StoreError>;
+    fn find_user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
     fn find_secret(&self, hash: &str, purpose: SecretPurpose, now: Timestamp) -> Result<Option<Secret>, StoreError>;
     /// All operations in one transaction; the first failure rolls back everything.
     fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError>;

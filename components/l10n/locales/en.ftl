@@ -5,6 +5,13 @@ signup-created-instructions = Tell the user their PIN is { $pin } and ask them t
 signup-concealed = If { $email } can be registered, a verification link with the PIN is on its way.
 signup-concealed-instructions = Ask the user to open the email: it contains the PIN and the link that activates the account.
 signup-verified = Your email address is verified and your account is active. You can return to the chat.
+profile-link-sent = We emailed a link to edit the profile to the account's address.
+profile-link-sent-instructions = Ask the user to open the email and follow the link within { $minutes } minutes: the page shows their profile and lets them change the language and set a new passphrase. Never ask for the passphrase in the chat.
+profile-link-concealed = If an account matches, an email with a link is on its way to its address.
+profile-link-concealed-instructions = Ask the user to open the email and follow its link (a profile link is valid for { $minutes } minutes). If nothing arrives, check the address or PIN with them.
+profile-request-sent = If an account has this address, a link to its profile is on its way. Check your mailbox.
+profile-saved = Your profile is saved.
+profile-saved-passphrase = Your profile is saved. From now on, use the new passphrase in the chat.
 
 ## Errors
 
@@ -18,6 +25,15 @@ error-email-already-registered = This email address already has an account.
 instructions-email-already-registered = Offer the user to recover access to their account here: { $url }
 error-invalid-token = This link is invalid, already used or expired.
 instructions-invalid-token = Ask the assistant in the chat to sign you up again with the same email address: a new link will be sent.
+instructions-invalid-profile-token = Ask the assistant in the chat for a new profile link, or request one on the profile page.
+error-user-not-found = No account has this email address or PIN.
+instructions-user-not-found = Check the email address or PIN with the user. If they have no account yet, offer to sign them up.
+error-email-not-verified = The email address of this account is not verified yet.
+instructions-email-not-verified = A new verification link was sent to the account's address. Ask the user to open it and confirm the address; after that they can ask for the profile link again.
+error-account-blocked = This account is blocked.
+instructions-account-blocked = The operator of the service blocked this account, so it cannot be changed. Tell the user to contact the operator.
+error-save-failed = Your changes could not be saved; nothing was changed.
+instructions-save-failed = Try again in a moment: the link still works.
 error-throttled = Too many emails were sent to this address. Try again in { $seconds } seconds.
 error-unavailable = The service is temporarily unavailable. Please try again later.
 error-api-key-required = A valid service API key is required.
@@ -41,6 +57,8 @@ invalid-passphrase-too-short = a passphrase has at least 15 characters.
 invalid-passphrase-too-long = a passphrase has at most 256 characters.
 invalid-passphrase-control = a passphrase cannot contain control characters.
 invalid-pin = a PIN is a number.
+invalid-email-or-pin-missing = give the email address or the PIN of the account.
+invalid-nothing-to-save = give a new language or a new passphrase.
 
 ## Pages
 
@@ -52,6 +70,38 @@ page-verify-button = Confirm my email
 page-verify-working = Confirming…
 page-verify-missing-token = This page was opened without its token. Open the link from the email again.
 page-verify-failed = Could not reach the server. Check your connection and try again.
+
+page-profile-title = Your profile
+page-profile-intro = Check your details, then change the language or set a new passphrase.
+page-profile-pin = PIN
+page-profile-email = Email address
+page-profile-verified = Email verified
+page-profile-yes = yes
+page-profile-no = no
+page-profile-status = Account
+page-profile-status-active = active
+page-profile-status-pending = waiting for email verification
+page-profile-status-blocked = blocked
+page-profile-created = Created
+page-profile-locale = Language of emails and pages
+page-profile-locale-en = English
+page-profile-locale-ru = Русский
+page-profile-passphrase = New passphrase (leave empty to keep the current one)
+page-profile-passphrase2 = New passphrase again
+page-profile-passphrase-rule = A passphrase has { $min } to { $max } characters; several words are easy to remember and hard to guess.
+page-profile-passphrase-short = The passphrase is too short: it needs at least { $min } characters.
+page-profile-passphrase-long = The passphrase is too long: it may have at most { $max } characters.
+page-profile-mismatch = The two passphrases differ. Type the same passphrase in both fields.
+page-profile-save = Save
+page-profile-loading = Loading your profile…
+page-profile-saving = Saving…
+page-profile-expired = This link is invalid, already used or expired. Ask your chat for a new profile link, or get one by email below.
+page-profile-failed = Could not reach the server. Check your connection and try again; if this page was opened from an email, open the link from the email again.
+page-profile-recovery-title = Get a link to your profile
+page-profile-recovery-intro = Enter the email address of your account. If an account has this address, we will send a link to edit the profile there; the link is valid for { $minutes } minutes.
+page-profile-recovery-email = Email address
+page-profile-recovery-send = Send me a link
+page-profile-recovery-sending = Sending…
 
 page-privacy-title = Privacy policy
 page-privacy-version = Version { $version }.
@@ -76,3 +126,15 @@ email-signup-existing-intro = Someone asked to create an account with this email
 email-signup-existing-action = Recover access to my account
 email-signup-existing-validity = The link above starts the profile edit; it does not expire.
 email-signup-existing-ignore = If it was not you, ignore this message: nothing has changed.
+
+email-profile-link-subject = Your profile link
+email-profile-link-intro = You asked for a link to your profile. It opens a page where you can see your account and change the language or set a new passphrase.
+email-profile-link-action = Edit my profile
+email-profile-link-validity = The link is valid for { $valid-minutes } minutes and works once.
+email-profile-link-ignore = If you did not ask for it, ignore this message: nothing changes.
+
+email-passphrase-changed-subject = Your passphrase was changed
+email-passphrase-changed-intro = The passphrase of your account was just changed on the profile page. From now on, the chat accepts only the new one.
+email-passphrase-changed-action = Get a profile link
+email-passphrase-changed-validity = The link above opens the page where you can ask for a profile link; it does not expire.
+email-passphrase-changed-ignore = If it was you, there is nothing to do. If it was not you, get a profile link now and set a new passphrase.

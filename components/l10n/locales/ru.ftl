@@ -5,6 +5,13 @@ signup-created-instructions = Сообщите пользователю его P
 signup-concealed = Если адрес { $email } можно зарегистрировать, письмо со ссылкой и PIN-кодом уже отправлено.
 signup-concealed-instructions = Попросите пользователя открыть письмо: в нём PIN-код и ссылка для активации аккаунта.
 signup-verified = Адрес электронной почты подтверждён, аккаунт активен. Можно вернуться в чат.
+profile-link-sent = Мы отправили на адрес аккаунта письмо со ссылкой для редактирования профиля.
+profile-link-sent-instructions = Попросите пользователя открыть письмо и перейти по ссылке в течение { $minutes } минут: на странице виден профиль, там можно сменить язык и задать новую парольную фразу. Никогда не спрашивайте парольную фразу в чате.
+profile-link-concealed = Если такой аккаунт есть, на его адрес уже отправлено письмо со ссылкой.
+profile-link-concealed-instructions = Попросите пользователя открыть письмо и перейти по ссылке (ссылка на профиль действует { $minutes } минут). Если письмо не пришло, уточните у него адрес или PIN-код.
+profile-request-sent = Если с этим адресом есть аккаунт, ссылка на профиль уже отправлена. Проверьте почту.
+profile-saved = Профиль сохранён.
+profile-saved-passphrase = Профиль сохранён. Теперь в чате используйте новую парольную фразу.
 
 ## Errors
 
@@ -18,6 +25,15 @@ error-email-already-registered = Этот адрес электронной по
 instructions-email-already-registered = Предложите пользователю восстановить доступ к аккаунту здесь: { $url }
 error-invalid-token = Ссылка недействительна, уже использована или устарела.
 instructions-invalid-token = Попросите ассистента в чате зарегистрировать вас ещё раз с тем же адресом: придёт новая ссылка.
+instructions-invalid-profile-token = Попросите ассистента в чате прислать новую ссылку на профиль или запросите её на странице профиля.
+error-user-not-found = Аккаунта с таким адресом или PIN-кодом нет.
+instructions-user-not-found = Уточните у пользователя адрес электронной почты или PIN-код. Если аккаунта у него ещё нет, предложите зарегистрироваться.
+error-email-not-verified = Адрес электронной почты этого аккаунта ещё не подтверждён.
+instructions-email-not-verified = На адрес аккаунта отправлена новая ссылка для подтверждения. Попросите пользователя открыть её и подтвердить адрес; после этого можно снова запросить ссылку на профиль.
+error-account-blocked = Этот аккаунт заблокирован.
+instructions-account-blocked = Аккаунт заблокирован оператором сервиса, поэтому изменить его нельзя. Посоветуйте пользователю обратиться к оператору.
+error-save-failed = Не удалось сохранить изменения; ничего не изменилось.
+instructions-save-failed = Попробуйте ещё раз чуть позже: ссылка по-прежнему действует.
 error-throttled = На этот адрес отправлено слишком много писем. Повторите через { $seconds } с.
 error-unavailable = Сервис временно недоступен. Повторите попытку позже.
 error-api-key-required = Нужен действительный ключ API сервиса.
@@ -41,6 +57,8 @@ invalid-passphrase-too-short = парольная фраза не короче 1
 invalid-passphrase-too-long = парольная фраза не длиннее 256 символов.
 invalid-passphrase-control = парольная фраза не может содержать управляющие символы.
 invalid-pin = PIN-код состоит из цифр.
+invalid-email-or-pin-missing = укажите адрес электронной почты или PIN-код аккаунта.
+invalid-nothing-to-save = укажите новый язык или новую парольную фразу.
 
 ## Pages
 
@@ -52,6 +70,38 @@ page-verify-button = Подтвердить адрес
 page-verify-working = Подтверждаем…
 page-verify-missing-token = Страница открыта без токена. Откройте ссылку из письма ещё раз.
 page-verify-failed = Не удалось связаться с сервером. Проверьте подключение и попробуйте снова.
+
+page-profile-title = Ваш профиль
+page-profile-intro = Проверьте свои данные, затем смените язык или задайте новую парольную фразу.
+page-profile-pin = PIN-код
+page-profile-email = Адрес электронной почты
+page-profile-verified = Адрес подтверждён
+page-profile-yes = да
+page-profile-no = нет
+page-profile-status = Аккаунт
+page-profile-status-active = активен
+page-profile-status-pending = ждёт подтверждения адреса
+page-profile-status-blocked = заблокирован
+page-profile-created = Создан
+page-profile-locale = Язык писем и страниц
+page-profile-locale-en = English
+page-profile-locale-ru = Русский
+page-profile-passphrase = Новая парольная фраза (оставьте пустым, чтобы не менять)
+page-profile-passphrase2 = Новая парольная фраза ещё раз
+page-profile-passphrase-rule = Парольная фраза — от { $min } до { $max } символов; несколько слов легко запомнить и трудно угадать.
+page-profile-passphrase-short = Парольная фраза слишком короткая: нужно не меньше { $min } символов.
+page-profile-passphrase-long = Парольная фраза слишком длинная: допускается не больше { $max } символов.
+page-profile-mismatch = Парольные фразы не совпадают. Введите одну и ту же фразу в оба поля.
+page-profile-save = Сохранить
+page-profile-loading = Загружаем профиль…
+page-profile-saving = Сохраняем…
+page-profile-expired = Ссылка недействительна, уже использована или устарела. Попросите чат прислать новую ссылку на профиль или получите её по почте ниже.
+page-profile-failed = Не удалось связаться с сервером. Проверьте подключение и попробуйте снова; если страница открыта из письма, перейдите по ссылке из письма ещё раз.
+page-profile-recovery-title = Получить ссылку на профиль
+page-profile-recovery-intro = Введите адрес электронной почты вашего аккаунта. Если аккаунт с ним есть, мы отправим на него ссылку для редактирования профиля; она действует { $minutes } минут.
+page-profile-recovery-email = Адрес электронной почты
+page-profile-recovery-send = Прислать ссылку
+page-profile-recovery-sending = Отправляем…
 
 page-privacy-title = Политика конфиденциальности
 page-privacy-version = Версия { $version }.
@@ -76,3 +126,15 @@ email-signup-existing-intro = Кто-то попросил создать акк
 email-signup-existing-action = Восстановить доступ к аккаунту
 email-signup-existing-validity = Ссылка выше открывает редактирование профиля; срок её действия не ограничен.
 email-signup-existing-ignore = Если это были не вы, проигнорируйте письмо: ничего не изменилось.
+
+email-profile-link-subject = Ссылка на ваш профиль
+email-profile-link-intro = Вы запросили ссылку на профиль. Она открывает страницу, где видны данные аккаунта и можно сменить язык или задать новую парольную фразу.
+email-profile-link-action = Открыть профиль
+email-profile-link-validity = Ссылка действует { $valid-minutes } минут и срабатывает один раз.
+email-profile-link-ignore = Если вы ничего не запрашивали, проигнорируйте письмо: ничего не изменится.
+
+email-passphrase-changed-subject = Парольная фраза изменена
+email-passphrase-changed-intro = Парольная фраза вашего аккаунта только что изменена на странице профиля. Теперь чат принимает только новую.
+email-passphrase-changed-action = Получить ссылку на профиль
+email-passphrase-changed-validity = Ссылка выше открывает страницу, где можно запросить ссылку на профиль; срок её действия не ограничен.
+email-passphrase-changed-ignore = Если это были вы, ничего делать не нужно. Если не вы, немедленно получите ссылку на профиль и задайте новую парольную фразу.

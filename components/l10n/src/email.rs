@@ -15,7 +15,7 @@ pub struct RenderedEmail {
 }
 
 /// Kinds we can render.
-pub const KINDS: [&str; 2] = ["signup-verification", "signup-existing"];
+pub const KINDS: [&str; 4] = ["signup-verification", "signup-existing", "profile-link", "passphrase-changed"];
 
 pub(crate) fn render(texts: &Texts, locale: &str, kind: &str, to: &str, args: &[(&str, &str)]) -> Result<RenderedEmail, String> {
     if !KINDS.contains(&kind) {
@@ -70,13 +70,31 @@ mod tests {
         let t = Texts::new();
         for locale in crate::LOCALES {
             for kind in KINDS {
-                let m = render(&t, locale, kind, "a@b.co", &[("link", "https://x/?a=1&b=2"), ("pin", "123456"), ("valid-hours", "24")]).unwrap();
+                let m = render(&t, locale, kind, "a@b.co", &[("link", "https://x/?a=1&b=2"), ("pin", "123456"), ("valid-hours", "24"), ("valid-minutes", "60")]).unwrap();
                 assert!(!m.subject.is_empty());
                 assert!(m.text.contains("https://x/?a=1&b=2"));
                 assert!(m.html.contains("https://x/?a=1&amp;b=2"));
                 assert!(!m.text.contains("email-"), "missing message in {locale}/{kind}: {}", m.text);
             }
         }
+    }
+
+    static PROBLEMS: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+    fn record(line: &str) {
+        PROBLEMS.lock().unwrap().push(line.to_owned());
+    }
+
+    #[test]
+    fn the_profile_kinds_render_with_exactly_the_arguments_the_core_gives() {
+        let t = Texts::with_log(record);
+        for locale in crate::LOCALES {
+            let link = render(&t, locale, "profile-link", "a@b.co", &[("link", "https://x/profile#token=T"), ("valid-minutes", "60")]).unwrap();
+            assert!(link.text.contains("https://x/profile#token=T") && link.text.contains("60"), "{}", link.text);
+            let notice = render(&t, locale, "passphrase-changed", "a@b.co", &[("link", "https://x/profile")]).unwrap();
+            assert!(notice.text.contains("https://x/profile"));
+        }
+        assert_eq!(*PROBLEMS.lock().unwrap(), Vec::<String>::new());
     }
 
     #[test]

@@ -1,27 +1,22 @@
-//! One Spin SQLite connection per call, the schema created on first use, and the mapping of
-//! SQLite failures onto the store's error variant (never SQL text to the flow).
+//! One Spin SQLite connection per call, the schema created on first use, the shared SQL layer's
+//! [`Conn`] over it, and the mapping of SQLite failures onto the store's errors (never SQL text
+//! to the flow).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::bindings::exports::gpt_user::accounts::types::Error;
-use crate::bindings::fermyon::spin::sqlite::{Connection, Error as SqlError, QueryResult, Value};
+use gpt_user_core::ports::StoreError;
+use gpt_user_sql::{Conn, Dialect, Param, Row};
 
-/// The portable schema, shared with the host; run as is, statement by statement.
-const SCHEMA: &str = include_str!("../../../schema/001_init.sql");
+use crate::bindings::fermyon::spin::sqlite::{Connection, Error as SqlError, QueryResult, Value};
 
 /// Set once the DDL ran in this instance (Spin reuses instances; the DDL is idempotent). Cleared
 /// when SQLite reports a missing table, so a database replaced under a living instance costs one
 /// failed call, not all later ones.
 static SCHEMA_READY: AtomicBool = AtomicBool::new(false);
 
-/// The schema's statements (the file ends each one with `;` at the end of a line), then the
-/// adapter's own tables.
+/// The shared schema's statements, then the adapter's own tables.
 pub fn schema_statements() -> impl Iterator<Item = String> {
-    let shared = SCHEMA.split(";\n").filter_map(|chunk| {
-        let sql: Vec<&str> = chunk.lines().filter(|l| !l.trim_start().starts_with("--")).collect();
-        let sql = sql.join("\n").trim().trim_end_matches(';').to_owned();
-        (!sql.is_empty()).then_some(sql)
-    });
+    let shared = gpt_user_sql::schema::MIGRATIONS.iter().flat_map(|(_, sql)| gpt_user_sql::schema::statements(sql));
     shared.chain(crate::housekeeping::SCHEMA.iter().map(|s| (*s).to_owned()))
 }
 
@@ -31,7 +26,7 @@ pub struct Db {
 
 impl Db {
     /// Opens Spin's `default` database (`sqlite_databases = ["default"]`) with the schema in place.
-    pub fn open() -> Result<Self, Error> {
+    pub fn open() -> Result<Self, StoreError> {
         let db = Self { conn: Connection::open("default").map_err(error)? };
         if !SCHEMA_READY.load(Ordering::Acquire) {
             for sql in schema_statements() {
@@ -42,7 +37,7 @@ impl Db {
         Ok(db)
     }
 
-    pub fn exec(&self, sql: &str, params: &[Value]) -> Result<QueryResult, Error> {
+    pub fn exec(&self, sql: &str, params: &[Value]) -> Result<QueryResult, StoreError> {
         self.conn.execute(sql, params).map_err(|e| {
             if matches!(&e, SqlError::Io(msg) if msg.contains("no such table")) {
                 SCHEMA_READY.store(false, Ordering::Release);
@@ -53,13 +48,13 @@ impl Db {
 
     /// Runs a conditional change written with `RETURNING`; true if it changed a row.
     /// (`fermyon:spin/sqlite@2.0.0` has no `changes()`; RETURNING answers in the same statement.)
-    pub fn changed(&self, sql: &str, params: &[Value]) -> Result<bool, Error> {
+    pub fn changed(&self, sql: &str, params: &[Value]) -> Result<bool, StoreError> {
         Ok(!self.exec(sql, params)?.rows.is_empty())
     }
 
     /// Runs `body` inside `BEGIN IMMEDIATE … COMMIT`; any error rolls everything back.
     /// IMMEDIATE takes the write lock first, so two read-then-write transactions cannot deadlock.
-    pub fn transaction<T>(&self, body: impl FnOnce(&Self) -> Result<T, Error>) -> Result<T, Error> {
+    pub fn transaction<T>(&self, body: impl FnOnce(&Self) -> Result<T, StoreError>) -> Result<T, StoreError> {
         self.exec("BEGIN IMMEDIATE", &[])?;
         let outcome = body(self).and_then(|value| self.exec("COMMIT", &[]).map(|_| value));
         if outcome.is_err() {
@@ -71,54 +66,79 @@ impl Db {
     }
 }
 
-pub fn text(s: impl Into<String>) -> Value {
-    Value::Text(s.into())
-}
+/// The shared SQL layer runs on `&Db`: every call is synchronous, driven by `gpt_user_sql::block_on`.
+impl Conn for &Db {
+    type Row = SpinRow;
 
-pub fn int(i: i64) -> Value {
-    Value::Integer(i)
-}
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
 
-/// Column `i` of a row as text (NULL and numbers are rendered, never a panic).
-pub fn get_text(values: &[Value], i: usize) -> String {
-    match values.get(i) {
-        Some(Value::Text(s)) => s.clone(),
-        Some(Value::Integer(n)) => n.to_string(),
-        Some(Value::Real(r)) => r.to_string(),
-        _ => String::new(),
+    async fn execute(&mut self, sql: &str, params: Vec<Param>) -> Result<(), StoreError> {
+        self.exec(sql, &values(params)).map(drop)
+    }
+
+    async fn query(&mut self, sql: &str, params: Vec<Param>) -> Result<Vec<SpinRow>, StoreError> {
+        Ok(self.exec(sql, &values(params))?.rows.into_iter().map(|r| SpinRow(r.values)).collect())
+    }
+
+    fn new_id(&mut self) -> String {
+        let bytes = wasip2::random::random::get_random_bytes(16);
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 }
 
-/// Column `i` of a row as an integer (0 for NULL).
-pub fn get_int(values: &[Value], i: usize) -> i64 {
-    match values.get(i) {
-        Some(Value::Integer(n)) => *n,
-        Some(Value::Real(r)) => *r as i64,
-        Some(Value::Text(s)) => s.parse().unwrap_or(0),
-        _ => 0,
+fn values(params: Vec<Param>) -> Vec<Value> {
+    params
+        .into_iter()
+        .map(|p| match p {
+            Param::Text(s) => Value::Text(s),
+            Param::Int(i) => Value::Integer(i),
+            Param::Null => Value::Null,
+        })
+        .collect()
+}
+
+pub struct SpinRow(Vec<Value>);
+
+impl Row for SpinRow {
+    fn text(&self, i: usize) -> Result<String, StoreError> {
+        match self.0.get(i) {
+            Some(Value::Text(s)) => Ok(s.clone()),
+            other => Err(column(i, other)),
+        }
     }
+
+    fn int(&self, i: usize) -> Result<i64, StoreError> {
+        match self.0.get(i) {
+            Some(Value::Integer(n)) => Ok(*n),
+            other => Err(column(i, other)),
+        }
+    }
+}
+
+fn column(i: usize, found: Option<&Value>) -> StoreError {
+    eprintln!("spin-adapter: column {i} has an unexpected value type ({:?})", found.map(std::mem::discriminant));
+    StoreError::Other("unexpected column type".into())
 }
 
 /// SQLite failures as the store's error. Spin reports SQLite's own message in `io(..)`, so a
 /// unique clash is recognised by it (`UNIQUE constraint failed: users.email`).
-pub fn error(e: SqlError) -> Error {
+pub fn error(e: SqlError) -> StoreError {
     match e {
-        SqlError::Io(msg) if msg.contains("UNIQUE constraint failed") => {
-            let field = ["email", "pin", "hash", "id"].into_iter().find(|f| msg.contains(&format!(".{f}")));
-            Error::Conflict(field.unwrap_or("unique").to_owned())
-        }
+        SqlError::Io(msg) if msg.contains("UNIQUE constraint failed") => StoreError::Conflict(gpt_user_sql::conflict_field(&msg)),
         SqlError::Io(msg) if msg.contains("database is locked") || msg.contains("busy") => {
-            Error::Unavailable("database busy".into())
+            StoreError::Unavailable("database busy".into())
         }
         SqlError::Io(msg) => {
             eprintln!("spin-adapter: sqlite error: {msg}");
-            Error::Other("database error".into())
+            StoreError::Other("database error".into())
         }
-        SqlError::DatabaseFull => Error::Unavailable("database full".into()),
+        SqlError::DatabaseFull => StoreError::Unavailable("database full".into()),
         other => {
             // NoSuchDatabase / AccessDenied: a manifest mistake (sqlite_databases, inheritance).
             eprintln!("spin-adapter: sqlite unusable: {other:?}");
-            Error::Other(format!("database not usable: {other:?}"))
+            StoreError::Other(format!("database not usable: {other:?}"))
         }
     }
 }

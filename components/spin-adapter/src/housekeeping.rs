@@ -7,10 +7,11 @@
 //! a one-row table holds the last run, and a conditional upsert (`… DO UPDATE … WHERE last_run
 //! <= ? RETURNING`) lets exactly one instance win each period.
 
-use crate::bindings::exports::gpt_user::accounts::types::{Error, Timestamp};
+use gpt_user_core::ports::{StoreError as Error, Timestamp};
 use gpt_user_sql::housekeeping;
 
-use crate::db::{get_int, int, Db};
+use crate::bindings::fermyon::spin::sqlite::Value;
+use crate::db::Db;
 
 /// At most one run per this many milliseconds.
 pub const PERIOD_MS: i64 = 5 * 60 * 1000;
@@ -37,7 +38,7 @@ pub fn run_if_due(db: &Db, now: Timestamp) {
 fn try_run(db: &Db, now: Timestamp) -> Result<Option<usize>, Error> {
     // A plain read first: most requests find the run not due and take no write lock at all.
     let last = db.exec("SELECT last_run FROM spin_housekeeping WHERE id = 1", &[])?;
-    if last.rows.first().is_some_and(|r| get_int(&r.values, 0) > now - PERIOD_MS) {
+    if last.rows.first().is_some_and(|r| matches!(r.values.first(), Some(Value::Integer(last)) if *last > now - PERIOD_MS)) {
         return Ok(None);
     }
     // Claim and deletes in one transaction: if a delete fails, the claim is rolled back too and
@@ -48,15 +49,15 @@ fn try_run(db: &Db, now: Timestamp) -> Result<Option<usize>, Error> {
         let claimed = db.changed(
             "INSERT INTO spin_housekeeping (id, last_run) VALUES (1, ?) \
              ON CONFLICT (id) DO UPDATE SET last_run = excluded.last_run WHERE spin_housekeeping.last_run <= ? RETURNING id",
-            &[int(now), int(now - PERIOD_MS)],
+            &[Value::Integer(now), Value::Integer(now - PERIOD_MS)],
         )?;
         if !claimed {
             return Ok(None); // another instance ran it between our read and our write lock
         }
         let stale = now - KEEP_MS;
-        db.exec(housekeeping::DELETE_SECRETS, &[int(now), int(stale)])?;
-        let users = db.exec(housekeeping::DELETE_STALE_PENDING_USERS, &[int(stale)])?;
-        db.exec(housekeeping::DELETE_SENT_MAIL, &[int(stale)])?;
+        db.exec(housekeeping::DELETE_SECRETS, &[Value::Integer(now), Value::Integer(stale)])?;
+        let users = db.exec(housekeeping::DELETE_STALE_PENDING_USERS, &[Value::Integer(stale)])?;
+        db.exec(housekeeping::DELETE_SENT_MAIL, &[Value::Integer(stale)])?;
         Ok(Some(users.rows.len()))
     })
 }

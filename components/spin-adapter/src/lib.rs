@@ -36,5 +36,11 @@ mod bindings {
     export!(Adapter);
 }
 
+// The WIT types and the core's, converted field by field in one place for every runtime.
+mod convert {
+    use super::bindings::exports::gpt_user::accounts::{store, types};
+    gpt_user_core::wit_conversions!();
+}
+
 /// The exported implementation; each interface lives in its own module.
 struct Adapter;

@@ -10,7 +10,7 @@ use crate::{housekeeping, outbox, Adapter};
 impl Guest for Adapter {
     fn enqueue(message: Message) -> Result<(), Error> {
         let db = Db::open()?;
-        outbox::insert(&db, message, outbox::now_ms())
+        Ok(gpt_user_sql::block_on(gpt_user_sql::outbox::enqueue(&mut &db, message.into(), outbox::now_ms()))?)
     }
 
     fn flush() {

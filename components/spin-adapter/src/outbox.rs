@@ -1,21 +1,24 @@
-//! The durable outbox in Spin SQLite and its delivery. Spin runs no background tasks, so due
-//! messages are delivered from requests: by `mail.flush`, which a flow component calls after its
-//! answer is finished, so no client waits for a relay.
+//! Delivery of the durable outbox on Spin. Spin runs no background tasks, so due messages are
+//! delivered from requests: by `mail.flush`, which a flow component calls after its answer is
+//! finished, so no client waits for a relay.
 //!
-//! No message is lost: a row is only marked sent after the SMTP server accepted it, and a
-//! failure leaves it with `attempts + 1` and a later `next_attempt_at`. None is sent twice by two
-//! concurrent instances: a row is leased (`locked_until`) by a conditional UPDATE before sending,
-//! and only the instance whose UPDATE changed the row sends it.
+//! The queue itself is the shared SQL layer's (`gpt_user_sql::outbox`), the same as our host's:
+//! no message is lost (a row is only marked sent after the SMTP server accepted it; a failure
+//! leaves it with `attempts + 1` and a later `next_attempt_at`), and none is sent twice by two
+//! concurrent instances (a row is claimed under a lease by a conditional UPDATE, and only the
+//! claim's holder can mark it).
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use gpt_user_core::ports::{StoreError, Timestamp};
+use gpt_user_sql::{block_on, outbox};
+
 use crate::config::MailSettings;
-use crate::db::{get_int, get_text, int, text, Db};
-use crate::bindings::exports::gpt_user::accounts::types::{Error, Message, Timestamp};
+use crate::db::Db;
 use crate::smtp;
 
 /// At most this many messages per flush; the time budget below usually ends a batch first.
-const BATCH: i64 = 20;
+const BATCH: usize = 20;
 /// No new message is taken after this much time in one flush, so an instance is not kept busy
 /// by a long queue or a slow relay. A send already started runs to its end: see `smtp::send`.
 const BUDGET: Duration = Duration::from_secs(5);
@@ -30,23 +33,6 @@ pub fn now_ms() -> Timestamp {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// A queued message, due at `queued_at`.
-pub fn insert(db: &Db, m: Message, queued_at: Timestamp) -> Result<(), Error> {
-    db.exec(
-        "INSERT INTO outbox (id, recipient, kind, subject, text_body, html_body, queued_at, next_attempt_at) \
-         VALUES (lower(hex(randomblob(16))), ?, ?, ?, ?, ?, ?, ?)",
-        &[text(m.to), text(m.kind), text(m.subject), text(m.text), text(m.html), int(queued_at), int(queued_at)],
-    )?;
-    Ok(())
-}
-
-/// One row taken from the outbox for delivery.
-pub struct Pending {
-    pub id: String,
-    pub message: Message,
-    attempts: i64,
-}
-
 /// Delivers what is due now, within [`BUDGET`]. Errors are logged, never returned: the change
 /// that queued the mail is committed long before, and whatever is not delivered stays due.
 pub fn deliver_due(db: &Db) {
@@ -55,44 +41,30 @@ pub fn deliver_due(db: &Db) {
     }
 }
 
-fn try_deliver_due(db: &Db, started: Instant) -> Result<(), Error> {
-    let now = now_ms();
-    let due = db.exec(
-        "SELECT id, recipient, kind, subject, text_body, html_body, attempts FROM outbox \
-         WHERE sent_at IS NULL AND next_attempt_at <= ? AND locked_until <= ? ORDER BY queued_at LIMIT ?",
-        &[int(now), int(now), int(BATCH)],
-    )?;
-    if due.rows.is_empty() {
-        return Ok(());
-    }
-    let settings = MailSettings::load().map_err(Error::Other)?;
-    for row in &due.rows {
+fn try_deliver_due(db: &Db, started: Instant) -> Result<(), StoreError> {
+    let mut settings = None;
+    for _ in 0..BATCH {
         if started.elapsed() >= BUDGET {
             break; // the rest stays due for the next request's flush
         }
-        let v = &row.values;
-        let pending = Pending {
-            id: get_text(v, 0),
-            message: Message { to: get_text(v, 1), kind: get_text(v, 2), subject: get_text(v, 3), text: get_text(v, 4), html: get_text(v, 5) },
-            attempts: get_int(v, 6),
+        let now = now_ms();
+        let Some(row) = block_on(outbox::claim_next(&mut &*db, now, now + LEASE_MS))? else {
+            break;
         };
-        if !claim(db, &pending.id, now)? {
-            continue; // another instance is delivering it
-        }
-        match smtp::send(&settings, &pending.message) {
+        let settings = match &settings {
+            Some(s) => s,
+            None => settings.insert(MailSettings::load().map_err(StoreError::Other)?),
+        };
+        match smtp::send(settings, &row.message) {
             Ok(()) => {
-                db.exec(
-                    "UPDATE outbox SET sent_at = ?, attempts = attempts + 1, locked_until = 0, last_error = NULL, text_body = '', html_body = '' WHERE id = ?",
-                    &[int(now_ms()), text(pending.id.clone())],
-                )?;
+                if !block_on(outbox::mark_sent(&mut &*db, &row, now_ms()))? {
+                    eprintln!("spin-adapter: mail {} delivered after its lease ran out", row.id);
+                }
             }
             Err(why) => {
-                eprintln!("spin-adapter: mail {} not delivered (attempt {}): {why}", pending.id, pending.attempts + 1);
-                let next = now_ms() + backoff_ms(pending.attempts);
-                db.exec(
-                    "UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, locked_until = 0, last_error = ? WHERE id = ?",
-                    &[int(next), text(why), text(pending.id.clone())],
-                )?;
+                eprintln!("spin-adapter: mail {} not delivered (attempt {}): {why}", row.id, row.attempts + 1);
+                let next = now_ms() + outbox::backoff_ms(RETRY_BASE_MS, RETRY_MAX_MS, row.attempts);
+                block_on(outbox::mark_failed(&mut &*db, &row, next, &why))?;
                 // The relay is most likely down for the rest of the batch too; do not keep this
                 // instance trying each of them.
                 break;
@@ -100,16 +72,4 @@ fn try_deliver_due(db: &Db, started: Instant) -> Result<(), Error> {
         }
     }
     Ok(())
-}
-
-/// Leases a row for this instance; false if someone else holds it or it was sent meanwhile.
-fn claim(db: &Db, id: &str, now: Timestamp) -> Result<bool, Error> {
-    db.changed(
-        "UPDATE outbox SET locked_until = ? WHERE id = ? AND sent_at IS NULL AND locked_until <= ? RETURNING id",
-        &[int(now + LEASE_MS), text(id), int(now)],
-    )
-}
-
-fn backoff_ms(attempts: i64) -> i64 {
-    RETRY_BASE_MS.saturating_mul(1i64 << attempts.clamp(0, 20)).min(RETRY_MAX_MS)
 }

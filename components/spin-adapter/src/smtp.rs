@@ -9,7 +9,7 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::{Message as Email, SmtpTransport, Transport};
 
 use crate::config::MailSettings;
-use crate::bindings::exports::gpt_user::accounts::types::Message;
+use gpt_user_core::ports::Message;
 
 pub fn send(settings: &MailSettings, m: &Message) -> Result<(), String> {
     let relay: SocketAddr = settings

@@ -1,18 +1,117 @@
-//! SQL that both runtimes run — our host through sqlx (SQLite, PostgreSQL), the Spin adapter
-//! through Spin's SQLite — so a statement is written once. Placeholders are `$1..$n` in order of
-//! appearance, which sqlx and SQLite's positional binding both accept.
+//! The SQL layer both runtimes run — our host through sqlx (SQLite, PostgreSQL), the Spin adapter
+//! through Spin's SQLite — so every statement, column list, row codec and rule is written once:
 //!
-//! This is the start of the shared SQL layer; the store operations still live in each runtime
-//! (`host/src/adapters/store`, `components/spin-adapter/src/store.rs`).
+//! - [`store`]: the reads and every operation of `gpt-user:accounts/store`'s `apply`;
+//! - [`outbox`]: queueing, claiming under a lease, marking, and the retry backoff;
+//! - [`housekeeping`]: the retention deletes;
+//! - [`schema`]: the migrations and how a migration file is split into statements.
+//!
+//! A runtime supplies a connection ([`Conn`]: run a statement, run a query) and the transaction
+//! around [`store::apply_one`]. Placeholders are `$1..$n` in order of appearance, which sqlx and
+//! SQLite's positional binding both accept. A statement whose effect must be known (a conditional
+//! change) says `RETURNING`, and is run as a query: Spin's SQLite has no count of changed rows.
+//!
+//! The functions are `async` for sqlx; a synchronous runtime (Spin) implements [`Conn`] with plain
+//! calls and drives them with [`block_on`], which never waits.
 
-/// Housekeeping (SPEC §2.1.3), run in this order in one transaction.
-pub mod housekeeping {
-    /// `$1` now, `$2` the last sign-up attempt before which a pending account is stale: expired
-    /// secrets, and every secret of a stale pending account.
-    pub const DELETE_SECRETS: &str = "DELETE FROM secrets WHERE expires_at <= $1 \
-         OR user_id IN (SELECT id FROM users WHERE status = 'pending' AND updated_at < $2)";
-    /// `$1` as `$2` above. `RETURNING` counts the rows on a runtime without a changes count (Spin).
-    pub const DELETE_STALE_PENDING_USERS: &str = "DELETE FROM users WHERE status = 'pending' AND updated_at < $1 RETURNING id";
-    /// `$1` delivered before this.
-    pub const DELETE_SENT_MAIL: &str = "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1";
+pub mod housekeeping;
+pub mod outbox;
+pub mod schema;
+pub mod store;
+
+use std::future::Future;
+
+use gpt_user_core::ports::StoreError;
+
+/// Which SQL a statement may use beyond the portable subset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// A bound value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Param {
+    Text(String),
+    Int(i64),
+    Null,
+}
+
+impl From<String> for Param {
+    fn from(s: String) -> Self {
+        Self::Text(s)
+    }
+}
+
+impl From<&str> for Param {
+    fn from(s: &str) -> Self {
+        Self::Text(s.to_owned())
+    }
+}
+
+impl From<i64> for Param {
+    fn from(i: i64) -> Self {
+        Self::Int(i)
+    }
+}
+
+impl From<Option<String>> for Param {
+    fn from(s: Option<String>) -> Self {
+        s.map_or(Self::Null, Self::Text)
+    }
+}
+
+/// One result row, read by column position (the statements here name their columns in order).
+pub trait Row {
+    fn text(&self, i: usize) -> Result<String, StoreError>;
+    fn int(&self, i: usize) -> Result<i64, StoreError>;
+}
+
+/// A database connection (inside a transaction for [`store::apply_one`]). Implementations map
+/// their own failures onto [`StoreError`] — a unique violation through [`conflict_field`].
+#[allow(async_fn_in_trait)]
+pub trait Conn {
+    type Row: Row;
+    fn dialect(&self) -> Dialect;
+    /// Runs a statement whose rows, if any, are not needed.
+    async fn execute(&mut self, sql: &str, params: Vec<Param>) -> Result<(), StoreError>;
+    async fn query(&mut self, sql: &str, params: Vec<Param>) -> Result<Vec<Self::Row>, StoreError>;
+    /// A fresh random id (32 hex digits) for a new row.
+    fn new_id(&mut self) -> String;
+}
+
+/// The field a unique-constraint failure is about, from the backend's message and constraint
+/// name: PostgreSQL names the constraint (`users_email_key`), SQLite the column
+/// (`UNIQUE constraint failed: users.email`). `unique` if none is recognised.
+pub fn conflict_field(what: &str) -> String {
+    ["email", "pin", "hash", "id"]
+        .into_iter()
+        .find(|f| what.contains(&format!("_{f}_key")) || what.contains(&format!(".{f}")))
+        .unwrap_or("unique")
+        .to_owned()
+}
+
+/// Drives a future of a synchronous [`Conn`] to its end. Such a future never waits: it is ready
+/// on its first poll; were it not, it is polled again.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(out) = future.as_mut().poll(&mut cx) {
+            return out;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conflicts_name_their_field_on_both_backends() {
+        assert_eq!(conflict_field("users_email_key duplicate key value violates unique constraint"), "email");
+        assert_eq!(conflict_field("UNIQUE constraint failed: users.pin"), "pin");
+        assert_eq!(conflict_field("something else"), "unique");
+    }
 }

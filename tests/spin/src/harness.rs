@@ -24,7 +24,7 @@ mod bindings {
     });
 }
 
-pub use bindings::exports::gpt_user::accounts::store::{Op, PendingReplacement, SendLimit};
+pub use bindings::exports::gpt_user::accounts::store::{Op, PendingReplacement, ProfileUpdate, SendLimit};
 pub use bindings::gpt_user::accounts::types::{Error, Message, Secret, SecretPurpose, User, UserStatus};
 
 /// Per-instance state, like Spin's per-instance state.
@@ -139,6 +139,10 @@ impl Adapter {
 
     pub fn find_user_by_pin(&mut self, pin: &str) -> wasmtime::Result<Result<Option<User>, Error>> {
         self.provider.gpt_user_accounts_store().call_find_user_by_pin(&mut self.store, pin)
+    }
+
+    pub fn find_user_by_id(&mut self, id: &str) -> wasmtime::Result<Result<Option<User>, Error>> {
+        self.provider.gpt_user_accounts_store().call_find_user_by_id(&mut self.store, id)
     }
 
     pub fn find_secret(&mut self, hash: &str, purpose: SecretPurpose, now: i64) -> wasmtime::Result<Result<Option<Secret>, Error>> {

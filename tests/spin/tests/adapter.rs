@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use gpt_user_spin_tests::artifacts::ADAPTER_WASM;
-use gpt_user_spin_tests::harness::{Error, Harness, Message, Op, Secret, SecretPurpose, SendLimit, User, UserStatus};
+use gpt_user_spin_tests::harness::{Error, Harness, Message, Op, ProfileUpdate, Secret, SecretPurpose, SendLimit, User, UserStatus};
 use gpt_user_test_support::smtp::SmtpSink;
 
 /// A fresh database file per test (tests run in parallel).
@@ -89,6 +89,25 @@ fn a_secret_is_consumed_only_once_and_activation_needs_a_pending_user() {
     assert_eq!(a.apply(&[Op::Activate(("u1".into(), now))]).unwrap(), Err(Error::NotFound), "already active");
     let active = a.find_user_by_email("ann@example.com").unwrap().unwrap().unwrap();
     assert!(active.email_verified && active.status == UserStatus::Active);
+}
+
+#[test]
+fn a_profile_update_changes_only_an_active_user_and_keeps_the_passphrase_unless_given() {
+    let h = harness("profile", &closed_port().to_string());
+    let mut a = h.instance().unwrap();
+    let now = h.clock.now_ms();
+    a.apply(&[Op::InsertUser(user("u1", "ann@example.com", "111111", now))]).unwrap().unwrap();
+    let update = |passphrase_hash: Option<&str>| {
+        Op::UpdateProfile(ProfileUpdate { user_id: "u1".into(), locale: "ru".into(), passphrase_hash: passphrase_hash.map(Into::into), now: now + 1 })
+    };
+    assert_eq!(a.apply(&[update(None)]).unwrap(), Err(Error::NotFound), "a pending user has no profile to edit");
+    a.apply(&[Op::Activate(("u1".into(), now))]).unwrap().unwrap();
+    a.apply(&[update(None)]).unwrap().unwrap();
+    let kept = a.find_user_by_id("u1").unwrap().unwrap().expect("found by id");
+    assert_eq!((kept.locale.as_str(), kept.passphrase_hash.as_str(), kept.updated_at), ("ru", "$argon2id$stub", now + 1));
+    a.apply(&[update(Some("$argon2id$new"))]).unwrap().unwrap();
+    assert_eq!(a.find_user_by_id("u1").unwrap().unwrap().unwrap().passphrase_hash, "$argon2id$new");
+    assert_eq!(a.find_user_by_id("nobody").unwrap(), Ok(None));
 }
 
 #[test]

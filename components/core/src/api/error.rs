@@ -23,6 +23,21 @@ pub enum ApiError {
     EmailAlreadyRegistered { recovery_url: String },
     #[error("invalid token")]
     InvalidToken,
+    /// A profile token that is malformed, unknown, used or expired: the same `INVALID_TOKEN`
+    /// as [`ApiError::InvalidToken`], with the way to a new profile link.
+    #[error("invalid profile token")]
+    InvalidProfileToken,
+    /// No account has the email address or PIN (Update_Init outside conceal mode).
+    #[error("user not found")]
+    UserNotFound,
+    /// The account is pending; a fresh verification email was sent (Update_Init).
+    #[error("email not verified")]
+    EmailNotVerified,
+    #[error("account blocked")]
+    AccountBlocked,
+    /// Update_Save could not be written; nothing was, and the token still works.
+    #[error("save failed")]
+    SaveFailed,
     #[error("throttled")]
     Throttled { retry_after: u32 },
     #[error("unavailable")]
@@ -62,6 +77,11 @@ impl ApiError {
                 (409, "EMAIL_ALREADY_REGISTERED", "error-email-already-registered", Some("instructions-email-already-registered"))
             }
             Self::InvalidToken => (410, "INVALID_TOKEN", "error-invalid-token", Some("instructions-invalid-token")),
+            Self::InvalidProfileToken => (410, "INVALID_TOKEN", "error-invalid-token", Some("instructions-invalid-profile-token")),
+            Self::UserNotFound => (404, "USER_NOT_FOUND", "error-user-not-found", Some("instructions-user-not-found")),
+            Self::EmailNotVerified => (409, "EMAIL_NOT_VERIFIED", "error-email-not-verified", Some("instructions-email-not-verified")),
+            Self::AccountBlocked => (403, "ACCOUNT_BLOCKED", "error-account-blocked", Some("instructions-account-blocked")),
+            Self::SaveFailed => (503, "SAVE_FAILED", "error-save-failed", Some("instructions-save-failed")),
             Self::Throttled { .. } => (429, "TOO_MANY_REQUESTS", "error-throttled", None),
             Self::Unavailable => (503, "SERVICE_UNAVAILABLE", "error-unavailable", None),
             Self::ApiKeyRequired => (401, "API_KEY_REQUIRED", "error-api-key-required", None),

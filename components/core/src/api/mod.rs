@@ -11,8 +11,12 @@ pub mod json;
 pub mod mail;
 pub mod openapi;
 mod pages;
+mod profile_init;
+mod profile_load;
+mod profile_save;
 mod signup_init;
 mod signup_verify;
+pub mod time;
 
 pub use error::ApiError;
 
@@ -113,7 +117,7 @@ pub struct Route {
 }
 
 /// The route table of every flow component, for what spans them all (`/openapi.json`).
-pub const COMPONENT_ROUTES: &[&[Route]] = &[SIGNUP_ROUTES];
+pub const COMPONENT_ROUTES: &[&[Route]] = &[SIGNUP_ROUTES, PROFILE_ROUTES];
 
 /// Routes of the sign-up component (it also serves the documents every deployment has).
 pub const SIGNUP_ROUTES: &[Route] = &[
@@ -129,6 +133,21 @@ pub const SIGNUP_ROUTES: &[Route] = &[
     Route { method: "GET", path: "/privacy", audience: Audience::Public, handler: pages::privacy, operation: None },
     Route { method: "GET", path: "/openapi.json", audience: Audience::Public, handler: openapi::document, operation: None },
     Route { method: "GET", path: "/healthz", audience: Audience::Public, handler: healthz, operation: None },
+];
+
+/// Routes of the profile component: edit by emailed link (SPEC §2.2).
+pub const PROFILE_ROUTES: &[Route] = &[
+    Route {
+        method: "POST",
+        path: "/api/profile/init",
+        audience: Audience::Gpt,
+        handler: profile_init::handle,
+        operation: Some(profile_init::operation),
+    },
+    Route { method: "POST", path: "/api/profile/request", audience: Audience::Browser, handler: profile_init::request, operation: None },
+    Route { method: "POST", path: "/api/profile/load", audience: Audience::Browser, handler: profile_load::handle, operation: None },
+    Route { method: "POST", path: "/api/profile/save", audience: Audience::Browser, handler: profile_save::handle, operation: None },
+    Route { method: "GET", path: "/profile", audience: Audience::Public, handler: pages::profile, operation: None },
 ];
 
 fn healthz(_: &Ctx<'_>, _: &Request, _: &str) -> Result<Response, Failure> {
@@ -238,5 +257,7 @@ fn same_origin(settings: &Settings, req: &Request) -> bool {
         || req.header("host").is_some_and(|host| origin == format!("http://{host}") || origin == format!("https://{host}"))
 }
 
+#[cfg(test)]
+mod profile_tests;
 #[cfg(test)]
 mod tests;

@@ -49,7 +49,7 @@ pub fn schema(settings: &Settings) -> Value {
         "info": {
             "title": "gpt-user",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "User accounts created and managed from a chat: sign-up with email verification and a public PIN plus a passphrase."
+            "description": "User accounts created and managed from a chat: sign-up with email verification and a public PIN plus a passphrase; profile changes by an emailed link."
         },
         "servers": [{"url": settings.base_url}],
         "paths": paths,

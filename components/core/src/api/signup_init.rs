@@ -96,7 +96,7 @@ fn create(ctx: &Ctx<'_>, input: &Input, passphrase_hash: String) -> Result<Respo
             updated_at: now,
         };
         let mut ops = vec![Op::InsertUser(user)];
-        ops.extend(verification_ops(ctx, input, &id, pin.as_str())?);
+        ops.extend(verification_ops(ctx, input.locale.as_str(), input.email.as_str(), &id, pin.as_str())?);
         match ctx.store.apply(ops) {
             Ok(()) => return Ok(created(ctx, input, &pin)),
             Err(StoreError::Conflict(field)) if field == "pin" => continue,
@@ -132,7 +132,7 @@ fn replace_pending(ctx: &Ctx<'_>, input: &Input, user: &User, passphrase_hash: S
             }),
             Op::RevokeSecrets(user.id.clone(), SecretPurpose::VerifyEmail),
         ];
-        ops.extend(verification_ops(ctx, input, &user.id, pin.as_str())?);
+        ops.extend(verification_ops(ctx, input.locale.as_str(), input.email.as_str(), &user.id, pin.as_str())?);
         match ctx.store.apply(ops) {
             Ok(()) => return Ok(created(ctx, input, &pin)),
             Err(StoreError::Conflict(field)) if field == "pin" => continue,
@@ -158,14 +158,15 @@ fn already_registered(ctx: &Ctx<'_>, input: &Input, user: &User) -> Result<Respo
     }
 }
 
-/// Operations that send a fresh verification link: throttle, secret, mail.
-fn verification_ops(ctx: &Ctx<'_>, input: &Input, user_id: &str, pin: &str) -> Result<Vec<Op>, ApiError> {
+/// Operations that send a fresh verification link to `email` in `locale`: throttle, secret,
+/// mail. Also Update_Init's answer to a pending account.
+pub(super) fn verification_ops(ctx: &Ctx<'_>, locale: &str, email: &str, user_id: &str, pin: &str) -> Result<Vec<Op>, ApiError> {
     let now = ctx.env.now();
     let token = Token::from_random(ports::random(ctx.env));
     // The PIN rides along in the fragment so the page can show which account the link activates.
     let link = format!("{}/signup/verify#token={}&pin={pin}", ctx.settings.base_url, token.as_str());
     let hours = (VERIFY_TTL_MS / HOUR_MS).to_string();
-    let mail = render(ctx, input.locale.as_str(), "signup-verification", input.email.as_str(), &[
+    let mail = render(ctx, locale, "signup-verification", email, &[
         ("link", &link),
         ("pin", pin),
         ("valid-hours", &hours),
@@ -183,8 +184,9 @@ fn verification_ops(ctx: &Ctx<'_>, input: &Input, user_id: &str, pin: &str) -> R
     ])
 }
 
-/// Where a person who already has an account starts recovering it (the profile-edit flow).
-fn recovery_url(ctx: &Ctx<'_>) -> String {
+/// Where a person who already has an account starts recovering it: the profile page (without
+/// a token it asks for a profile link; the link adds one in the fragment).
+pub(super) fn recovery_url(ctx: &Ctx<'_>) -> String {
     format!("{}/profile", ctx.settings.base_url)
 }
 

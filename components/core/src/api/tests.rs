@@ -22,8 +22,8 @@ impl L10n for FakeL10n {
     }
 }
 
-struct TestEnv {
-    now: Cell<i64>,
+pub(super) struct TestEnv {
+    pub(super) now: Cell<i64>,
     counter: Cell<u64>,
 }
 
@@ -43,18 +43,19 @@ impl Env for TestEnv {
     }
 }
 
-struct World {
-    store: MemoryStore,
-    env: TestEnv,
-    settings: Settings,
+/// A store, a clock and settings; requests go to the route table that serves their path.
+pub(super) struct World {
+    pub(super) store: MemoryStore,
+    pub(super) env: TestEnv,
+    pub(super) settings: Settings,
 }
 
 impl World {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         Self { store: MemoryStore::default(), env: TestEnv { now: Cell::new(1_700_000_000_000), counter: Cell::new(1) }, settings: Settings { dev: true, ..Settings::default() } }
     }
 
-    fn call(&self, method: &str, path: &str, body: Value) -> Response {
+    pub(super) fn call(&self, method: &str, path: &str, body: Value) -> Response {
         let req = Request {
             method: method.into(),
             path: path.into(),
@@ -65,21 +66,27 @@ impl World {
         self.send(&req)
     }
 
-    fn send(&self, req: &Request) -> Response {
-        let ctx = Ctx { store: &self.store, l10n: &FakeL10n, env: &self.env, settings: &self.settings };
-        handle_signup(&ctx, req)
+    pub(super) fn send(&self, req: &Request) -> Response {
+        self.send_to(&self.store, req)
     }
 
-    fn sign_up(&self, email: &str) -> Response {
+    /// Like [`World::send`], with another store in front of the world's.
+    pub(super) fn send_to(&self, store: &dyn Store, req: &Request) -> Response {
+        let ctx = Ctx { store, l10n: &FakeL10n, env: &self.env, settings: &self.settings };
+        let routes = COMPONENT_ROUTES.iter().find(|t| t.iter().any(|r| r.path == req.path)).copied().unwrap_or(SIGNUP_ROUTES);
+        respond(routes, &ctx, &mut req.clone(), |_| {})
+    }
+
+    pub(super) fn sign_up(&self, email: &str) -> Response {
         self.call("POST", "/api/signup/init", json!({"email": email, "consent": true, "locale": "en", "passphrase": "correct horse battery staple"}))
     }
 
-    fn advance(&self, ms: i64) {
+    pub(super) fn advance(&self, ms: i64) {
         self.env.now.set(self.env.now.get() + ms);
     }
 
     /// The token of the last verification link in the outbox.
-    fn last_token(&self) -> String {
+    pub(super) fn last_token(&self) -> String {
         let state = self.store.state.borrow();
         let text = &state.outbox.last().unwrap().1.text;
         text.split("#token=").nth(1).unwrap().split([',', ')', '&']).next().unwrap().to_owned()

@@ -117,7 +117,8 @@ impl Dispatcher {
     }
 
     fn backoff(&self, attempts: i64) -> Duration {
-        let factor = 1u32 << attempts.clamp(0, 20) as u32;
-        self.retry_base.saturating_mul(factor).min(self.retry_max)
+        let ms = |d: Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let wait = gpt_user_sql::outbox::backoff_ms(ms(self.retry_base), ms(self.retry_max), attempts);
+        Duration::from_millis(u64::try_from(wait).unwrap_or(0))
     }
 }

@@ -9,14 +9,13 @@ pub use dispatcher::Dispatcher;
 pub use transport::Transport;
 
 use crate::bindings::mail;
-use crate::bindings::store::Op;
 use crate::bindings::types::{Error, Message};
 use crate::runtime::HostState;
 
 impl mail::Host for HostState {
     async fn enqueue(&mut self, message: Message) -> Result<(), Error> {
         let now = self.shared.clock.now_ms();
-        self.shared.store.apply(vec![Op::EnqueueMail((message, now))]).await
+        Ok(self.shared.store.apply(vec![gpt_user_core::ports::Op::EnqueueMail(message.into(), now)]).await?)
     }
 
     /// Nothing to do here: the [`Dispatcher`] delivers the outbox on its own schedule.

@@ -35,10 +35,10 @@ impl Transport {
     pub async fn send(&self, from: &Mailbox, row: &OutboxRow, now_ms: i64) -> anyhow::Result<()> {
         let message = Message::builder()
             .from(from.clone())
-            .to(row.recipient.parse()?)
-            .subject(row.subject.clone())
+            .to(row.message.to.parse()?)
+            .subject(row.message.subject.clone())
             .message_id(Some(format!("<{}@gpt-user>", row.id)))
-            .multipart(MultiPart::alternative_plain_html(row.text.clone(), row.html.clone()))?;
+            .multipart(MultiPart::alternative_plain_html(row.message.text.clone(), row.message.html.clone()))?;
         match self {
             Self::Smtp(smtp) => {
                 smtp.send(message).await?;

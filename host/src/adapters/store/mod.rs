@@ -4,8 +4,10 @@ mod outbox;
 pub mod schema;
 mod sql;
 
-pub use outbox::OutboxRow;
+pub use gpt_user_sql::outbox::OutboxRow;
 pub use sql::SqlStore;
+
+use gpt_user_sql::store::UserKey;
 
 use crate::bindings::store::{self, Op};
 use crate::bindings::types::{self, Error, Secret, SecretPurpose, User};
@@ -15,18 +17,26 @@ impl types::Host for HostState {}
 
 impl store::Host for HostState {
     async fn find_user_by_email(&mut self, email: String) -> Result<Option<User>, Error> {
-        self.shared.store.find_user(false, &email).await
+        find_user(&self.shared.store, UserKey::Email, &email).await
     }
 
     async fn find_user_by_pin(&mut self, pin: String) -> Result<Option<User>, Error> {
-        self.shared.store.find_user(true, &pin).await
+        find_user(&self.shared.store, UserKey::Pin, &pin).await
+    }
+
+    async fn find_user_by_id(&mut self, id: String) -> Result<Option<User>, Error> {
+        find_user(&self.shared.store, UserKey::Id, &id).await
     }
 
     async fn find_secret(&mut self, hash: String, purpose: SecretPurpose, now: i64) -> Result<Option<Secret>, Error> {
-        self.shared.store.find_secret(&hash, purpose, now).await
+        Ok(self.shared.store.find_secret(&hash, purpose.into(), now).await?.map(Into::into))
     }
 
     async fn apply(&mut self, ops: Vec<Op>) -> Result<(), Error> {
-        self.shared.store.apply(ops).await
+        Ok(self.shared.store.apply(ops.into_iter().map(Into::into).collect()).await?)
     }
+}
+
+async fn find_user(store: &SqlStore, key: UserKey, value: &str) -> Result<Option<User>, Error> {
+    Ok(store.find_user(key, value).await?.map(Into::into))
 }

@@ -8,10 +8,8 @@
 
 use sqlx::{AnyConnection, Connection as _};
 
-use super::sql::Dialect;
-
-/// `(version, sql)`, ascending. Statements end with `;` at the end of a line.
-const MIGRATIONS: [(i64, &str); 1] = [(1, include_str!("../../../../schema/001_init.sql"))];
+use gpt_user_sql::Dialect;
+use gpt_user_sql::schema::{MIGRATIONS, statements};
 
 /// Key of the advisory lock every gpt-user host takes to migrate ("gpt-user" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6770_742d_7573_6572;
@@ -60,21 +58,4 @@ async fn apply_missing(conn: &mut AnyConnection, dialect: Dialect) -> Result<(),
         tracing::info!(version, "applied schema migration");
     }
     Ok(())
-}
-
-/// Splits a migration file into statements, dropping `--` comment lines.
-pub fn statements(sql: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    for line in sql.lines() {
-        if line.trim_start().starts_with("--") || line.trim().is_empty() {
-            continue;
-        }
-        current.push_str(line);
-        current.push('\n');
-        if line.trim_end().ends_with(';') {
-            out.push(std::mem::take(&mut current));
-        }
-    }
-    out
 }

@@ -1,20 +1,15 @@
 //! The store on sqlx: SQLite (a file, the default) or PostgreSQL, one code path through
-//! `sqlx::Any` with portable SQL. Dialect differences are confined to [`Dialect`].
+//! `sqlx::Any`. The statements are the shared SQL layer's (`gpt-user-sql`, which the Spin adapter
+//! runs too); this file connects, runs transactions and maps sqlx's errors.
 
 use std::sync::Arc;
 
+use gpt_user_core::ports::{Op, Secret, SecretPurpose, StoreError, User};
+use gpt_user_sql::store::{self, UserKey};
+use gpt_user_sql::{Conn, Dialect, Param};
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::{AnyConnection, AnyPool, Connection as _, Row};
+use sqlx::{AnyConnection, AnyPool, Connection as _, Row as _};
 use tokio::sync::Notify;
-
-use crate::bindings::store::{Op, PendingReplacement, SendLimit};
-use crate::bindings::types::{Error, Message, Secret, SecretPurpose, User, UserStatus};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    Sqlite,
-    Postgres,
-}
 
 /// A handle to the database; cheap to clone.
 #[derive(Clone)]
@@ -24,9 +19,6 @@ pub struct SqlStore {
     /// Woken when a transaction queued mail, so the dispatcher need not wait for its next poll.
     pub mail_queued: Arc<Notify>,
 }
-
-const USER_COLUMNS: &str =
-    "id, email, pin, passphrase_hash, locale, status, email_verified, consent_at, policy_version, created_at, updated_at";
 
 impl SqlStore {
     /// Connects, creating the SQLite file (and its directory) if needed, and migrates.
@@ -68,168 +60,41 @@ impl SqlStore {
         &self.pool
     }
 
-    pub async fn find_user(&self, by_pin: bool, value: &str) -> Result<Option<User>, Error> {
-        let column = if by_pin { "pin" } else { "email" };
-        let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE {column} = $1");
-        let row = sqlx::query(&sql).bind(value).fetch_optional(&self.pool).await.map_err(error)?;
-        row.map(|r| user_from_row(&r)).transpose().map_err(error)
+    /// Runs `body` on a pooled connection outside a transaction.
+    pub(super) async fn with_conn<T>(
+        &self,
+        body: impl AsyncFnOnce(&mut SqlxConn<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(error)?;
+        body(&mut SqlxConn { conn: &mut conn, dialect: self.dialect }).await
     }
 
-    pub async fn find_secret(&self, hash: &str, purpose: SecretPurpose, now: i64) -> Result<Option<Secret>, Error> {
-        let row = sqlx::query(
-            "SELECT hash, user_id, created_at, expires_at FROM secrets WHERE hash = $1 AND purpose = $2 AND expires_at > $3",
-        )
-        .bind(hash)
-        .bind(purpose_str(purpose))
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(error)?;
-        row.map(|r| {
-            Ok(Secret {
-                hash: r.try_get("hash")?,
-                purpose,
-                user_id: r.try_get("user_id")?,
-                created_at: r.try_get("created_at")?,
-                expires_at: r.try_get("expires_at")?,
-            })
-        })
-        .transpose()
-        .map_err(error)
+    pub async fn find_user(&self, key: UserKey, value: &str) -> Result<Option<User>, StoreError> {
+        self.with_conn(async |c| store::find_user(c, key, value).await).await
+    }
+
+    pub async fn find_secret(&self, hash: &str, purpose: SecretPurpose, now: i64) -> Result<Option<Secret>, StoreError> {
+        self.with_conn(async |c| store::find_secret(c, hash, purpose, now).await).await
     }
 
     /// All operations in one transaction; the first failure rolls everything back.
-    pub async fn apply(&self, ops: Vec<Op>) -> Result<(), Error> {
+    pub async fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
         // SQLite: take the write lock up front, so a read-then-write transaction cannot deadlock.
         let begin = match self.dialect {
             Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
             Dialect::Postgres => self.pool.begin().await,
         };
         let mut tx = begin.map_err(error)?;
-        let queues_mail = ops.iter().any(|op| matches!(op, Op::EnqueueMail(_)));
+        let queues_mail = ops.iter().any(|op| matches!(op, Op::EnqueueMail(..)));
+        let mut conn = SqlxConn { conn: &mut tx, dialect: self.dialect };
         for op in ops {
-            self.apply_one(&mut tx, op).await?;
+            store::apply_one(&mut conn, op).await?;
         }
         tx.commit().await.map_err(error)?;
         if queues_mail {
             self.mail_queued.notify_one();
         }
         Ok(())
-    }
-
-    async fn apply_one(&self, conn: &mut AnyConnection, op: Op) -> Result<(), Error> {
-        match op {
-            Op::InsertUser(u) => {
-                let sql = format!("INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)");
-                sqlx::query(&sql)
-                    .bind(u.id)
-                    .bind(u.email)
-                    .bind(u.pin)
-                    .bind(u.passphrase_hash)
-                    .bind(u.locale)
-                    .bind(status_str(u.status))
-                    .bind(i64::from(u.email_verified))
-                    .bind(u.consent_at)
-                    .bind(u.policy_version)
-                    .bind(u.created_at)
-                    .bind(u.updated_at)
-                    .run(conn)
-                    .await?;
-            }
-            Op::ReplacePending(PendingReplacement { user_id, pin, passphrase_hash, locale, consent_at, policy_version, now }) => {
-                let changed = sqlx::query(
-                    "UPDATE users SET pin = $1, passphrase_hash = $2, locale = $3, consent_at = $4, policy_version = $5, updated_at = $6 \
-                     WHERE id = $7 AND status = 'pending'",
-                )
-                .bind(pin)
-                .bind(passphrase_hash)
-                .bind(locale)
-                .bind(consent_at)
-                .bind(policy_version)
-                .bind(now)
-                .bind(user_id)
-                .run(conn)
-                .await?;
-                require(changed)?;
-            }
-            Op::Activate((user_id, now)) => {
-                let changed = sqlx::query(
-                    "UPDATE users SET status = 'active', email_verified = 1, updated_at = $1 WHERE id = $2 AND status = 'pending'",
-                )
-                .bind(now)
-                .bind(user_id)
-                .run(conn)
-                .await?;
-                require(changed)?;
-            }
-            Op::InsertSecret(s) => {
-                sqlx::query("INSERT INTO secrets (hash, purpose, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)")
-                    .bind(s.hash)
-                    .bind(purpose_str(s.purpose))
-                    .bind(s.user_id)
-                    .bind(s.created_at)
-                    .bind(s.expires_at)
-                    .run(conn)
-                    .await?;
-            }
-            Op::ConsumeSecret((hash, purpose, user_id, now)) => {
-                let changed = sqlx::query("DELETE FROM secrets WHERE hash = $1 AND purpose = $2 AND user_id = $3 AND expires_at > $4")
-                    .bind(hash)
-                    .bind(purpose_str(purpose))
-                    .bind(user_id)
-                    .bind(now)
-                    .run(conn)
-                    .await?;
-                require(changed)?;
-            }
-            Op::RevokeSecrets((user_id, purpose)) => {
-                sqlx::query("DELETE FROM secrets WHERE user_id = $1 AND purpose = $2")
-                    .bind(user_id)
-                    .bind(purpose_str(purpose))
-                    .run(conn)
-                    .await?;
-            }
-            Op::CheckSendLimit(limit) => self.check_send_limit(conn, limit).await?,
-            Op::EnqueueMail((Message { to, kind, subject, text, html }, queued_at)) => {
-                sqlx::query(
-                    "INSERT INTO outbox (id, recipient, kind, subject, text_body, html_body, queued_at, next_attempt_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $7)",
-                )
-                .bind(uuid::Uuid::new_v4().simple().to_string())
-                .bind(to)
-                .bind(kind)
-                .bind(subject)
-                .bind(text)
-                .bind(html)
-                .bind(queued_at)
-                .run(conn)
-                .await?;
-            }
-        }
-        Ok(())
-    }
-
-    async fn check_send_limit(&self, conn: &mut AnyConnection, l: SendLimit) -> Result<(), Error> {
-        if self.dialect == Dialect::Postgres {
-            // Serialise concurrent checks for one recipient until commit (SQLite's write lock does this).
-            sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))::text")
-                .bind(format!("{}|{}", l.to, l.kind))
-                .execute(&mut *conn)
-                .await
-                .map_err(error)?;
-        }
-        let recent: Vec<(i64,)> = sqlx::query_as("SELECT queued_at FROM outbox WHERE recipient = $1 AND kind = $2 AND queued_at > $3")
-            .bind(&l.to)
-            .bind(&l.kind)
-            .bind(l.now - l.window)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(error)?;
-        let recent: Vec<i64> = recent.into_iter().map(|(t,)| t).collect();
-        match gpt_user_core::ports::send_limit_wait(l.now, l.min_interval, l.max_in_window, l.window, &recent) {
-            Some(secs) => Err(Error::Throttled(secs)),
-            None => Ok(()),
-        }
     }
 
     /// Deletes pending accounts whose last sign-up attempt (`updated_at`, which a re-sign-up
@@ -246,6 +111,62 @@ impl SqlStore {
     }
 }
 
+/// A sqlx connection (pooled, or inside a transaction) as the shared layer's [`Conn`].
+pub(super) struct SqlxConn<'c> {
+    conn: &'c mut AnyConnection,
+    dialect: Dialect,
+}
+
+fn bind<'q>(sql: &'q str, params: Vec<Param>) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    params.into_iter().fold(sqlx::query(sql), |q, p| match p {
+        Param::Text(s) => q.bind(s),
+        Param::Int(i) => q.bind(i),
+        Param::Null => q.bind(None::<String>),
+    })
+}
+
+impl Conn for SqlxConn<'_> {
+    type Row = SqlxRow;
+
+    fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    async fn execute(&mut self, sql: &str, params: Vec<Param>) -> Result<(), StoreError> {
+        bind(sql, params).execute(&mut *self.conn).await.map(drop).map_err(error)
+    }
+
+    async fn query(&mut self, sql: &str, params: Vec<Param>) -> Result<Vec<SqlxRow>, StoreError> {
+        let rows = bind(sql, params).fetch_all(&mut *self.conn).await.map_err(error)?;
+        Ok(rows.into_iter().map(SqlxRow).collect())
+    }
+
+    fn new_id(&mut self) -> String {
+        uuid::Uuid::new_v4().simple().to_string()
+    }
+}
+
+pub(super) struct SqlxRow(AnyRow);
+
+impl SqlxRow {
+    fn get<T>(&self, i: usize) -> Result<T, StoreError>
+    where
+        T: for<'r> sqlx::Decode<'r, sqlx::Any> + sqlx::Type<sqlx::Any>,
+    {
+        self.0.try_get(i).map_err(error)
+    }
+}
+
+impl gpt_user_sql::Row for SqlxRow {
+    fn text(&self, i: usize) -> Result<String, StoreError> {
+        self.get(i)
+    }
+
+    fn int(&self, i: usize) -> Result<i64, StoreError> {
+        self.get(i)
+    }
+}
+
 /// Error codes that mean "not now" rather than "wrong": SQLite busy/locked; PostgreSQL
 /// connection exceptions (08), shutdown (57P0x), a missing database (3D000), insufficient
 /// resources (53), serialization failures and deadlocks (40001, 40P01).
@@ -256,71 +177,16 @@ fn is_transient(code: &str) -> bool {
         || code.starts_with("53")
 }
 
-/// Runs one statement of a transaction; the number of rows it changed.
-trait Run {
-    async fn run(self, conn: &mut AnyConnection) -> Result<u64, Error>;
-}
-
-impl<'q> Run for sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
-    async fn run(self, conn: &mut AnyConnection) -> Result<u64, Error> {
-        self.execute(conn).await.map(|done| done.rows_affected()).map_err(error)
-    }
-}
-
-fn require(rows: u64) -> Result<(), Error> {
-    if rows == 0 { Err(Error::NotFound) } else { Ok(()) }
-}
-
-fn user_from_row(r: &AnyRow) -> Result<User, sqlx::Error> {
-    let status: String = r.try_get("status")?;
-    // A status we do not know is not "pending": reading it as one would let a sign-up replace
-    // the account. The schema's CHECK keeps such rows out; this is the second line.
-    let status = status_from(&status).ok_or_else(|| sqlx::Error::Decode(format!("unknown user status {status:?}").into()))?;
-    Ok(User {
-        id: r.try_get("id")?,
-        email: r.try_get("email")?,
-        pin: r.try_get("pin")?,
-        passphrase_hash: r.try_get("passphrase_hash")?,
-        locale: r.try_get("locale")?,
-        status,
-        email_verified: r.try_get::<i64, _>("email_verified")? != 0,
-        consent_at: r.try_get("consent_at")?,
-        policy_version: r.try_get("policy_version")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-    })
-}
-
-fn status_from(s: &str) -> Option<UserStatus> {
-    [UserStatus::Pending, UserStatus::Active, UserStatus::Blocked].into_iter().find(|status| status_str(*status) == s)
-}
-
-fn status_str(s: UserStatus) -> &'static str {
-    match s {
-        UserStatus::Pending => "pending",
-        UserStatus::Active => "active",
-        UserStatus::Blocked => "blocked",
-    }
-}
-
-fn purpose_str(p: SecretPurpose) -> &'static str {
-    match p {
-        SecretPurpose::VerifyEmail => "verify-email",
-        SecretPurpose::Profile => "profile",
-    }
-}
-
-/// Backend errors become the WIT variant; unique violations name their field. Logged once here.
-fn error(e: sqlx::Error) -> Error {
+/// Backend errors become the store's; unique violations name their field. Logged once here,
+/// never returned as SQL text.
+pub(super) fn error(e: sqlx::Error) -> StoreError {
     match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
-            let what = format!("{} {}", db.constraint().unwrap_or_default(), db.message());
-            let field = ["email", "pin", "hash", "id"].into_iter().find(|f| what.contains(&format!("_{f}_key")) || what.contains(&format!(".{f}")));
-            Error::Conflict(field.unwrap_or("unique").to_owned())
+            StoreError::Conflict(gpt_user_sql::conflict_field(&format!("{} {}", db.constraint().unwrap_or_default(), db.message())))
         }
         sqlx::Error::Database(db) if db.code().as_deref().is_some_and(is_transient) => {
             tracing::warn!(error = %e, "database unavailable");
-            Error::Unavailable("database unavailable".into())
+            StoreError::Unavailable("database unavailable".into())
         }
         sqlx::Error::Io(_)
         | sqlx::Error::PoolTimedOut
@@ -329,26 +195,11 @@ fn error(e: sqlx::Error) -> Error {
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::Protocol(_) => {
             tracing::warn!(error = %e, "database unavailable");
-            Error::Unavailable("database unavailable".into())
+            StoreError::Unavailable("database unavailable".into())
         }
         _ => {
             tracing::error!(error = %e, "database error");
-            Error::Other("database error".into())
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_status_decoder_refuses_what_it_does_not_know() {
-        for status in [UserStatus::Pending, UserStatus::Active, UserStatus::Blocked] {
-            assert_eq!(status_from(status_str(status)), Some(status));
-        }
-        for unknown in ["", "frozen", "Pending", "active "] {
-            assert_eq!(status_from(unknown), None, "{unknown:?}");
+            StoreError::Other("database error".into())
         }
     }
 }

@@ -1,0 +1,181 @@
+//! Update_Init (`POST /api/profile/init`, GPT action) and the recovery page's "send me a link"
+//! (`POST /api/profile/request`, browser): SPEC §2.2 step 1.
+//!
+//! ```text
+//! active user ──▶ profile token (1 h) + mail profile-link ──────▶ 200 {message, instructions}
+//! pending user ─▶ verification token (24 h) + mail, as sign-up ─▶ 409 EMAIL_NOT_VERIFIED
+//! blocked user ─▶ nothing ──────────────────────────────────────▶ 403 ACCOUNT_BLOCKED
+//! no user ──────▶ nothing ──────────────────────────────────────▶ 404 USER_NOT_FOUND
+//! throttled ────▶ nothing ──────────────────────────────────────▶ 429 TOO_MANY_REQUESTS
+//! ```
+//! Conceal mode (Init) and the browser request (always: no API key guards it) answer every
+//! outcome above with one 200, so the answer never tells whether an account exists. Only bad
+//! input (422) and an unavailable store (503, for every address alike) answer otherwise.
+
+use serde_json::{Map, Value, json};
+
+use super::mail::{render, send_limit};
+use super::openapi::{EMAIL_PATTERN, error_response, gpt_action_errors};
+use super::signup_init::{recovery_url, verification_ops};
+use super::{ApiError, Ctx, Failure, Request, Response, json};
+use crate::domain::{Email, Invalid, Pin, Token};
+use crate::ports::{self, Op, Secret, SecretPurpose, User, UserStatus};
+use crate::settings::Settings;
+
+/// Profile links live one hour.
+pub const PROFILE_TTL_MS: i64 = 3600 * 1000;
+
+/// Who the caller means.
+enum Lookup {
+    Email(Email),
+    Pin(Pin),
+}
+
+pub fn handle(ctx: &Ctx<'_>, req: &Request, locale: &str) -> Result<Response, Failure> {
+    let at = |e| (e, locale.to_owned());
+    let lookup = parse(&req.body).map_err(at)?;
+    match send_link(ctx, &lookup) {
+        Ok(()) if !ctx.settings.conceal_accounts => Ok(sent(ctx, locale)),
+        Err(e) if !(ctx.settings.conceal_accounts && tells_accounts_apart(&e)) => Err(at(e)),
+        _ => Ok(concealed(ctx, locale)),
+    }
+}
+
+/// `{email}` from the recovery page: Init's work, answered alike for every address.
+pub fn request(ctx: &Ctx<'_>, req: &Request, locale: &str) -> Result<Response, Failure> {
+    let at = |e| (e, locale.to_owned());
+    let map = json::object(&req.body, &["email"]).map_err(at)?;
+    let email = json::string(&map, "email").map_err(at)?;
+    let email = Email::parse(email).map_err(|Invalid(r)| at(ApiError::invalid("email", r)))?;
+    match send_link(ctx, &Lookup::Email(email)) {
+        Err(e) if !tells_accounts_apart(&e) => Err(at(e)),
+        _ => Ok(Response::json(200, &json!({"message": ctx.l10n.format(locale, "profile-request-sent", &[])}))),
+    }
+}
+
+/// The outcomes that differ by account; an unavailable store or a bug does not.
+fn tells_accounts_apart(e: &ApiError) -> bool {
+    matches!(e, ApiError::UserNotFound | ApiError::EmailNotVerified | ApiError::AccountBlocked | ApiError::Throttled { .. })
+}
+
+/// Every given field must be valid; of a valid pair, the email is used.
+fn parse(body: &[u8]) -> Result<Lookup, ApiError> {
+    let map = json::object(body, &["email", "pin"])?;
+    let email = json::opt_string(&map, "email")?
+        .map(|raw| Email::parse(raw).map_err(|Invalid(r)| ApiError::invalid("email", r)))
+        .transpose()?;
+    let pin = pin(&map)?;
+    match (email, pin) {
+        (Some(email), _) => Ok(Lookup::Email(email)),
+        (None, Some(pin)) => Ok(Lookup::Pin(pin)),
+        (None, None) => Err(ApiError::invalid("email", "invalid-email-or-pin-missing")),
+    }
+}
+
+/// `pin` as a string of digits or as a JSON integer (the seed's type): a PIN never starts with
+/// 0, so the integer names exactly one PIN.
+fn pin(map: &Map<String, Value>) -> Result<Option<Pin>, ApiError> {
+    let raw = match map.get("pin") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) if n.is_u64() => n.to_string(),
+        Some(_) => return Err(ApiError::invalid("pin", "invalid-pin")),
+    };
+    Pin::parse(&raw).map(Some).map_err(|Invalid(r)| ApiError::invalid("pin", r))
+}
+
+fn send_link(ctx: &Ctx<'_>, lookup: &Lookup) -> Result<(), ApiError> {
+    let user = match lookup {
+        Lookup::Email(email) => ctx.store.find_user_by_email(email.as_str())?,
+        Lookup::Pin(pin) => ctx.store.find_user_by_pin(pin.as_str())?,
+    };
+    let user = user.ok_or(ApiError::UserNotFound)?;
+    match user.status {
+        UserStatus::Active => Ok(ctx.store.apply(profile_link_ops(ctx, &user)?)?),
+        UserStatus::Pending => {
+            ctx.store.apply(verification_ops(ctx, &user.locale, &user.email, &user.id, &user.pin)?)?;
+            Err(ApiError::EmailNotVerified)
+        }
+        UserStatus::Blocked => Err(ApiError::AccountBlocked),
+    }
+}
+
+/// Throttle, profile token, mail with `{base_url}/profile#token=…` in the account's locale.
+fn profile_link_ops(ctx: &Ctx<'_>, user: &User) -> Result<Vec<Op>, ApiError> {
+    let now = ctx.env.now();
+    let token = Token::from_random(ports::random(ctx.env));
+    let link = format!("{}#token={}", recovery_url(ctx), token.as_str());
+    let minutes = valid_minutes();
+    let mail = render(ctx, &user.locale, "profile-link", &user.email, &[("link", &link), ("valid-minutes", &minutes)])?;
+    Ok(vec![
+        Op::CheckSendLimit(send_limit(ctx, &mail)),
+        Op::InsertSecret(Secret {
+            hash: token.hash().0,
+            purpose: SecretPurpose::Profile,
+            user_id: user.id.clone(),
+            created_at: now,
+            expires_at: now + PROFILE_TTL_MS,
+        }),
+        Op::EnqueueMail(mail, now),
+    ])
+}
+
+fn valid_minutes() -> String {
+    (PROFILE_TTL_MS / 60_000).to_string()
+}
+
+fn sent(ctx: &Ctx<'_>, locale: &str) -> Response {
+    Response::json(200, &json!({
+        "message": ctx.l10n.format(locale, "profile-link-sent", &[]),
+        "instructions": ctx.l10n.format(locale, "profile-link-sent-instructions", &[("minutes", &valid_minutes())]),
+    }))
+}
+
+/// Conceal mode: one answer for every account, and for none.
+fn concealed(ctx: &Ctx<'_>, locale: &str) -> Response {
+    Response::json(200, &json!({
+        "message": ctx.l10n.format(locale, "profile-link-concealed", &[]),
+        "instructions": ctx.l10n.format(locale, "profile-link-concealed-instructions", &[("minutes", &valid_minutes())]),
+    }))
+}
+
+/// The GPT action's contract in `/openapi.json` (`updateInit`). Not consequential: it changes
+/// nothing and only emails a link to the address the account already has (throttled), so a
+/// caller who names someone else's account gains nothing; ChatGPT need not ask first.
+pub fn operation(_: &Settings) -> Value {
+    let description = format!(
+        "Emails the user a single-use link (valid {} minutes) to a page where they can see their profile and change their language or passphrase. Give the account's email or PIN. Use it when the user wants to change settings or forgot the passphrase.",
+        PROFILE_TTL_MS / 60_000
+    );
+    let lengths = Pin::LENGTHS;
+    let pin_pattern = format!("^[1-9][0-9]{{{},{}}}$", lengths.start() - 1, lengths.end() - 1);
+    let mut responses = gpt_action_errors();
+    responses.insert("200".into(), json!({"description": "A profile link was emailed to the account's address (privacy mode: if the account exists).", "content": {"application/json": {"schema": {
+        "type": "object", "required": ["message", "instructions"], "properties": {
+            "message": {"type": "string"}, "instructions": {"type": "string"}
+        }}}}}));
+    responses.insert("403".into(), error_response("ACCOUNT_BLOCKED: the account is blocked; or no service API key is configured."));
+    responses.insert("404".into(), error_response("USER_NOT_FOUND: no account has this email or PIN."));
+    responses.insert("409".into(), error_response("EMAIL_NOT_VERIFIED: the email is not verified yet; a new verification link was sent."));
+    responses.insert("422".into(), error_response("Invalid input; field names the problem."));
+    responses.insert("429".into(), error_response("Too many emails to this address; see Retry-After."));
+    json!({
+        "operationId": "updateInit",
+        "summary": "Email a profile link",
+        "description": description,
+        "x-openai-isConsequential": false,
+        "requestBody": {
+            "required": true,
+            "content": {"application/json": {"schema": {
+                "type": "object",
+                "additionalProperties": false,
+                "minProperties": 1,
+                "properties": {
+                    "email": {"type": "string", "maxLength": 254, "pattern": EMAIL_PATTERN, "description": "The account's email address; used when both are given."},
+                    "pin": {"type": "string", "pattern": pin_pattern, "description": "The account's public PIN (digits)."}
+                }
+            }}}
+        },
+        "responses": responses
+    })
+}

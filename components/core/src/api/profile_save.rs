@@ -1,0 +1,83 @@
+//! Update_Save (`POST /api/profile/save`, browser): SPEC §2.2 step 3.
+//!
+//! ```text
+//! invalid input ──────────────▶ 422 (nothing read or written: the token stays usable)
+//! bad/used/expired token ─────▶ 410 INVALID_TOKEN
+//! blocked account ────────────▶ 403 ACCOUNT_BLOCKED
+//! token of an active account ─▶ one apply: consume token, update profile, revoke the other
+//!                               profile tokens (+ passphrase-changed notice) ─▶ 200 {message, locale}
+//!                               store unavailable ─▶ 503 SAVE_FAILED (nothing written)
+//! ```
+//! The token is consumed inside the transaction that saves, so of many concurrent saves with
+//! one token exactly one wins; the others find it gone (410).
+
+use serde_json::json;
+
+use super::mail::render;
+use super::profile_load::{holder, parse_token};
+use super::signup_init::recovery_url;
+use super::{ApiError, Ctx, Failure, Request, Response, json};
+use crate::domain::{Invalid, Locale, Passphrase, Token};
+use crate::ports::{self, Op, ProfileUpdate, SecretPurpose, StoreError};
+
+struct Input {
+    token: Token,
+    locale: Option<Locale>,
+    passphrase: Option<Passphrase>,
+}
+
+pub fn handle(ctx: &Ctx<'_>, req: &Request, negotiated: &str) -> Result<Response, Failure> {
+    let at = |e| (e, negotiated.to_owned());
+    let input = parse(ctx, &req.body).map_err(at)?;
+    // Whether the read or the write failed, nothing was written and the token still works.
+    save(ctx, input).map_err(|e| match e {
+        ApiError::Unavailable => at(ApiError::SaveFailed),
+        e => at(e),
+    })
+}
+
+fn parse(ctx: &Ctx<'_>, body: &[u8]) -> Result<Input, ApiError> {
+    let map = json::object(body, &["token", "locale", "passphrase"])?;
+    let token = json::string(&map, "token")?;
+    let locale = json::opt_string(&map, "locale")?;
+    let passphrase = json::opt_string(&map, "passphrase")?;
+    let token = parse_token(token)?;
+    let locale = locale.map(|raw| Locale::parse(raw).map_err(|Invalid(r)| ApiError::invalid("locale", r))).transpose()?;
+    let (min, max) = (ctx.settings.passphrase_min, ctx.settings.passphrase_max);
+    let passphrase = passphrase
+        .map(|raw| Passphrase::parse(raw, min, max).map_err(|Invalid(r)| ApiError::invalid("passphrase", r)))
+        .transpose()?;
+    if locale.is_none() && passphrase.is_none() {
+        return Err(ApiError::invalid("locale", "invalid-nothing-to-save"));
+    }
+    Ok(Input { token, locale, passphrase })
+}
+
+/// Saves and answers in the account's (possibly new) locale.
+fn save(ctx: &Ctx<'_>, input: Input) -> Result<Response, ApiError> {
+    let (secret, user) = holder(ctx, &input.token)?;
+    let now = ctx.env.now();
+    let locale = input.locale.map_or(user.locale, |l| l.as_str().to_owned());
+    // Hashed only once the token is known good: Argon2 is not spent on guesses.
+    let passphrase_hash = input.passphrase.map(|p| p.hash(ports::random(ctx.env)).0);
+    let changed = passphrase_hash.is_some();
+    let mut ops = vec![
+        Op::ConsumeSecret(secret.hash, SecretPurpose::Profile, user.id.clone(), now),
+        Op::UpdateProfile(ProfileUpdate { user_id: user.id.clone(), locale: locale.clone(), passphrase_hash, now }),
+        Op::RevokeSecrets(user.id, SecretPurpose::Profile),
+    ];
+    if changed {
+        // A security notice goes out whatever the send limit says: no CheckSendLimit.
+        let mail = render(ctx, &locale, "passphrase-changed", &user.email, &[("link", &recovery_url(ctx))])?;
+        ops.push(Op::EnqueueMail(mail, now));
+    }
+    match ctx.store.apply(ops) {
+        Ok(()) => {
+            let id = if changed { "profile-saved-passphrase" } else { "profile-saved" };
+            Ok(Response::json(200, &json!({"message": ctx.l10n.format(&locale, id, &[]), "locale": locale})))
+        }
+        // Consumed by a concurrent save, or the account changed state under us.
+        Err(StoreError::NotFound) => Err(ApiError::InvalidProfileToken),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,128 @@
+//! Conversions between the core's port types ([`crate::ports`]) and the types that a WIT binding
+//! generator (wit-bindgen in a guest, wasmtime's `bindgen!` in a host) makes of `wit/types.wit`
+//! and `wit/store.wit`. Both generators spell records, variants and enums alike, so one macro
+//! serves the guest crate, our host and the Spin adapter: a field or an operation is mapped here
+//! once, not in each of them.
+//!
+//! ```ignore
+//! mod convert {
+//!     use crate::bindings::{store, types};
+//!     gpt_user_core::wit_conversions!();
+//! }
+//! ```
+//! It expects `types` and `store` in scope and implements `From` both ways for every type.
+
+/// See the [module documentation](crate::wit).
+#[macro_export]
+macro_rules! wit_conversions {
+    () => {
+        $crate::__wit_record!($crate::ports::User, types::User {
+            id, email, pin, passphrase_hash, locale, status, email_verified, consent_at, policy_version, created_at, updated_at
+        });
+        $crate::__wit_record!($crate::ports::Secret, types::Secret { hash, purpose, user_id, created_at, expires_at });
+        $crate::__wit_record!($crate::ports::Message, types::Message { to, kind, subject, text, html });
+        $crate::__wit_record!($crate::ports::SendLimit, store::SendLimit { to, kind, now, min_interval, max_in_window, window });
+        $crate::__wit_record!($crate::ports::PendingReplacement, store::PendingReplacement {
+            user_id, pin, passphrase_hash, locale, consent_at, policy_version, now
+        });
+        $crate::__wit_record!($crate::ports::ProfileUpdate, store::ProfileUpdate { user_id, locale, passphrase_hash, now });
+        $crate::__wit_enum!($crate::ports::UserStatus, types::UserStatus { Pending, Active, Blocked });
+        $crate::__wit_enum!($crate::ports::SecretPurpose, types::SecretPurpose { VerifyEmail, Profile });
+
+        impl From<types::Error> for $crate::ports::StoreError {
+            fn from(e: types::Error) -> Self {
+                match e {
+                    types::Error::Conflict(field) => Self::Conflict(field),
+                    types::Error::NotFound => Self::NotFound,
+                    types::Error::Throttled(secs) => Self::Throttled(secs),
+                    types::Error::Unavailable(why) => Self::Unavailable(why),
+                    types::Error::Other(why) => Self::Other(why),
+                }
+            }
+        }
+
+        impl From<$crate::ports::StoreError> for types::Error {
+            fn from(e: $crate::ports::StoreError) -> Self {
+                use $crate::ports::StoreError as E;
+                match e {
+                    E::Conflict(field) => Self::Conflict(field),
+                    E::NotFound => Self::NotFound,
+                    E::Throttled(secs) => Self::Throttled(secs),
+                    E::Unavailable(why) => Self::Unavailable(why),
+                    E::Other(why) => Self::Other(why),
+                }
+            }
+        }
+
+        impl From<store::Op> for $crate::ports::Op {
+            fn from(op: store::Op) -> Self {
+                match op {
+                    store::Op::InsertUser(u) => Self::InsertUser(u.into()),
+                    store::Op::ReplacePending(r) => Self::ReplacePending(r.into()),
+                    store::Op::Activate((id, now)) => Self::Activate(id, now),
+                    store::Op::UpdateProfile(p) => Self::UpdateProfile(p.into()),
+                    store::Op::InsertSecret(s) => Self::InsertSecret(s.into()),
+                    store::Op::ConsumeSecret((hash, purpose, user, now)) => Self::ConsumeSecret(hash, purpose.into(), user, now),
+                    store::Op::RevokeSecrets((user, purpose)) => Self::RevokeSecrets(user, purpose.into()),
+                    store::Op::CheckSendLimit(l) => Self::CheckSendLimit(l.into()),
+                    store::Op::EnqueueMail((m, at)) => Self::EnqueueMail(m.into(), at),
+                }
+            }
+        }
+
+        impl From<$crate::ports::Op> for store::Op {
+            fn from(op: $crate::ports::Op) -> Self {
+                use $crate::ports::Op;
+                match op {
+                    Op::InsertUser(u) => Self::InsertUser(u.into()),
+                    Op::ReplacePending(r) => Self::ReplacePending(r.into()),
+                    Op::Activate(id, now) => Self::Activate((id, now)),
+                    Op::UpdateProfile(p) => Self::UpdateProfile(p.into()),
+                    Op::InsertSecret(s) => Self::InsertSecret(s.into()),
+                    Op::ConsumeSecret(hash, purpose, user, now) => Self::ConsumeSecret((hash, purpose.into(), user, now)),
+                    Op::RevokeSecrets(user, purpose) => Self::RevokeSecrets((user, purpose.into())),
+                    Op::CheckSendLimit(l) => Self::CheckSendLimit(l.into()),
+                    Op::EnqueueMail(m, at) => Self::EnqueueMail((m.into(), at)),
+                }
+            }
+        }
+    };
+}
+
+/// A record with the same field names on both sides; each field converted with `Into`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __wit_record {
+    ($core:ty, $wit:ty { $($field:ident),* $(,)? }) => {
+        impl From<$wit> for $core {
+            fn from(v: $wit) -> Self {
+                Self { $($field: v.$field.into()),* }
+            }
+        }
+        impl From<$core> for $wit {
+            fn from(v: $core) -> Self {
+                Self { $($field: v.$field.into()),* }
+            }
+        }
+    };
+}
+
+/// An enum with the same case names on both sides.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __wit_enum {
+    ($core:ty, $wit:ty { $($case:ident),* $(,)? }) => {
+        impl From<$wit> for $core {
+            fn from(v: $wit) -> Self {
+                type Wit = $wit;
+                match v { $(Wit::$case => Self::$case),* }
+            }
+        }
+        impl From<$core> for $wit {
+            fn from(v: $core) -> Self {
+                type Core = $core;
+                match v { $(Core::$case => Self::$case),* }
+            }
+        }
+    };
+}

@@ -1,0 +1,10 @@
+//! Housekeeping (SPEC §2.1.3), run in this order in one transaction.
+
+/// `$1` now, `$2` the last sign-up attempt before which a pending account is stale: expired
+/// secrets, and every secret of a stale pending account.
+pub const DELETE_SECRETS: &str = "DELETE FROM secrets WHERE expires_at <= $1 \
+     OR user_id IN (SELECT id FROM users WHERE status = 'pending' AND updated_at < $2)";
+/// `$1` as `$2` above. `RETURNING` counts the rows on a runtime without a changes count (Spin).
+pub const DELETE_STALE_PENDING_USERS: &str = "DELETE FROM users WHERE status = 'pending' AND updated_at < $1 RETURNING id";
+/// `$1` delivered before this.
+pub const DELETE_SENT_MAIL: &str = "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1";
