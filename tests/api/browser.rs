@@ -116,6 +116,12 @@ async fn the_emailed_profile_link_edits_the_profile_once_in_chromium() {
     assert!(is_russian(&notice.subject), "{}", notice.subject);
     assert!(notice.text.contains(&format!("{}/profile", app.base)), "{}", notice.text);
 
+    // A reload of the page (its address no longer has the token): the link is used.
+    browser.refresh().await.unwrap();
+    let reloaded = browser.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css("#result.error")).await.expect("the reloaded page reports the used link");
+    let expired_text = reloaded.attr("data-expired").await.unwrap().unwrap_or_default();
+    assert_eq!(reloaded.text().await.unwrap(), expired_text, "after a reload the page says the link is used or expired");
+
     // The link again: used; the editor hides.
     open(&browser, &link).await;
     let expired = browser.find(Locator::Id("result")).await.unwrap().attr("data-expired").await.unwrap().unwrap_or_default();

@@ -21,7 +21,7 @@ use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 
-use crate::artifacts::{ADAPTER_WASM, SIGNUP_WASM, WORKSPACE_ROOT};
+use crate::artifacts::{ADAPTER_WASM, FLOW_COMPONENTS, WORKSPACE_ROOT};
 use crate::harness::{HostState, TestClock};
 use crate::{compose, spin_sqlite, spin_variables};
 
@@ -52,8 +52,14 @@ impl App {
     /// The composed app with its database at `sqlite_file` and the application variables of
     /// `spin.toml`, `overrides` applied as `spin up --variable name=value` would.
     pub fn new(sqlite_file: PathBuf, overrides: &[(&str, &str)]) -> anyhow::Result<Self> {
+        Self::component("signup", sqlite_file, overrides)
+    }
+
+    /// Like [`App::new`] for the flow component `id` of `spin.toml` (`[component.<id>]`).
+    pub fn component(id: &str, sqlite_file: PathBuf, overrides: &[(&str, &str)]) -> anyhow::Result<Self> {
         let read = |path: &str| std::fs::read(path).with_context(|| format!("{path} (built by tests/spin/build.rs)"));
-        let composed = compose::plug_into(&read(SIGNUP_WASM)?, &read(ADAPTER_WASM)?)?;
+        let (_, wasm) = FLOW_COMPONENTS.iter().find(|(c, _)| *c == id).with_context(|| format!("spin.toml has no component {id}"))?;
+        let composed = compose::plug_into(&read(wasm)?, &read(ADAPTER_WASM)?)?;
         let engine = Engine::default();
         let component = Component::new(&engine, &composed)?;
         let mut linker = Linker::new(&engine);
@@ -62,7 +68,7 @@ impl App {
         spin_variables::add_to_linker(&mut linker)?;
         spin_sqlite::add_to_linker(&mut linker)?;
         let pre = ProxyPre::new(linker.instantiate_pre(&component)?)?;
-        let vars = component_variables(&Path::new(WORKSPACE_ROOT).join("spin.toml"), overrides)?;
+        let vars = component_variables(&Path::new(WORKSPACE_ROOT).join("spin.toml"), id, overrides)?;
         Ok(Self { engine, pre, sqlite_file, clock: TestClock::default(), vars })
     }
 
@@ -98,7 +104,12 @@ impl App {
     /// `POST /api/signup/init` as a GPT sends it, with `key` as its bearer token if given.
     pub async fn sign_up(&self, email: &str, key: Option<&str>) -> anyhow::Result<(Answer, JoinHandle<anyhow::Result<()>>)> {
         let body = serde_json::json!({"email": email, "consent": true, "locale": "en", "passphrase": "correct horse battery staple"});
-        let mut req = hyper::Request::post("http://127.0.0.1:3000/api/signup/init").header("content-type", "application/json");
+        self.post("/api/signup/init", &body, key).await
+    }
+
+    /// A JSON `POST` to `path`, with `key` as its bearer token if given.
+    pub async fn post(&self, path: &str, body: &serde_json::Value, key: Option<&str>) -> anyhow::Result<(Answer, JoinHandle<anyhow::Result<()>>)> {
+        let mut req = hyper::Request::post(format!("http://127.0.0.1:3000{path}")).header("content-type", "application/json");
         if let Some(key) = key {
             req = req.header("authorization", format!("Bearer {key}"));
         }
@@ -106,9 +117,9 @@ impl App {
     }
 }
 
-/// What the sign-up component sees through `wasi:config`: its `[component.signup.variables]`,
-/// each `{{ name }}` replaced by the application variable (`overrides`, else its `default`).
-pub fn component_variables(manifest: &Path, overrides: &[(&str, &str)]) -> anyhow::Result<HashMap<String, String>> {
+/// What component `id` sees through `wasi:config`: its `[component.<id>.variables]`, each
+/// `{{ name }}` replaced by the application variable (`overrides`, else its `default`).
+pub fn component_variables(manifest: &Path, id: &str, overrides: &[(&str, &str)]) -> anyhow::Result<HashMap<String, String>> {
     let m: toml::Table = std::fs::read_to_string(manifest)?.parse()?;
     let declared = m.get("variables").and_then(toml::Value::as_table).context("spin.toml has no [variables]")?;
     let app_value = |name: &str| -> anyhow::Result<String> {
@@ -118,7 +129,8 @@ pub fn component_variables(manifest: &Path, overrides: &[(&str, &str)]) -> anyho
         let var = declared.get(name).with_context(|| format!("variable {name} is not declared"))?;
         var.get("default").and_then(toml::Value::as_str).map(str::to_owned).with_context(|| format!("variable {name} has no default"))
     };
-    let used = m["component"]["signup"].get("variables").and_then(toml::Value::as_table).context("no [component.signup.variables]")?;
+    let used = m.get("component").and_then(|c| c.get(id)).and_then(|c| c.get("variables")).and_then(toml::Value::as_table);
+    let used = used.with_context(|| format!("no [component.{id}.variables]"))?;
     let mut resolved = HashMap::new();
     for (key, template) in used {
         let mut rest = template.as_str().with_context(|| format!("{key} is not a string"))?;

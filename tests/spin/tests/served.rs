@@ -1,4 +1,4 @@
-//! The composed app (sign-up component + Spin adapter) served as an HTTP handler under wasmtime,
+//! The composed apps (each flow component + Spin adapter) served as an HTTP handler under wasmtime,
 //! with the Spin variables of `spin.toml`: GPT actions are closed by default, and the answer
 //! never waits for the SMTP relay: mail goes out in `mail.flush`, after the answer.
 
@@ -103,4 +103,42 @@ async fn the_sign_up_mail_is_delivered_by_the_flush_after_the_answer() {
     assert!(parsed.body_text(0).unwrap().contains(&pin), "the mail shows the PIN of the answer");
     let rows = outbox(&app);
     assert!(matches!(rows.as_slice(), [(Some(_), 1)]), "marked sent after one attempt: {rows:?}");
+}
+
+/// The token of the link in the newest message to arrive.
+fn token_of_last_mail(sink: &SmtpSink) -> String {
+    let messages = sink.inbox.raw_messages();
+    let last = messages.last().expect("a message arrived");
+    let text = mail_parser::MessageParser::default().parse(last.as_bytes()).unwrap().body_text(0).unwrap().into_owned();
+    let at = text.find("#token=").unwrap_or_else(|| panic!("a link with a token: {text}")) + "#token=".len();
+    text[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_profile_component_edits_an_account_the_sign_up_component_made_on_one_database() {
+    let sink = SmtpSink::start("127.0.0.1:0").await.unwrap();
+    let vars = [("api_keys", KEY), ("smtp_address", &sink.addr.to_string())];
+    let db = db_file("profile");
+    let signup = App::new(db.clone(), &vars).unwrap();
+    let profile = App::component("profile", db, &vars).unwrap();
+
+    let (answer, guest) = signup.sign_up("ann@example.com", Some(KEY)).await.unwrap();
+    assert_eq!(answer.status, 201, "{answer:?}");
+    guest.await.unwrap().unwrap();
+    let (answer, _) = signup.post("/api/signup/verify", &serde_json::json!({"token": token_of_last_mail(&sink)}), None).await.unwrap();
+    assert_eq!(answer.status, 200, "{answer:?}");
+
+    let (answer, guest) = profile.post("/api/profile/init", &serde_json::json!({"email": "ann@example.com"}), Some(KEY)).await.unwrap();
+    assert_eq!(answer.status, 200, "{answer:?}");
+    guest.await.unwrap().unwrap();
+    let token = token_of_last_mail(&sink);
+    assert_eq!(token.len(), 43, "a profile link was mailed by the profile component's flush");
+    let (loaded, _) = profile.post("/api/profile/load", &serde_json::json!({"token": token}), None).await.unwrap();
+    assert_eq!((loaded.status, loaded.json()["email"].as_str()), (200, Some("ann@example.com")), "{loaded:?}");
+    let (saved, _) = profile.post("/api/profile/save", &serde_json::json!({"token": token, "locale": "ru"}), None).await.unwrap();
+    assert_eq!((saved.status, saved.json()["locale"].as_str()), (200, Some("ru")), "{saved:?}");
+    let (again, _) = profile.post("/api/profile/load", &serde_json::json!({"token": token}), None).await.unwrap();
+    assert_eq!((again.status, again.json()["code"].as_str()), (410, Some("INVALID_TOKEN")), "the save used the link");
+    let (unknown, _) = profile.post("/api/profile/init", &serde_json::json!({"pin": 987654321}), Some(KEY)).await.unwrap();
+    assert_eq!((unknown.status, unknown.json()["code"].as_str()), (404, Some("USER_NOT_FOUND")), "{unknown:?}");
 }

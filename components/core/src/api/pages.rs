@@ -52,9 +52,14 @@ async function post(path, body) {
   try { j = await r.json(); } catch (e) { j = {}; }
   return [r.status, j];
 }
-const token = new URLSearchParams(location.hash.slice(1)).get('token');
+// The token leaves the address bar at once; this tab keeps it, so a reload still knows the link
+// (and says it is used once it is).
+const linked = new URLSearchParams(location.hash.slice(1)).get('token');
+if (linked) { sessionStorage.setItem('profile-token', linked); }
+const token = linked || sessionStorage.getItem('profile-token');
 if (location.hash) { history.replaceState(null, '', location.pathname + location.search); }
 function gone() {
+  sessionStorage.removeItem('profile-token');
   editor.hidden = true;
   show(out, out.dataset.expired, false);
   $('recovery').hidden = false;
