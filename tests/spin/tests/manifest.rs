@@ -33,9 +33,6 @@ fn spin_toml_is_a_version_2_manifest_whose_routes_lead_to_built_components() {
     let routes = m["trigger"]["http"].as_array().expect("[[trigger.http]]");
     let routed: Vec<(&str, &str)> =
         routes.iter().map(|r| (r["route"].as_str().unwrap(), r["component"].as_str().unwrap())).collect();
-    for expected in ["/api/signup/...", "/signup/...", "/openapi.json", "/healthz"] {
-        assert!(routed.iter().any(|(route, _)| *route == expected), "route {expected} missing: {routed:?}");
-    }
     for (_, id) in &routed {
         let source = components[*id]["source"].as_str().unwrap();
         assert!(Path::new(WORKSPACE_ROOT).join(source).is_file(), "{id}: {source} is not built");
@@ -101,11 +98,46 @@ fn dev_mode_is_a_variable_that_is_off_unless_set() {
 }
 
 #[test]
-fn spin_build_builds_both_components() {
+fn spin_build_builds_each_flow_component_and_the_adapter() {
     let m = manifest();
-    let command = signup(&m)["build"]["command"].as_str().unwrap();
-    for package in ["-p gpt-user-signup", "-p gpt-user-spin-adapter"] {
-        assert!(command.contains(package), "{command:?} lacks {package}");
+    for (id, wasm) in FLOW_COMPONENTS {
+        let command = component(&m, id)["build"]["command"].as_str().unwrap();
+        let package = Path::new(wasm).file_stem().unwrap().to_str().unwrap().replace('_', "-");
+        for package in [format!("-p {package}"), "-p gpt-user-spin-adapter".into()] {
+            assert!(command.contains(&package), "{id}: {command:?} lacks {package}");
+        }
+        assert!(command.contains("--target wasm32-wasip2") && command.contains("--target-dir target/wasm"), "{id}");
     }
-    assert!(command.contains("--target wasm32-wasip2") && command.contains("--target-dir target/wasm"));
+}
+
+/// Spin's HTTP router: an exact route wins, else the longest `prefix/...` wildcard.
+fn spin_route<'m>(routed: &[(&str, &'m str)], path: &str) -> Option<&'m str> {
+    if let Some((_, id)) = routed.iter().find(|(route, _)| *route == path) {
+        return Some(id);
+    }
+    routed
+        .iter()
+        .filter_map(|(route, id)| route.strip_suffix("/...").map(|prefix| (prefix, *id)))
+        .filter(|(prefix, _)| path == *prefix || path.starts_with(&format!("{prefix}/")))
+        .max_by_key(|(prefix, _)| prefix.len())
+        .map(|(_, id)| id)
+}
+
+#[test]
+fn every_route_of_a_flow_components_table_reaches_that_component() {
+    use gpt_user_core::api::{PROFILE_ROUTES, Route, SIGNUP_ROUTES};
+    let tables: [(&str, &[Route]); 2] = [("signup", SIGNUP_ROUTES), ("profile", PROFILE_ROUTES)];
+    assert_eq!(tables.len(), FLOW_COMPONENTS.len(), "a route table per component of spin.toml");
+    let m = manifest();
+    let routed: Vec<(&str, &str)> = m["trigger"]["http"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["route"].as_str().unwrap(), r["component"].as_str().unwrap()))
+        .collect();
+    for (id, routes) in tables {
+        for route in routes {
+            assert_eq!(spin_route(&routed, route.path), Some(id), "{} {} must reach component {id}", route.method, route.path);
+        }
+    }
 }
