@@ -5,13 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// Test-only components, built beside the flow components of `spin.toml`.
-const TEST_PACKAGES: [&str; 1] = ["gpt-user-test-trap"];
+/// Test-only components, built beside the flow components of `spin.toml`: the trap, and the
+/// example of an embedding application's component (`examples/orders`).
+const TEST_PACKAGES: [&str; 2] = ["gpt-user-test-trap", "gpt-user-example-orders"];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().unwrap().to_path_buf();
-    for dir in ["components", "wit", "schema", "tests/components"] {
+    for dir in ["components", "wit", "schema", "tests/components", "examples"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     println!("cargo:rerun-if-changed={}", root.join("spin.toml").display());

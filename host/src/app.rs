@@ -76,6 +76,9 @@ impl Application {
         variables.insert("pin_length".into(), config.pin_length.to_string());
         variables.insert("conceal_accounts".into(), config.conceal_accounts.to_string());
         variables.insert("policy_version".into(), config.policy_version.clone());
+        variables.insert("argon2_m_kib".into(), config.argon2_m_kib.to_string());
+        variables.insert("argon2_t".into(), config.argon2_t.to_string());
+        variables.insert("argon2_p".into(), config.argon2_p.to_string());
         variables.insert("mail_from".into(), config.mail_from.clone());
 
         let shared = Arc::new(Shared { store: store.clone(), texts: gpt_user_l10n::Texts::new(), variables, clock: clock.clone() });

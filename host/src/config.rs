@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use gpt_user_core::domain::Argon2Params;
 use serde::{Deserialize, Serialize};
 
 /// A string that never shows up in `Debug` output or logs.
@@ -67,6 +68,11 @@ pub struct Config {
     /// Digits of a new PIN, 4..=12.
     pub pin_length: usize,
     pub policy_version: String,
+    /// Argon2id cost of new passphrase hashes (memory KiB, iterations, lanes); a successful
+    /// Auth_Check rehashes a stored hash made with other values.
+    pub argon2_m_kib: u32,
+    pub argon2_t: u32,
+    pub argon2_p: u32,
     /// Wall-clock budget of one request from its headers on: reading the body and running the
     /// component, host calls included.
     pub request_timeout_ms: u64,
@@ -105,6 +111,9 @@ impl Default for Config {
             conceal_accounts: false,
             pin_length: 6,
             policy_version: "1".into(),
+            argon2_m_kib: Argon2Params::default().m_kib,
+            argon2_t: Argon2Params::default().t,
+            argon2_p: Argon2Params::default().p,
             request_timeout_ms: 10_000,
             header_read_timeout_ms: 10_000,
             max_connections: 1024,
@@ -146,6 +155,20 @@ impl Config {
                 PIN_LENGTHS.end(),
                 self.pin_length
             )));
+        }
+        for (name, value, range) in [
+            ("argon2_m_kib", self.argon2_m_kib, Argon2Params::M_KIB),
+            ("argon2_t", self.argon2_t, Argon2Params::T),
+            ("argon2_p", self.argon2_p, Argon2Params::P),
+        ] {
+            if !range.contains(&value) {
+                return Err(ConfigError(format!(
+                    "{name} must be between {} and {}, not {value} (GPT_USER_{})",
+                    range.start(),
+                    range.end(),
+                    name.to_uppercase()
+                )));
+            }
         }
         for (name, value) in [
             ("request_timeout_ms", self.request_timeout_ms),
@@ -215,6 +238,14 @@ mod tests {
         assert!(public.validate().unwrap_err().to_string().contains("loopback"));
         let keyed = Config { api_keys: Secret::new("k"), listen: "0.0.0.0:3000".parse().unwrap(), ..Config::default() };
         assert!(keyed.validate().is_ok());
+    }
+
+    #[test]
+    fn argon2_costs_outside_their_ranges_are_refused() {
+        assert!(Config { dev: true, argon2_t: 3, ..Config::default() }.validate().is_ok());
+        let err = Config { dev: true, argon2_m_kib: 64, ..Config::default() }.validate().unwrap_err().to_string();
+        assert!(err.contains("argon2_m_kib") && err.contains("GPT_USER_ARGON2_M_KIB"), "{err}");
+        assert!(Config { dev: true, argon2_p: 0, ..Config::default() }.validate().is_err());
     }
 
     #[test]

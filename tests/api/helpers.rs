@@ -350,6 +350,22 @@ impl TestApp {
         mail.token()
     }
 
+    /// Auth_Check (GPT action) with `pin` as given (a string of digits or a JSON integer). The
+    /// passphrase is a secret the log must not show; shorter test inputs (under 15 characters,
+    /// which a log could hold by chance) are not recorded.
+    pub async fn auth_check(&self, pin: &Value, passphrase: &str) -> reqwest::Response {
+        if passphrase.chars().count() >= 15 {
+            self.remember_secret(passphrase);
+        }
+        self.post("/api/auth/check", &json!({"pin": pin, "passphrase": passphrase})).await
+    }
+
+    /// Auth_Check read whole (see [`Answer`]); asserts that the passphrase appears nowhere in the
+    /// answer, headers included.
+    pub async fn auth_answer(&self, pin: &Value, passphrase: &str) -> Answer {
+        Answer::read(self.auth_check(pin, passphrase).await, passphrase).await
+    }
+
     /// Waits (up to 20 s) for the next message to `to` not returned before.
     pub async fn next_mail(&self, to: &str) -> Mail {
         self.try_next_mail(to, Duration::from_secs(20)).await.unwrap_or_else(|| panic!("no mail to {to} arrived"))
@@ -397,6 +413,45 @@ impl TestApp {
         let addr = self.smtp_addr.clone().expect("an SmtpDown app");
         let sink = SmtpSink::start_with(&addr, self.inbox.clone()).await.unwrap();
         *self.sink.lock().unwrap() = Some(sink);
+    }
+}
+
+/// An answer read whole: its status, `Retry-After` in seconds, the body's bytes and its JSON.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub status: u16,
+    pub retry_after: Option<u64>,
+    pub raw: Vec<u8>,
+    pub body: Value,
+}
+
+impl Answer {
+    /// Reads `r`, asserting that `secret` (when 15 characters or more: shorter test inputs could
+    /// occur by chance) is in neither a header nor the body, and that the body is JSON.
+    pub async fn read(r: reqwest::Response, secret: &str) -> Self {
+        let status = r.status().as_u16();
+        let checked = secret.chars().count() >= 15;
+        for (name, value) in r.headers() {
+            assert!(!checked || !String::from_utf8_lossy(value.as_bytes()).contains(secret), "the secret is in the {name} header");
+        }
+        let retry_after = r.headers().get("retry-after").map(|v| {
+            let v = v.to_str().expect("an ASCII Retry-After");
+            v.parse::<u64>().unwrap_or_else(|_| panic!("Retry-After in seconds, not {v:?}"))
+        });
+        let raw = r.bytes().await.expect("the body is read").to_vec();
+        let text = String::from_utf8_lossy(&raw).into_owned();
+        assert!(!checked || !text.contains(secret), "the secret is in the answer ({status}): {text}");
+        let body = serde_json::from_slice(&raw).unwrap_or_else(|e| panic!("a JSON answer ({status}, {e}): {text}"));
+        Self { status, retry_after, raw, body }
+    }
+
+    /// Asserts an error answer for the assistant: status, code, a message and instructions.
+    pub fn assert_error(&self, status: u16, code: &str) -> &Self {
+        assert_eq!(self.status, status, "{}", self.body);
+        assert_eq!(self.body["code"], code, "{}", self.body);
+        assert!(self.body["message"].as_str().is_some_and(|m| !m.is_empty()), "a message: {}", self.body);
+        assert!(self.body["instructions"].as_str().is_some_and(|m| !m.is_empty()), "instructions for the assistant: {}", self.body);
+        self
     }
 }
 
@@ -481,6 +536,14 @@ pub fn rfc3339_utc_seconds(s: &str) -> Option<i64> {
 /// A unique address for one test.
 pub fn email(tag: &str) -> String {
     format!("{tag}-{}@example.com", &uuid::Uuid::new_v4().simple().to_string()[..12])
+}
+
+/// A PIN valid in shape (12 digits, the first non-zero) that no account has: servers hand out
+/// 6 by default. Unique per call, so tests sharing a server elsewhere never share its count of
+/// failed checks.
+pub fn unknown_pin() -> String {
+    let n = uuid::Uuid::new_v4().as_u128() % 100_000_000_000;
+    format!("9{n:011}")
 }
 
 fn log_buffer() -> &'static Arc<Mutex<Vec<u8>>> {

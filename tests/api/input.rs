@@ -106,7 +106,9 @@ async fn openapi_describes_only_the_gpt_actions() {
     let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
-    assert_eq!(paths.keys().collect::<Vec<_>>(), vec!["/api/profile/init", "/api/signup/init"]);
+    assert_eq!(paths.keys().collect::<Vec<_>>(), vec!["/api/auth/check", "/api/profile/init", "/api/signup/init"]);
+    assert_eq!(doc["paths"]["/api/auth/check"]["post"]["operationId"], "authCheck");
+    assert_eq!(doc["paths"]["/api/auth/check"]["post"]["x-openai-isConsequential"], false, "it changes no account");
     assert_eq!(doc["paths"]["/api/signup/init"]["post"]["operationId"], "signUpInit");
     assert_eq!(doc["paths"]["/api/signup/init"]["post"]["x-openai-isConsequential"], true, "it creates an account");
     assert_eq!(doc["paths"]["/api/profile/init"]["post"]["operationId"], "updateInit");

@@ -6,6 +6,7 @@
 /// This binary may target a server elsewhere (see `helpers::spawn_with`).
 const REMOTE_CAPABLE: bool = true;
 
+mod auth;
 mod browser;
 mod chromium;
 mod helpers;

@@ -5,6 +5,9 @@
 //!   path: hyper → fresh Store + instance → JSON parsing → store lookup in SQLite → 410.
 //! - /healthz: the component path without the database.
 //! - SignUp_Init: sequential sign-ups (Argon2id m=19456 KiB t=2 inside the wasm guest).
+//! - Auth_Check answered 401 for an unknown PIN (checked against a dummy hash) and for a wrong
+//!   passphrase (checked against the account's hash), sequential and interleaved, side by side:
+//!   both run one Argon2 verification, so their times should be alike (ratio near 1).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -38,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
     .await?;
 
     let mut latencies = Vec::new();
+    let mut pins = Vec::new();
     for i in 0..20 {
         let started = Instant::now();
         let r = client
@@ -47,10 +51,57 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         anyhow::ensure!(r.status() == 201, "sign-up answered {}", r.status());
         latencies.push(started.elapsed());
+        let body: serde_json::Value = r.json().await?;
+        pins.push(body["pin"].as_str().unwrap_or_default().to_owned());
     }
     report("POST /api/signup/init (sequential, Argon2id in wasm)", &mut latencies, None);
+
+    // Auth_Check, 401 both ways. Each PIN fails at most twice (5 failures are free), so nothing
+    // is throttled; the unknown PINs are 12 digits, longer than any the host hands out.
+    let url = format!("{base}/api/auth/check");
+    let (mut unknown, mut wrong) = (Vec::new(), Vec::new());
+    let mut fresh = 0u64;
+    let mut unknown_pin = || {
+        fresh += 1;
+        format!("9{fresh:011}")
+    };
+    timed_check(&client, &url, &unknown_pin(), WRONG_PASSPHRASE).await?; // warm-up
+    timed_check(&client, &url, &pins[0], WRONG_PASSPHRASE).await?;
+    for pin in pins.iter().skip(1).chain(pins.iter()) {
+        unknown.push(timed_check(&client, &url, &unknown_pin(), WRONG_PASSPHRASE).await?);
+        wrong.push(timed_check(&client, &url, pin, WRONG_PASSPHRASE).await?);
+    }
+    compare(("POST /api/auth/check, unknown PIN → 401", &mut unknown), ("POST /api/auth/check, wrong passphrase → 401", &mut wrong));
     let _ = std::fs::remove_dir_all(dir);
     Ok(())
+}
+
+const WRONG_PASSPHRASE: &str = "wrong horse battery staple";
+
+/// One Auth_Check that must answer 401 INVALID_CREDENTIALS; its latency.
+async fn timed_check(client: &reqwest::Client, url: &str, pin: &str, passphrase: &str) -> anyhow::Result<Duration> {
+    let started = Instant::now();
+    let r = client.post(url).json(&json!({"pin": pin, "passphrase": passphrase})).send().await?;
+    let status = r.status();
+    r.bytes().await?;
+    let elapsed = started.elapsed();
+    anyhow::ensure!(status == 401, "Auth_Check of PIN {pin} answered {status}");
+    Ok(elapsed)
+}
+
+/// Median and p90 of two sequential measurements, side by side, and the ratio of the first to the second.
+fn compare(a: (&str, &mut [Duration]), b: (&str, &mut [Duration])) {
+    let stats = |latencies: &mut [Duration]| {
+        latencies.sort();
+        let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+        (pct(0.5), pct(0.9), latencies.len())
+    };
+    let (a_p50, a_p90, a_n) = stats(a.1);
+    let (b_p50, b_p90, b_n) = stats(b.1);
+    println!("{:<58} p50 {a_p50:>8.2?}  p90 {a_p90:>8.2?}  (n={a_n})", a.0);
+    println!("{:<58} p50 {b_p50:>8.2?}  p90 {b_p90:>8.2?}  (n={b_n})", b.0);
+    let ratio = |x: Duration, y: Duration| x.as_secs_f64() / y.as_secs_f64().max(f64::MIN_POSITIVE);
+    println!("{:<58} p50 {:>8.2}×  p90 {:>8.2}×", "  ratio unknown PIN / wrong passphrase", ratio(a_p50, b_p50), ratio(a_p90, b_p90));
 }
 
 async fn load<F>(client: &reqwest::Client, name: &str, request: F, expect: u16) -> anyhow::Result<()>

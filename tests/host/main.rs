@@ -8,7 +8,12 @@ const REMOTE_CAPABLE: bool = false;
 mod chromium;
 #[path = "../api/helpers.rs"]
 mod helpers;
+/// Composition as `wac plug` does it (shared with the Spin tests).
+#[path = "../spin/src/compose.rs"]
+mod compose;
+mod auth;
 mod conceal;
+mod embed;
 mod mail;
 mod prehijack;
 mod profile;

@@ -1,14 +1,18 @@
-//! Builds every flow component `spin.toml` names and the Spin adapter its dependencies point at,
-//! for wasm32-wasip2 with a nested cargo (own target dir `target/wasm`, the one `spin.toml` points
-//! at), and exposes their paths as constants in `artifacts.rs`.
+//! Builds every flow component `spin.toml` names, the Spin adapter its dependencies point at, and
+//! the example of an embedding application's component (`examples/orders`), for wasm32-wasip2
+//! with a nested cargo (own target dir `target/wasm`, the one `spin.toml` points at), and exposes
+//! their paths as constants in `artifacts.rs`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Where the nested build puts `examples/orders` (package `gpt-user-example-orders`).
+const EXAMPLE: &str = "target/wasm/wasm32-wasip2/release/gpt_user_example_orders.wasm";
+
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().and_then(|p| p.parent()).unwrap().to_path_buf();
-    for dir in ["components", "wit", "schema"] {
+    for dir in ["components", "wit", "schema", "examples"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     println!("cargo:rerun-if-changed={}", root.join("spin.toml").display());
@@ -27,7 +31,8 @@ fn main() {
         }
     }
     let adapter = adapter.expect("spin.toml plugs the adapter into the flow components");
-    let packages: Vec<String> = flows.iter().map(|(_, source)| source.as_str()).chain([adapter.as_str()]).map(package_of).collect();
+    let mut packages: Vec<String> = flows.iter().map(|(_, source)| source.as_str()).chain([adapter.as_str()]).map(package_of).collect();
+    packages.push(package_of(EXAMPLE));
 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
@@ -56,10 +61,13 @@ pub const FLOW_COMPONENTS: &[(&str, &str)] = &[\n{flow_list}];\n\
 /// The sign-up flow component, as `spin.toml`'s `source` names it.\n\
 pub const SIGNUP_WASM: &str = {signup:?};\n\
 /// The Spin adapter component.\n\
-pub const ADAPTER_WASM: &str = {adapter:?};\n",
+pub const ADAPTER_WASM: &str = {adapter:?};\n\
+/// The example of an embedding application's component (imports `gpt-user:accounts/auth`).\n\
+pub const EXAMPLE_ORDERS_WASM: &str = {example:?};\n",
         root = root.display().to_string(),
         signup = signup.display().to_string(),
         adapter = root.join(&adapter).display().to_string(),
+        example = root.join(EXAMPLE).display().to_string(),
     );
     std::fs::write(PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("artifacts.rs"), generated).unwrap();
 }

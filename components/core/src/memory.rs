@@ -2,7 +2,7 @@
 
 use std::cell::{Cell, RefCell};
 
-use crate::ports::{Message, Op, Secret, SecretPurpose, Store, StoreError, Timestamp, User, UserStatus};
+use crate::ports::{AUTH_LOCK_AFTER, Message, Op, Secret, SecretPurpose, Store, StoreError, Timestamp, User, UserStatus};
 
 /// A store whose `apply` works on a copy and swaps it in on success: all or nothing.
 #[derive(Default, Clone)]
@@ -18,6 +18,8 @@ pub struct State {
     pub secrets: Vec<Secret>,
     /// `(created_at, message)`.
     pub outbox: Vec<(Timestamp, Message)>,
+    /// PIN → consecutive failed checks, the last one's time, whether the lock was mailed.
+    pub auth_failures: std::collections::BTreeMap<String, (i64, Timestamp, bool)>,
 }
 
 impl MemoryStore {
@@ -67,6 +69,7 @@ fn apply_one(s: &mut State, op: Op) -> Result<(), StoreError> {
             if s.users.iter().any(|x| x.pin == u.pin) {
                 return Err(StoreError::Conflict("pin".into()));
             }
+            s.auth_failures.remove(&u.pin);
             s.users.push(u);
         }
         Op::ReplacePending(r) => {
@@ -74,6 +77,7 @@ fn apply_one(s: &mut State, op: Op) -> Result<(), StoreError> {
                 return Err(StoreError::Conflict("pin".into()));
             }
             let u = s.users.iter_mut().find(|u| u.id == r.user_id && u.status == UserStatus::Pending).ok_or(StoreError::NotFound)?;
+            s.auth_failures.remove(&r.pin);
             u.pin = r.pin;
             u.passphrase_hash = r.passphrase_hash;
             u.locale = r.locale;
@@ -110,11 +114,30 @@ fn apply_one(s: &mut State, op: Op) -> Result<(), StoreError> {
         }
         Op::UpdateProfile(p) => {
             let u = s.users.iter_mut().find(|u| u.id == p.user_id && u.status == UserStatus::Active).ok_or(StoreError::NotFound)?;
+            s.auth_failures.remove(&u.pin);
             u.locale = p.locale;
             if let Some(hash) = p.passphrase_hash {
                 u.passphrase_hash = hash;
             }
             u.updated_at = p.now;
+        }
+        Op::CountAuthAttempt(a) => {
+            let (failures, last, notified) = s.auth_failures.get(&a.pin).copied().unwrap_or((0, 0, false));
+            if let Some(refusal) = crate::ports::auth_attempt_refusal(failures, last, a.now) {
+                return Err(refusal.into());
+            }
+            s.auth_failures.insert(a.pin, (failures + 1, a.now, notified));
+        }
+        Op::ResetAuthFailures(pin) => {
+            s.auth_failures.remove(&pin);
+        }
+        Op::NotifyLock(pin) => match s.auth_failures.get_mut(&pin) {
+            Some((failures, _, notified)) if *failures >= AUTH_LOCK_AFTER && !*notified => *notified = true,
+            _ => return Err(StoreError::NotFound),
+        },
+        Op::Rehash(user_id, old, new) => {
+            let u = s.users.iter_mut().find(|u| u.id == user_id && u.passphrase_hash == old).ok_or(StoreError::NotFound)?;
+            u.passphrase_hash = new;
         }
         Op::EnqueueMail(m, at) => s.outbox.push((at, m)),
     }

@@ -96,6 +96,54 @@ pub struct ProfileUpdate {
     pub now: Timestamp,
 }
 
+/// One Auth_Check attempt on a PIN (SPEC §2.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthAttempt {
+    pub pin: String,
+    pub now: Timestamp,
+}
+
+/// Free Auth_Check failures per PIN before each further attempt waits.
+pub const AUTH_FREE_FAILURES: i64 = 5;
+/// Consecutive failures after which a PIN is locked until its owner sets a new passphrase.
+pub const AUTH_LOCK_AFTER: i64 = 100;
+const AUTH_BASE_DELAY_MS: i64 = 1000;
+const AUTH_MAX_DELAY_MS: i64 = 15 * 60 * 1000;
+
+/// Why an Auth_Check attempt may not run now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthRefusal {
+    Locked,
+    /// Seconds to wait.
+    Wait(u32),
+}
+
+/// The one throttling rule of Auth_Check, given the PIN's consecutive `failures` and the time of
+/// the last one: free for the first 5, then a delay doubling from 1 s up to 15 min after each
+/// failure, and locked from the 100th on. Every store adapter applies it in `count-auth-attempt`.
+pub fn auth_attempt_refusal(failures: i64, last_failure_at: Timestamp, now: Timestamp) -> Option<AuthRefusal> {
+    if failures >= AUTH_LOCK_AFTER {
+        return Some(AuthRefusal::Locked);
+    }
+    if failures < AUTH_FREE_FAILURES {
+        return None;
+    }
+    let delay = AUTH_BASE_DELAY_MS.saturating_mul(1i64 << (failures - AUTH_FREE_FAILURES).min(30)).min(AUTH_MAX_DELAY_MS);
+    // At most one delay: an attempt that started before the last failure was counted (concurrent
+    // checks) waits no longer than one that started after it.
+    let wait = (last_failure_at + delay - now).min(delay);
+    (wait > 0).then(|| AuthRefusal::Wait(u32::try_from((wait + 999) / 1000).unwrap_or(u32::MAX)))
+}
+
+impl From<AuthRefusal> for StoreError {
+    fn from(r: AuthRefusal) -> Self {
+        match r {
+            AuthRefusal::Locked => Self::Locked,
+            AuthRefusal::Wait(secs) => Self::Throttled(secs),
+        }
+    }
+}
+
 /// One change within [`Store::apply`]; see `wit/store.wit` for the contract of each.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
@@ -110,6 +158,13 @@ pub enum Op {
     CheckSendLimit(SendLimit),
     /// An active user's locale and (if given) passphrase; `NotFound` unless the user is active.
     UpdateProfile(ProfileUpdate),
+    CountAuthAttempt(AuthAttempt),
+    /// `pin`.
+    ResetAuthFailures(String),
+    /// `pin`.
+    NotifyLock(String),
+    /// `(user id, old hash, new hash)`.
+    Rehash(String, String, String),
     /// `(message, queued at)`.
     EnqueueMail(Message, Timestamp),
 }
@@ -122,6 +177,8 @@ pub enum StoreError {
     NotFound,
     #[error("throttled for {0} s")]
     Throttled(u32),
+    #[error("locked")]
+    Locked,
     #[error("store unavailable: {0}")]
     Unavailable(String),
     #[error("store error: {0}")]

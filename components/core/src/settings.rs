@@ -1,5 +1,7 @@
 //! Runtime settings of a flow, read from `wasi:config/store` keys (Spin variables).
 
+use crate::domain::Argon2Params;
+
 /// Settings with the defaults of SPEC.md.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -19,6 +21,9 @@ pub struct Settings {
     pub policy_version: String,
     pub passphrase_min: usize,
     pub passphrase_max: usize,
+    /// Cost of new passphrase hashes (`argon2_m_kib`, `argon2_t`, `argon2_p`); a successful
+    /// Auth_Check rehashes a stored hash made with other parameters.
+    pub argon2: Argon2Params,
 }
 
 impl Default for Settings {
@@ -32,6 +37,7 @@ impl Default for Settings {
             policy_version: "1".into(),
             passphrase_min: 15,
             passphrase_max: 256,
+            argon2: Argon2Params::default(),
         }
     }
 }
@@ -42,6 +48,9 @@ impl Settings {
         let d = Self::default();
         let flag = |key: &str| get(key).is_some_and(|v| matches!(v.trim(), "true" | "1" | "yes"));
         let num = |key: &str, default: usize, range: std::ops::RangeInclusive<usize>| {
+            get(key).and_then(|v| v.trim().parse().ok()).filter(|n| range.contains(n)).unwrap_or(default)
+        };
+        let cost = |key: &str, default: u32, range: std::ops::RangeInclusive<u32>| {
             get(key).and_then(|v| v.trim().parse().ok()).filter(|n| range.contains(n)).unwrap_or(default)
         };
         Self {
@@ -58,6 +67,11 @@ impl Settings {
             policy_version: get("policy_version").filter(|v| !v.trim().is_empty()).unwrap_or(d.policy_version),
             passphrase_min: num("passphrase_min", d.passphrase_min, 8..=256),
             passphrase_max: num("passphrase_max", d.passphrase_max, 15..=4096),
+            argon2: Argon2Params {
+                m_kib: cost("argon2_m_kib", d.argon2.m_kib, Argon2Params::M_KIB),
+                t: cost("argon2_t", d.argon2.t, Argon2Params::T),
+                p: cost("argon2_p", d.argon2.p, Argon2Params::P),
+            },
         }
     }
 }

@@ -4,7 +4,7 @@
 //! serves the guest crate, our host and the Spin adapter: a field or an operation is mapped here
 //! once, not in each of them.
 //!
-//! ```ignore
+//! ```text
 //! mod convert {
 //!     use crate::bindings::{store, types};
 //!     gpt_user_core::wit_conversions!();
@@ -25,6 +25,7 @@ macro_rules! wit_conversions {
         $crate::__wit_record!($crate::ports::PendingReplacement, store::PendingReplacement {
             user_id, pin, passphrase_hash, locale, consent_at, policy_version, now
         });
+        $crate::__wit_record!($crate::ports::AuthAttempt, store::AuthAttempt { pin, now });
         $crate::__wit_record!($crate::ports::ProfileUpdate, store::ProfileUpdate { user_id, locale, passphrase_hash, now });
         $crate::__wit_enum!($crate::ports::UserStatus, types::UserStatus { Pending, Active, Blocked });
         $crate::__wit_enum!($crate::ports::SecretPurpose, types::SecretPurpose { VerifyEmail, Profile });
@@ -35,6 +36,7 @@ macro_rules! wit_conversions {
                     types::Error::Conflict(field) => Self::Conflict(field),
                     types::Error::NotFound => Self::NotFound,
                     types::Error::Throttled(secs) => Self::Throttled(secs),
+                    types::Error::Locked => Self::Locked,
                     types::Error::Unavailable(why) => Self::Unavailable(why),
                     types::Error::Other(why) => Self::Other(why),
                 }
@@ -48,6 +50,7 @@ macro_rules! wit_conversions {
                     E::Conflict(field) => Self::Conflict(field),
                     E::NotFound => Self::NotFound,
                     E::Throttled(secs) => Self::Throttled(secs),
+                    E::Locked => Self::Locked,
                     E::Unavailable(why) => Self::Unavailable(why),
                     E::Other(why) => Self::Other(why),
                 }
@@ -65,6 +68,10 @@ macro_rules! wit_conversions {
                     store::Op::ConsumeSecret((hash, purpose, user, now)) => Self::ConsumeSecret(hash, purpose.into(), user, now),
                     store::Op::RevokeSecrets((user, purpose)) => Self::RevokeSecrets(user, purpose.into()),
                     store::Op::CheckSendLimit(l) => Self::CheckSendLimit(l.into()),
+                    store::Op::CountAuthAttempt(a) => Self::CountAuthAttempt(a.into()),
+                    store::Op::ResetAuthFailures(pin) => Self::ResetAuthFailures(pin),
+                    store::Op::NotifyLock(pin) => Self::NotifyLock(pin),
+                    store::Op::Rehash((user, old, new)) => Self::Rehash(user, old, new),
                     store::Op::EnqueueMail((m, at)) => Self::EnqueueMail(m.into(), at),
                 }
             }
@@ -82,6 +89,10 @@ macro_rules! wit_conversions {
                     Op::ConsumeSecret(hash, purpose, user, now) => Self::ConsumeSecret((hash, purpose.into(), user, now)),
                     Op::RevokeSecrets(user, purpose) => Self::RevokeSecrets((user, purpose.into())),
                     Op::CheckSendLimit(l) => Self::CheckSendLimit(l.into()),
+                    Op::CountAuthAttempt(a) => Self::CountAuthAttempt(a.into()),
+                    Op::ResetAuthFailures(pin) => Self::ResetAuthFailures(pin),
+                    Op::NotifyLock(pin) => Self::NotifyLock(pin),
+                    Op::Rehash(user, old, new) => Self::Rehash((user, old, new)),
                     Op::EnqueueMail(m, at) => Self::EnqueueMail((m.into(), at)),
                 }
             }

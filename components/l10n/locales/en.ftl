@@ -13,6 +13,9 @@ profile-request-sent = If an account has this address, a link to its profile is 
 profile-saved = Your profile is saved.
 profile-saved-passphrase = Your profile is saved. From now on, use the new passphrase in the chat.
 
+auth-ok = The PIN and passphrase are correct.
+auth-ok-instructions = The user owns PIN { $pin }: you may act for them now. Do not repeat or store the passphrase.
+
 ## Errors
 
 error-invalid-json = The request body must be a JSON object.
@@ -42,6 +45,14 @@ error-forbidden-origin = Requests from another site are not allowed.
 error-not-found = There is nothing at this address.
 error-method-not-allowed = This method is not allowed here.
 error-internal = Something went wrong on our side. Please try again later.
+error-invalid-credentials = The PIN or the passphrase is not correct.
+instructions-invalid-credentials = Ask the user to check the PIN and the passphrase and to type them again. Do not guess. If they forgot the passphrase, offer a profile link (action updateInit) to set a new one.
+error-too-many-attempts = Too many wrong attempts for this PIN. Try again in { $seconds } seconds.
+instructions-too-many-attempts = Wait { $seconds } seconds before checking this PIN again, and tell the user why. If they forgot the passphrase, offer a profile link (action updateInit) to set a new one.
+error-pin-locked = This PIN is locked after too many wrong passphrases.
+instructions-pin-locked = Tell the user to set a new passphrase through a profile link (action updateInit with their email address); that unlocks the PIN. The owner was notified by email.
+instructions-auth-email-not-verified = The passphrase is right, but the account is not active yet: ask the user to open the verification email and confirm the address, then try again.
+invalid-passphrase-checked = a passphrase is 1 to 4096 characters without control characters.
 
 ## Reasons a field is not valid
 
@@ -138,3 +149,9 @@ email-passphrase-changed-intro = The passphrase of your account was just changed
 email-passphrase-changed-action = Get a profile link
 email-passphrase-changed-validity = The link above opens the page where you can ask for a profile link; it does not expire.
 email-passphrase-changed-ignore = If it was you, there is nothing to do. If it was not you, get a profile link now and set a new passphrase.
+
+email-pin-locked-subject = Your PIN was locked
+email-pin-locked-intro = Someone typed a wrong passphrase for your PIN { $pin } too many times, so the chat no longer accepts it. To unlock it, set a new passphrase on your profile page.
+email-pin-locked-action = Get a profile link
+email-pin-locked-validity = The link above opens the page where you can ask for a profile link; it does not expire.
+email-pin-locked-ignore = If it was you, set a new passphrase to go on. If it was not you, your account is safe: nobody got in, and a new passphrase ends the lock.

@@ -15,7 +15,7 @@ pub struct RenderedEmail {
 }
 
 /// Kinds we can render.
-pub const KINDS: [&str; 4] = ["signup-verification", "signup-existing", "profile-link", "passphrase-changed"];
+pub const KINDS: [&str; 5] = ["signup-verification", "signup-existing", "profile-link", "passphrase-changed", "pin-locked"];
 
 pub(crate) fn render(texts: &Texts, locale: &str, kind: &str, to: &str, args: &[(&str, &str)]) -> Result<RenderedEmail, String> {
     if !KINDS.contains(&kind) {
@@ -86,13 +86,15 @@ mod tests {
     }
 
     #[test]
-    fn the_profile_kinds_render_with_exactly_the_arguments_the_core_gives() {
+    fn the_profile_and_auth_kinds_render_with_exactly_the_arguments_the_core_gives() {
         let t = Texts::with_log(record);
         for locale in crate::LOCALES {
             let link = render(&t, locale, "profile-link", "a@b.co", &[("link", "https://x/profile#token=T"), ("valid-minutes", "60")]).unwrap();
             assert!(link.text.contains("https://x/profile#token=T") && link.text.contains("60"), "{}", link.text);
             let notice = render(&t, locale, "passphrase-changed", "a@b.co", &[("link", "https://x/profile")]).unwrap();
             assert!(notice.text.contains("https://x/profile"));
+            let locked = render(&t, locale, "pin-locked", "a@b.co", &[("link", "https://x/profile"), ("pin", "123456")]).unwrap();
+            assert!(locked.text.contains("https://x/profile") && locked.text.contains("123456"), "{}", locked.text);
         }
         assert_eq!(*PROBLEMS.lock().unwrap(), Vec::<String>::new());
     }

@@ -58,6 +58,7 @@ fn try_run(db: &Db, now: Timestamp) -> Result<Option<usize>, Error> {
         db.exec(housekeeping::DELETE_SECRETS, &[Value::Integer(now), Value::Integer(stale)])?;
         let users = db.exec(housekeeping::DELETE_STALE_PENDING_USERS, &[Value::Integer(stale)])?;
         db.exec(housekeeping::DELETE_SENT_MAIL, &[Value::Integer(stale)])?;
+        db.exec(housekeeping::DELETE_OLD_AUTH_FAILURES, &[Value::Integer(stale), Value::Integer(gpt_user_core::ports::AUTH_LOCK_AFTER)])?;
         Ok(Some(users.rows.len()))
     })
 }

@@ -1,7 +1,8 @@
 //! The schema: numbered migration files under `schema/`, portable across SQLite and PostgreSQL.
 
 /// `(version, sql)`, ascending. Statements end with `;` at the end of a line.
-pub const MIGRATIONS: [(i64, &str); 1] = [(1, include_str!("../../../schema/001_init.sql"))];
+pub const MIGRATIONS: [(i64, &str); 2] =
+    [(1, include_str!("../../../schema/001_init.sql")), (2, include_str!("../../../schema/002_auth_failures.sql"))];
 
 /// Splits a migration file into statements (without the final `;`), dropping `--` comment lines
 /// and blank lines.
@@ -30,7 +31,7 @@ mod tests {
     fn the_schema_splits_into_its_create_statements() {
         let all: Vec<String> = MIGRATIONS.iter().flat_map(|(_, sql)| statements(sql)).collect();
         assert!(all.iter().all(|s| s.starts_with("CREATE ") && !s.contains(';') && !s.contains("--")), "{all:#?}");
-        for table in ["users", "secrets", "outbox"] {
+        for table in ["users", "secrets", "outbox", "auth_failures"] {
             assert!(all.iter().any(|s| s.starts_with(&format!("CREATE TABLE IF NOT EXISTS {table} "))), "{table}");
         }
     }

@@ -4,8 +4,8 @@
 //! [`apply_one`] for each operation in it.
 
 use gpt_user_core::ports::{
-    Op, PendingReplacement, ProfileUpdate, Secret, SecretPurpose, SendLimit, StoreError, Timestamp, User, UserStatus,
-    send_limit_wait,
+    AUTH_LOCK_AFTER, AuthAttempt, Op, PendingReplacement, ProfileUpdate, Secret, SecretPurpose, SendLimit, StoreError, Timestamp, User, UserStatus,
+    auth_attempt_refusal, send_limit_wait,
 };
 
 use crate::{Conn, Dialect, Param, Row, outbox};
@@ -50,6 +50,8 @@ pub async fn find_secret<C: Conn>(conn: &mut C, hash: &str, purpose: SecretPurpo
 pub async fn apply_one<C: Conn>(conn: &mut C, op: Op) -> Result<(), StoreError> {
     match op {
         Op::InsertUser(u) => {
+            // A PIN counted as unknown before starts clean with its account.
+            reset_auth_failures(conn, &u.pin).await?;
             let status = status_str(u.status);
             conn.execute(&format!("INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"), vec![
                 u.id.into(),
@@ -67,6 +69,7 @@ pub async fn apply_one<C: Conn>(conn: &mut C, op: Op) -> Result<(), StoreError> 
             .await
         }
         Op::ReplacePending(PendingReplacement { user_id, pin, passphrase_hash, locale, consent_at, policy_version, now }) => {
+            reset_auth_failures(conn, &pin).await?;
             changed(conn, "UPDATE users SET pin = $1, passphrase_hash = $2, locale = $3, consent_at = $4, policy_version = $5, \
                  updated_at = $6 WHERE id = $7 AND status = 'pending' RETURNING id", vec![
                 pin.into(),
@@ -88,6 +91,8 @@ pub async fn apply_one<C: Conn>(conn: &mut C, op: Op) -> Result<(), StoreError> 
             .await
         }
         Op::UpdateProfile(ProfileUpdate { user_id, locale, passphrase_hash, now }) => {
+            // A save through the emailed link proves the mailbox: the PIN's failures (and a lock) go.
+            conn.execute("DELETE FROM auth_failures WHERE pin IN (SELECT pin FROM users WHERE id = $1)", vec![user_id.as_str().into()]).await?;
             changed(
                 conn,
                 "UPDATE users SET locale = $1, passphrase_hash = COALESCE($2, passphrase_hash), updated_at = $3 \
@@ -116,6 +121,24 @@ pub async fn apply_one<C: Conn>(conn: &mut C, op: Op) -> Result<(), StoreError> 
             conn.execute("DELETE FROM secrets WHERE user_id = $1 AND purpose = $2", vec![user_id.into(), purpose_str(purpose).into()]).await
         }
         Op::CheckSendLimit(limit) => check_send_limit(conn, limit).await,
+        Op::CountAuthAttempt(attempt) => count_auth_attempt(conn, attempt).await,
+        Op::ResetAuthFailures(pin) => reset_auth_failures(conn, &pin).await,
+        Op::NotifyLock(pin) => {
+            changed(
+                conn,
+                "UPDATE auth_failures SET lock_notified = 1 WHERE pin = $1 AND failures >= $2 AND lock_notified = 0 RETURNING pin",
+                vec![pin.into(), AUTH_LOCK_AFTER.into()],
+            )
+            .await
+        }
+        Op::Rehash(user_id, old, new) => {
+            changed(conn, "UPDATE users SET passphrase_hash = $1 WHERE id = $2 AND passphrase_hash = $3 RETURNING id", vec![
+                new.into(),
+                user_id.into(),
+                old.into(),
+            ])
+            .await
+        }
         Op::EnqueueMail(message, queued_at) => outbox::enqueue(conn, message, queued_at).await,
     }
 }
@@ -129,10 +152,7 @@ async fn changed<C: Conn>(conn: &mut C, sql: &str, params: Vec<Param>) -> Result
 /// transaction that queues the message, so concurrent checks for one address are serialised
 /// (SQLite: the write lock of `BEGIN IMMEDIATE`; PostgreSQL: an advisory lock until commit).
 async fn check_send_limit<C: Conn>(conn: &mut C, l: SendLimit) -> Result<(), StoreError> {
-    if conn.dialect() == Dialect::Postgres {
-        // `::text`: sqlx's Any driver cannot decode `void`.
-        conn.query("SELECT pg_advisory_xact_lock(hashtext($1))::text", vec![format!("{}|{}", l.to, l.kind).into()]).await?;
-    }
+    lock_key(conn, format!("{}|{}", l.to, l.kind)).await?;
     let rows = conn
         .query(
             "SELECT queued_at FROM outbox WHERE recipient = $1 AND kind = $2 AND queued_at > $3",
@@ -144,6 +164,39 @@ async fn check_send_limit<C: Conn>(conn: &mut C, l: SendLimit) -> Result<(), Sto
         Some(secs) => Err(StoreError::Throttled(secs)),
         None => Ok(()),
     }
+}
+
+/// Serialises the transactions that touch one key until commit: PostgreSQL by an advisory lock
+/// (`::text`: sqlx's Any driver cannot decode `void`); SQLite's `BEGIN IMMEDIATE` already holds
+/// the one write lock.
+async fn lock_key<C: Conn>(conn: &mut C, key: String) -> Result<(), StoreError> {
+    if conn.dialect() == Dialect::Postgres {
+        conn.query("SELECT pg_advisory_xact_lock(hashtext($1))::text", vec![key.into()]).await?;
+    }
+    Ok(())
+}
+
+/// The core's Auth_Check rule over the PIN's count; the attempt is counted (as a failure, until a
+/// success resets it) before the passphrase is checked, so concurrent guesses cannot slip past.
+async fn count_auth_attempt<C: Conn>(conn: &mut C, AuthAttempt { pin, now }: AuthAttempt) -> Result<(), StoreError> {
+    lock_key(conn, format!("auth|{pin}")).await?;
+    let rows = conn.query("SELECT failures, last_failure_at FROM auth_failures WHERE pin = $1", vec![pin.as_str().into()]).await?;
+    let (failures, last) = match rows.first() {
+        Some(r) => (r.int(0)?, r.int(1)?),
+        None => (0, 0),
+    };
+    if let Some(refusal) = auth_attempt_refusal(failures, last, now) {
+        return Err(refusal.into());
+    }
+    conn.execute(
+        "INSERT INTO auth_failures (pin, failures, last_failure_at) VALUES ($1, 1, $2)          ON CONFLICT (pin) DO UPDATE SET failures = auth_failures.failures + 1, last_failure_at = excluded.last_failure_at",
+        vec![pin.into(), now.into()],
+    )
+    .await
+}
+
+async fn reset_auth_failures<C: Conn>(conn: &mut C, pin: &str) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM auth_failures WHERE pin = $1", vec![pin.into()]).await
 }
 
 /// A status we do not know is an error, not "pending": reading it as pending would let a sign-up

@@ -60,15 +60,21 @@ impl App {
         let read = |path: &str| std::fs::read(path).with_context(|| format!("{path} (built by tests/spin/build.rs)"));
         let (_, wasm) = FLOW_COMPONENTS.iter().find(|(c, _)| *c == id).with_context(|| format!("spin.toml has no component {id}"))?;
         let composed = compose::plug_into(&read(wasm)?, &read(ADAPTER_WASM)?)?;
+        Self::composed(&composed, id, sqlite_file, overrides)
+    }
+
+    /// An app already composed with the adapter (an embedding application's component, say), run
+    /// with the variables of `spin.toml`'s `[component.<variables_of>]`.
+    pub fn composed(composed: &[u8], variables_of: &str, sqlite_file: PathBuf, overrides: &[(&str, &str)]) -> anyhow::Result<Self> {
         let engine = Engine::default();
-        let component = Component::new(&engine, &composed)?;
+        let component = Component::new(&engine, composed)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
         spin_variables::add_to_linker(&mut linker)?;
         spin_sqlite::add_to_linker(&mut linker)?;
         let pre = ProxyPre::new(linker.instantiate_pre(&component)?)?;
-        let vars = component_variables(&Path::new(WORKSPACE_ROOT).join("spin.toml"), id, overrides)?;
+        let vars = component_variables(&Path::new(WORKSPACE_ROOT).join("spin.toml"), variables_of, overrides)?;
         Ok(Self { engine, pre, sqlite_file, clock: TestClock::default(), vars })
     }
 

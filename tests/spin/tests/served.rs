@@ -1,12 +1,16 @@
 //! The composed apps (each flow component + Spin adapter) served as an HTTP handler under wasmtime,
 //! with the Spin variables of `spin.toml`: GPT actions are closed by default, and the answer
-//! never waits for the SMTP relay: mail goes out in `mail.flush`, after the answer.
+//! never waits for the SMTP relay: mail goes out in `mail.flush`, after the answer. Also the example
+//! of an embedding application (`examples/orders` + our auth component + the adapter) on the same
+//! database as the sign-up component.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
 
+use gpt_user_spin_tests::artifacts::{ADAPTER_WASM, EXAMPLE_ORDERS_WASM, FLOW_COMPONENTS};
+use gpt_user_spin_tests::compose::plug_into;
 use gpt_user_spin_tests::served::App;
 use gpt_user_test_support::smtp::SmtpSink;
 
@@ -141,4 +145,34 @@ async fn the_profile_component_edits_an_account_the_sign_up_component_made_on_on
     assert_eq!((again.status, again.json()["code"].as_str()), (410, Some("INVALID_TOKEN")), "the save used the link");
     let (unknown, _) = profile.post("/api/profile/init", &serde_json::json!({"pin": 987654321}), Some(KEY)).await.unwrap();
     assert_eq!((unknown.status, unknown.json()["code"].as_str()), (404, Some("USER_NOT_FOUND")), "{unknown:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_composed_for_spin_places_an_order_only_for_an_active_account_the_sign_up_component_made() {
+    let sink = SmtpSink::start("127.0.0.1:0").await.unwrap();
+    let vars = [("api_keys", KEY), ("smtp_address", &sink.addr.to_string())];
+    let db = db_file("orders");
+    let signup = App::new(db.clone(), &vars).unwrap();
+    // examples/orders ← components/auth ← the Spin adapter, as the README's two `wac plug` do.
+    let read = |path: &str| std::fs::read(path).unwrap();
+    let (_, auth) = FLOW_COMPONENTS.iter().find(|(id, _)| *id == "auth").expect("spin.toml has the auth component");
+    let composed = plug_into(&plug_into(&read(EXAMPLE_ORDERS_WASM), &read(auth)).unwrap(), &read(ADAPTER_WASM)).unwrap();
+    let orders = App::composed(&composed, "auth", db, &vars).unwrap();
+
+    let (answer, guest) = signup.sign_up("ann@example.com", Some(KEY)).await.unwrap();
+    assert_eq!(answer.status, 201, "{answer:?}");
+    let pin = answer.json()["pin"].as_str().unwrap().to_owned();
+    guest.await.unwrap().unwrap();
+    let order = |passphrase: &str| serde_json::json!({"pin": pin, "passphrase": passphrase, "item": "tea"});
+
+    let (pending, _) = orders.post("/api/orders", &order("correct horse battery staple"), None).await.unwrap();
+    assert_eq!((pending.status, pending.json()["code"].as_str()), (403, Some("EMAIL_NOT_VERIFIED")), "{pending:?}");
+    let (verified, _) = signup.post("/api/signup/verify", &serde_json::json!({"token": token_of_last_mail(&sink)}), None).await.unwrap();
+    assert_eq!(verified.status, 200, "{verified:?}");
+
+    let (wrong, _) = orders.post("/api/orders", &order("not the passphrase at all"), None).await.unwrap();
+    assert_eq!((wrong.status, wrong.json()["code"].as_str()), (401, Some("INVALID_CREDENTIALS")), "{wrong:?}");
+    let (placed, _) = orders.post("/api/orders", &order("correct horse battery staple"), None).await.unwrap();
+    assert_eq!(placed.status, 201, "{placed:?}");
+    assert_eq!(placed.json()["order"], serde_json::json!({"item": "tea", "pin": pin}));
 }

@@ -38,6 +38,18 @@ pub enum ApiError {
     /// Update_Save could not be written; nothing was, and the token still works.
     #[error("save failed")]
     SaveFailed,
+    /// Auth_Check: unknown PIN or wrong passphrase (one answer for both).
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// Auth_Check: the PIN waits after repeated failures.
+    #[error("too many attempts")]
+    TooManyAttempts { retry_after: u32 },
+    /// Auth_Check: 100 consecutive failures; the owner must set a new passphrase.
+    #[error("pin locked")]
+    PinLocked,
+    /// Auth_Check: the passphrase matched a pending account (403, where Update_Init says 409).
+    #[error("email not verified")]
+    AuthEmailNotVerified,
     #[error("throttled")]
     Throttled { retry_after: u32 },
     #[error("unavailable")]
@@ -82,6 +94,10 @@ impl ApiError {
             Self::EmailNotVerified => (409, "EMAIL_NOT_VERIFIED", "error-email-not-verified", Some("instructions-email-not-verified")),
             Self::AccountBlocked => (403, "ACCOUNT_BLOCKED", "error-account-blocked", Some("instructions-account-blocked")),
             Self::SaveFailed => (503, "SAVE_FAILED", "error-save-failed", Some("instructions-save-failed")),
+            Self::InvalidCredentials => (401, "INVALID_CREDENTIALS", "error-invalid-credentials", Some("instructions-invalid-credentials")),
+            Self::TooManyAttempts { .. } => (429, "TOO_MANY_ATTEMPTS", "error-too-many-attempts", Some("instructions-too-many-attempts")),
+            Self::PinLocked => (423, "PIN_LOCKED", "error-pin-locked", Some("instructions-pin-locked")),
+            Self::AuthEmailNotVerified => (403, "EMAIL_NOT_VERIFIED", "error-email-not-verified", Some("instructions-auth-email-not-verified")),
             Self::Throttled { .. } => (429, "TOO_MANY_REQUESTS", "error-throttled", None),
             Self::Unavailable => (503, "SERVICE_UNAVAILABLE", "error-unavailable", None),
             Self::ApiKeyRequired => (401, "API_KEY_REQUIRED", "error-api-key-required", None),
@@ -104,7 +120,9 @@ impl ApiError {
                 let reason = l10n.format(locale, reason, &[]);
                 l10n.format(locale, message_id, &[("field", field), ("reason", &reason)])
             }
-            Self::Throttled { retry_after } => l10n.format(locale, message_id, &[("seconds", &retry_after.to_string())]),
+            Self::Throttled { retry_after } | Self::TooManyAttempts { retry_after } => {
+                l10n.format(locale, message_id, &[("seconds", &retry_after.to_string())])
+            }
             _ => l10n.format(locale, message_id, &[]),
         };
         body.insert("message".into(), json!(message));
@@ -113,7 +131,11 @@ impl ApiError {
                 Self::EmailAlreadyRegistered { recovery_url } => recovery_url.as_str(),
                 _ => "",
             };
-            body.insert("instructions".into(), json!(l10n.format(locale, id, &[("url", url)])));
+            let instructions = match &self {
+                Self::TooManyAttempts { retry_after } => l10n.format(locale, id, &[("seconds", &retry_after.to_string())]),
+                _ => l10n.format(locale, id, &[("url", url)]),
+            };
+            body.insert("instructions".into(), json!(instructions));
         }
         match &self {
             Self::InvalidInput { field, .. } => {
@@ -126,7 +148,9 @@ impl ApiError {
         }
         let mut response = Response::json(status, &Value::Object(body));
         match self {
-            Self::Throttled { retry_after } => response.headers.push(("retry-after".into(), retry_after.to_string())),
+            Self::Throttled { retry_after } | Self::TooManyAttempts { retry_after } => {
+                response.headers.push(("retry-after".into(), retry_after.to_string()))
+            }
             Self::ApiKeyRequired => response.headers.push(("www-authenticate".into(), "Bearer".into())),
             Self::MethodNotAllowed { allow } => response.headers.push(("allow".into(), allow)),
             _ => {}
@@ -140,7 +164,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::Throttled(retry_after) => Self::Throttled { retry_after },
             StoreError::Unavailable(_) => Self::Unavailable,
-            StoreError::Conflict(_) | StoreError::NotFound | StoreError::Other(_) => Self::Internal,
+            StoreError::Conflict(_) | StoreError::NotFound | StoreError::Locked | StoreError::Other(_) => Self::Internal,
         }
     }
 }

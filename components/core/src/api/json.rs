@@ -3,6 +3,7 @@
 use serde_json::{Map, Value};
 
 use super::ApiError;
+use crate::domain::{Invalid, Pin};
 
 /// Parses a JSON object and rejects keys outside `allowed`.
 pub fn object(body: &[u8], allowed: &[&str]) -> Result<Map<String, Value>, ApiError> {
@@ -40,6 +41,18 @@ pub fn opt_bool(map: &Map<String, Value>, field: &str) -> Result<Option<bool>, A
         Some(Value::Bool(b)) => Ok(Some(*b)),
         Some(_) => Err(ApiError::invalid(field, "invalid-not-a-boolean")),
     }
+}
+
+/// An optional PIN, as a string of digits or as a JSON integer (the seed's type): a PIN never
+/// starts with 0, so the integer names exactly one PIN.
+pub fn pin(map: &Map<String, Value>, field: &str) -> Result<Option<Pin>, ApiError> {
+    let raw = match map.get(field) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Number(n)) if n.is_u64() => n.to_string(),
+        Some(_) => return Err(ApiError::invalid(field, "invalid-pin")),
+    };
+    Pin::parse(&raw).map(Some).map_err(|Invalid(r)| ApiError::invalid(field, r))
 }
 
 /// Unknown keys are echoed back in errors; keep them short.

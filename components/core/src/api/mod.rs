@@ -6,6 +6,7 @@
 //! (route, method, API key, origin, content type, declared length) and only if it passes asks
 //! the caller to read the body, then runs the route's handler.
 
+pub mod auth_check;
 mod error;
 pub mod json;
 pub mod mail;
@@ -117,7 +118,7 @@ pub struct Route {
 }
 
 /// The route table of every flow component, for what spans them all (`/openapi.json`).
-pub const COMPONENT_ROUTES: &[&[Route]] = &[SIGNUP_ROUTES, PROFILE_ROUTES];
+pub const COMPONENT_ROUTES: &[&[Route]] = &[SIGNUP_ROUTES, PROFILE_ROUTES, AUTH_ROUTES];
 
 /// Routes of the sign-up component (it also serves the documents every deployment has).
 pub const SIGNUP_ROUTES: &[Route] = &[
@@ -149,6 +150,16 @@ pub const PROFILE_ROUTES: &[Route] = &[
     Route { method: "POST", path: "/api/profile/save", audience: Audience::Browser, handler: profile_save::handle, operation: None },
     Route { method: "GET", path: "/profile", audience: Audience::Public, handler: pages::profile, operation: None },
 ];
+
+/// Routes of the auth component: Auth_Check (SPEC §2.4); the component also exports the check
+/// as `gpt-user:accounts/auth` for components of an embedding application.
+pub const AUTH_ROUTES: &[Route] = &[Route {
+    method: "POST",
+    path: "/api/auth/check",
+    audience: Audience::Gpt,
+    handler: auth_check::handle,
+    operation: Some(auth_check::operation),
+}];
 
 fn healthz(_: &Ctx<'_>, _: &Request, _: &str) -> Result<Response, Failure> {
     Ok(Response::json(200, &serde_json::json!({"status": "ok"})))
@@ -257,6 +268,8 @@ fn same_origin(settings: &Settings, req: &Request) -> bool {
         || req.header("host").is_some_and(|host| origin == format!("http://{host}") || origin == format!("https://{host}"))
 }
 
+#[cfg(test)]
+mod auth_tests;
 #[cfg(test)]
 mod profile_tests;
 #[cfg(test)]

@@ -21,6 +21,12 @@ pub const EMAIL_PATTERN: &str = "^(?=[^@]{1,64}@)[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+
 pub const PASSPHRASE_PATTERN: &str = "^[^\\u0000-\\u001F\\u007F-\\u009F]*$";
 
 /// A response documented with the shared error body.
+/// What a PIN looks like: digits, the first not 0, of a length in `Pin::LENGTHS`.
+pub fn pin_pattern() -> String {
+    let lengths = crate::domain::Pin::LENGTHS;
+    format!("^[1-9][0-9]{{{},{}}}$", lengths.start() - 1, lengths.end() - 1)
+}
+
 pub fn error_response(description: &str) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}})
 }

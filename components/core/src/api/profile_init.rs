@@ -12,10 +12,10 @@
 //! outcome above with one 200, so the answer never tells whether an account exists. Only bad
 //! input (422) and an unavailable store (503, for every address alike) answer otherwise.
 
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use super::mail::{render, send_limit};
-use super::openapi::{EMAIL_PATTERN, error_response, gpt_action_errors};
+use super::openapi::{EMAIL_PATTERN, error_response, gpt_action_errors, pin_pattern};
 use super::signup_init::{recovery_url, verification_ops};
 use super::{ApiError, Ctx, Failure, Request, Response, json};
 use crate::domain::{Email, Invalid, Pin, Token};
@@ -64,24 +64,12 @@ fn parse(body: &[u8]) -> Result<Lookup, ApiError> {
     let email = json::opt_string(&map, "email")?
         .map(|raw| Email::parse(raw).map_err(|Invalid(r)| ApiError::invalid("email", r)))
         .transpose()?;
-    let pin = pin(&map)?;
+    let pin = json::pin(&map, "pin")?;
     match (email, pin) {
         (Some(email), _) => Ok(Lookup::Email(email)),
         (None, Some(pin)) => Ok(Lookup::Pin(pin)),
         (None, None) => Err(ApiError::invalid("email", "invalid-email-or-pin-missing")),
     }
-}
-
-/// `pin` as a string of digits or as a JSON integer (the seed's type): a PIN never starts with
-/// 0, so the integer names exactly one PIN.
-fn pin(map: &Map<String, Value>) -> Result<Option<Pin>, ApiError> {
-    let raw = match map.get("pin") {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Number(n)) if n.is_u64() => n.to_string(),
-        Some(_) => return Err(ApiError::invalid("pin", "invalid-pin")),
-    };
-    Pin::parse(&raw).map(Some).map_err(|Invalid(r)| ApiError::invalid("pin", r))
 }
 
 fn send_link(ctx: &Ctx<'_>, lookup: &Lookup) -> Result<(), ApiError> {
@@ -147,8 +135,6 @@ pub fn operation(_: &Settings) -> Value {
         "Emails the user a single-use link (valid {} minutes) to a page where they can see their profile and change their language or passphrase. Give the account's email or PIN. Use it when the user wants to change settings or forgot the passphrase.",
         PROFILE_TTL_MS / 60_000
     );
-    let lengths = Pin::LENGTHS;
-    let pin_pattern = format!("^[1-9][0-9]{{{},{}}}$", lengths.start() - 1, lengths.end() - 1);
     let mut responses = gpt_action_errors();
     responses.insert("200".into(), json!({"description": "A profile link was emailed to the account's address (privacy mode: if the account exists).", "content": {"application/json": {"schema": {
         "type": "object", "required": ["message", "instructions"], "properties": {
@@ -172,7 +158,7 @@ pub fn operation(_: &Settings) -> Value {
                 "minProperties": 1,
                 "properties": {
                     "email": {"type": "string", "maxLength": 254, "pattern": EMAIL_PATTERN, "description": "The account's email address; used when both are given."},
-                    "pin": {"type": "string", "pattern": pin_pattern, "description": "The account's public PIN (digits)."}
+                    "pin": {"type": "string", "pattern": pin_pattern(), "description": "The account's public PIN (digits)."}
                 }
             }}}
         },

@@ -64,7 +64,7 @@ fn parse(ctx: &Ctx<'_>, req: &Request, negotiated: &str) -> Result<(Input, Strin
 
 fn sign_up(ctx: &Ctx<'_>, input: &Input) -> Result<Response, ApiError> {
     // Hashed before anything is looked up, on every path: conceal mode relies on equal timing.
-    let hash = input.passphrase.hash(ports::random(ctx.env)).0;
+    let hash = input.passphrase.hash(ports::random(ctx.env), ctx.settings.argon2).0;
     let outcome = match ctx.store.find_user_by_email(input.email.as_str())? {
         Some(user) if user.status == UserStatus::Pending => replace_pending(ctx, input, &user, hash),
         Some(user) => already_registered(ctx, input, &user),

@@ -2,13 +2,13 @@
 
 mod email;
 mod locale;
-mod passphrase;
 mod pin;
 mod token;
 
 pub use email::Email;
 pub use locale::{Locale, SUPPORTED_LOCALES};
-pub use passphrase::{Passphrase, PassphraseHash};
+pub mod passphrase;
+pub use passphrase::{Argon2Params, Passphrase, PassphraseHash};
 pub use pin::Pin;
 pub use token::{Token, TokenHash, hex as token_hex};
 

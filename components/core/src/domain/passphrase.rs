@@ -18,11 +18,48 @@ impl std::fmt::Debug for Passphrase {
     }
 }
 
-/// Argon2id with m = 19456 KiB, t = 2, p = 1 (OWASP's first recommended setting).
-fn argon2() -> Argon2<'static> {
-    let params = Params::new(19456, 2, 1, None).expect("static Argon2 parameters are valid");
-    Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+/// Argon2id cost parameters (settings `argon2_m_kib`, `argon2_t`, `argon2_p`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Argon2Params {
+    /// Memory in KiB.
+    pub m_kib: u32,
+    /// Iterations.
+    pub t: u32,
+    /// Lanes.
+    pub p: u32,
 }
+
+impl Default for Argon2Params {
+    /// m = 19456 KiB, t = 2, p = 1 (OWASP's first recommended setting; SPEC §1).
+    fn default() -> Self {
+        Self { m_kib: 19456, t: 2, p: 1 }
+    }
+}
+
+impl Argon2Params {
+    /// Ranges the settings accept: enough to be a real cost, small enough to answer in time.
+    pub const M_KIB: std::ops::RangeInclusive<u32> = 8192..=262_144;
+    pub const T: std::ops::RangeInclusive<u32> = 1..=10;
+    pub const P: std::ops::RangeInclusive<u32> = 1..=8;
+
+    fn argon2(self) -> Argon2<'static> {
+        let params = Params::new(self.m_kib, self.t, self.p, None).unwrap_or_default();
+        Argon2::new(Algorithm::Argon2id, Version::V0x13, params)
+    }
+}
+
+thread_local! {
+    static VERIFICATIONS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Argon2 verifications run on this thread so far (tests prove with it that a check runs one).
+pub fn argon2_verifications() -> u64 {
+    VERIFICATIONS.with(std::cell::Cell::get)
+}
+
+/// A hash no passphrase is known for, with the default parameters: Auth_Check verifies against
+/// it when a PIN has no account, so an unknown PIN costs what a wrong passphrase costs.
+pub const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$KioqKioqKioqKioqKioqKg$hqK2sT9t6HVmW6jkiGcxa4KEb11TYnVLcVqT2BQcwJ4";
 
 impl Passphrase {
     /// Normalises with NFKC and checks the length in characters (`min..=max`).
@@ -41,19 +78,34 @@ impl Passphrase {
     }
 
     /// Hashes with a caller-supplied 16-byte random salt.
-    pub fn hash(&self, salt: [u8; 16]) -> PassphraseHash {
+    pub fn hash(&self, salt: [u8; 16], params: Argon2Params) -> PassphraseHash {
         let salt = SaltString::encode_b64(&salt).expect("16 bytes is a valid salt length");
-        let phc = argon2()
+        let phc = params
+            .argon2()
             .hash_password(self.0.as_bytes(), &salt)
             .expect("hashing with valid parameters cannot fail");
         PassphraseHash(phc.to_string())
     }
 
-    /// Constant-time check against a stored hash; a malformed hash never matches.
+    /// Constant-time check against a stored hash, with the hash's own parameters; a malformed
+    /// hash never matches (and costs no Argon2 run).
     pub fn verify(&self, hash: &PassphraseHash) -> bool {
         PasswordHash::new(&hash.0)
-            .map(|parsed| argon2().verify_password(self.0.as_bytes(), &parsed).is_ok())
+            .map(|parsed| {
+                VERIFICATIONS.with(|n| n.set(n.get() + 1));
+                Argon2Params::default().argon2().verify_password(self.0.as_bytes(), &parsed).is_ok()
+            })
             .unwrap_or(false)
+    }
+}
+
+impl PassphraseHash {
+    /// Whether the hash was made with exactly these parameters (else a check rehashes it).
+    pub fn has_params(&self, params: Argon2Params) -> bool {
+        PasswordHash::new(&self.0)
+            .ok()
+            .and_then(|parsed| Params::try_from(&parsed).ok())
+            .is_some_and(|p| (p.m_cost(), p.t_cost(), p.p_cost()) == (params.m_kib, params.t, params.p))
     }
 }
 
@@ -73,12 +125,27 @@ mod tests {
     #[test]
     fn hash_is_argon2id_with_the_specified_parameters_and_verifies_exactly() {
         let p = Passphrase::parse("correct horse battery staple", 15, 256).unwrap();
-        let h = p.hash([7; 16]);
+        let h = p.hash([7; 16], Argon2Params::default());
         assert!(h.0.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{}", h.0);
+        assert!(h.has_params(Argon2Params::default()));
+        let light = Argon2Params { m_kib: 8192, t: 1, p: 1 };
+        let other_params = p.hash([7; 16], light);
+        assert!(other_params.0.starts_with("$argon2id$v=19$m=8192,t=1,p=1$") && !other_params.has_params(Argon2Params::default()));
+        assert!(p.verify(&other_params), "a hash is verified with its own parameters");
         assert!(p.verify(&h));
         let other = Passphrase::parse("Correct horse battery staple", 15, 256).unwrap();
         assert!(!other.verify(&h), "comparison must not fold case");
         assert!(!p.verify(&PassphraseHash("garbage".into())));
+    }
+
+    #[test]
+    fn the_dummy_hash_is_a_default_cost_argon2id_hash() {
+        let hash = PassphraseHash(DUMMY_HASH.into());
+        assert!(hash.has_params(Argon2Params::default()), "{DUMMY_HASH}");
+        let guess = Passphrase::parse("correct horse battery staple", 15, 256).unwrap();
+        let before = argon2_verifications();
+        assert!(!guess.verify(&hash));
+        assert_eq!(argon2_verifications(), before + 1, "a real Argon2 run");
     }
 
     #[test]

@@ -98,14 +98,15 @@ impl SqlStore {
     }
 
     /// Deletes pending accounts whose last sign-up attempt (`updated_at`, which a re-sign-up
-    /// moves) is before `pending_before`, expired secrets and delivered mail older than
-    /// `sent_before`. Returns the number of accounts deleted.
+    /// moves) is before `pending_before`, expired secrets, and delivered mail and counts of failed
+    /// checks (below the lock) older than `sent_before`. Returns the number of accounts deleted.
     pub async fn housekeep(&self, now: i64, pending_before: i64, sent_before: i64) -> Result<u64, sqlx::Error> {
-        use gpt_user_sql::housekeeping::{DELETE_SECRETS, DELETE_SENT_MAIL, DELETE_STALE_PENDING_USERS};
+        use gpt_user_sql::housekeeping::{DELETE_OLD_AUTH_FAILURES, DELETE_SECRETS, DELETE_SENT_MAIL, DELETE_STALE_PENDING_USERS};
         let mut tx = self.pool.begin().await?;
         sqlx::query(DELETE_SECRETS).bind(now).bind(pending_before).execute(&mut *tx).await?;
         let users = sqlx::query(DELETE_STALE_PENDING_USERS).bind(pending_before).fetch_all(&mut *tx).await?;
         sqlx::query(DELETE_SENT_MAIL).bind(sent_before).execute(&mut *tx).await?;
+        sqlx::query(DELETE_OLD_AUTH_FAILURES).bind(sent_before).bind(gpt_user_core::ports::AUTH_LOCK_AFTER).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(users.len() as u64)
     }

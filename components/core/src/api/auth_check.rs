@@ -1,0 +1,196 @@
+//! Auth_Check (`POST /api/auth/check`, GPT action `authCheck`): SPEC §2.4. Also the check behind
+//! the `gpt-user:accounts/auth` interface that components of an embedding application import.
+//!
+//! ```text
+//! count the attempt (as a failure) ─┬─ 100 failures ───────────────▶ 423 PIN_LOCKED
+//!                                   ├─ in the delay after the 5th+ ─▶ 429 TOO_MANY_ATTEMPTS + Retry-After
+//!                                   └─ counted ─▶ one Argon2 verification (unknown PIN: a dummy hash)
+//!                                        ├─ no match / no account ─▶ 401 INVALID_CREDENTIALS
+//!                                        │     (the 100th failure of an account mails its owner once)
+//!                                        └─ match ─▶ reset the count (+ rehash) ─┬─ pending ─▶ 403 EMAIL_NOT_VERIFIED
+//!                                                                                ├─ blocked ─▶ 403 ACCOUNT_BLOCKED
+//!                                                                                └─ active ──▶ 200 {pin, status, locale, email_masked}
+//! ```
+//! The attempt is counted before the check, in its own transaction, so concurrent guesses
+//! cannot slip past the count; the state of an account is told only to who knows its passphrase.
+
+use serde_json::{Value, json};
+
+use super::mail::render;
+use super::openapi::{PASSPHRASE_PATTERN, error_response, gpt_action_errors, pin_pattern};
+use super::signup_init::recovery_url;
+use super::{ApiError, Ctx, Failure, Request, Response, json};
+use crate::domain::passphrase::DUMMY_HASH;
+use crate::domain::{Passphrase, PassphraseHash, Pin};
+use crate::ports::{self, AuthAttempt, Op, StoreError, User, UserStatus};
+use crate::settings::Settings;
+
+/// The longest passphrase a check reads (longer ones cannot be stored, so cannot match).
+const MAX_CHECKED: usize = 4096;
+
+/// A chat user whose PIN and passphrase matched, with an active account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub pin: String,
+    pub locale: String,
+    /// `a***@example.com`: enough for the user to recognise, nothing for anyone else.
+    pub email_masked: String,
+}
+
+/// Why a check did not pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthError {
+    /// The field that is not a PIN or a passphrase at all.
+    InvalidInput(&'static str),
+    /// Unknown PIN or wrong passphrase: the same answer.
+    InvalidCredentials,
+    /// Seconds to wait.
+    Throttled(u32),
+    /// 100 consecutive failures: until the owner sets a new passphrase by profile link.
+    Locked,
+    EmailNotVerified,
+    AccountBlocked,
+    Unavailable,
+}
+
+impl From<StoreError> for AuthError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Throttled(secs) => Self::Throttled(secs),
+            StoreError::Locked => Self::Locked,
+            _ => Self::Unavailable,
+        }
+    }
+}
+
+/// Checks a PIN and passphrase (SPEC §2.4), counting the attempt.
+pub fn check(ctx: &Ctx<'_>, pin: &str, passphrase: &str) -> Result<Account, AuthError> {
+    let pin = Pin::parse(pin).map_err(|_| AuthError::InvalidInput("pin"))?;
+    let passphrase = Passphrase::parse(passphrase, 1, MAX_CHECKED).map_err(|_| AuthError::InvalidInput("passphrase"))?;
+    let pin = pin.as_str().to_owned();
+    ctx.store.apply(vec![Op::CountAuthAttempt(AuthAttempt { pin: pin.clone(), now: ctx.env.now() })])?;
+    let user = ctx.store.find_user_by_pin(&pin)?;
+    // One Argon2 run whether or not the PIN has an account.
+    let stored = PassphraseHash(user.as_ref().map_or(DUMMY_HASH, |u| u.passphrase_hash.as_str()).to_owned());
+    let matched = passphrase.verify(&stored);
+    let user = match user {
+        Some(user) if matched => user,
+        other => {
+            notify_if_locked(ctx, &pin, other.as_ref())?;
+            return Err(AuthError::InvalidCredentials);
+        }
+    };
+    let mut ops = vec![Op::ResetAuthFailures(pin.clone())];
+    if !stored.has_params(ctx.settings.argon2) {
+        let new = passphrase.hash(ports::random(ctx.env), ctx.settings.argon2).0;
+        ops.push(Op::Rehash(user.id.clone(), stored.0, new));
+    }
+    match ctx.store.apply(ops) {
+        Ok(()) => {}
+        // The passphrase was changed meanwhile (a profile save): keep that one, still reset.
+        Err(StoreError::NotFound) => ctx.store.apply(vec![Op::ResetAuthFailures(pin.clone())])?,
+        Err(e) => return Err(e.into()),
+    }
+    match user.status {
+        UserStatus::Pending => Err(AuthError::EmailNotVerified),
+        UserStatus::Blocked => Err(AuthError::AccountBlocked),
+        UserStatus::Active => Ok(Account { pin, locale: user.locale.clone(), email_masked: mask_email(&user.email) }),
+    }
+}
+
+/// The failure that locks an account's PIN mails its owner, once (the store marks it). Run for
+/// unknown PINs too, without mail, so both failures do the same work.
+fn notify_if_locked(ctx: &Ctx<'_>, pin: &str, user: Option<&User>) -> Result<(), AuthError> {
+    let mut ops = vec![Op::NotifyLock(pin.to_owned())];
+    if let Some(user) = user {
+        let mail = render(ctx, &user.locale, "pin-locked", &user.email, &[("link", &recovery_url(ctx)), ("pin", pin)])
+            .map_err(|_| AuthError::Unavailable)?;
+        ops.push(Op::EnqueueMail(mail, ctx.env.now()));
+    }
+    match ctx.store.apply(ops) {
+        Ok(()) | Err(StoreError::NotFound) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// `ann@example.com` → `a***@example.com`.
+pub fn mask_email(email: &str) -> String {
+    let (local, domain) = email.rsplit_once('@').unwrap_or((email, ""));
+    let first: String = local.chars().take(1).collect();
+    format!("{first}***@{domain}")
+}
+
+pub fn handle(ctx: &Ctx<'_>, req: &Request, locale: &str) -> Result<Response, Failure> {
+    let at = |e| (e, locale.to_owned());
+    let map = json::object(&req.body, &["pin", "passphrase"]).map_err(at)?;
+    let pin = json::pin(&map, "pin").map_err(at)?.ok_or_else(|| at(ApiError::invalid("pin", "invalid-missing")))?;
+    let passphrase = json::string(&map, "passphrase").map_err(at)?;
+    match check(ctx, pin.as_str(), passphrase) {
+        Ok(account) => {
+            let l = account.locale.as_str();
+            Ok(Response::json(200, &json!({
+                "pin": account.pin,
+                "status": UserStatus::Active.as_str(),
+                "locale": account.locale,
+                "email_masked": account.email_masked,
+                "message": ctx.l10n.format(l, "auth-ok", &[]),
+                "instructions": ctx.l10n.format(l, "auth-ok-instructions", &[("pin", &account.pin)]),
+            })))
+        }
+        Err(e) => Err(at(match e {
+            AuthError::InvalidInput(field) => ApiError::invalid(field, if field == "pin" { "invalid-pin" } else { "invalid-passphrase-checked" }),
+            AuthError::InvalidCredentials => ApiError::InvalidCredentials,
+            AuthError::Throttled(retry_after) => ApiError::TooManyAttempts { retry_after },
+            AuthError::Locked => ApiError::PinLocked,
+            AuthError::EmailNotVerified => ApiError::AuthEmailNotVerified,
+            AuthError::AccountBlocked => ApiError::AccountBlocked,
+            AuthError::Unavailable => ApiError::Unavailable,
+        })),
+    }
+}
+
+/// The GPT action's contract in `/openapi.json` (`authCheck`). Not consequential: it changes no
+/// account (it counts failures, which only the owner's new passphrase clears).
+pub fn operation(settings: &Settings) -> Value {
+    let mut responses = gpt_action_errors();
+    responses.insert("200".into(), json!({"description": "PIN and passphrase match an active account.", "content": {"application/json": {"schema": {
+        "type": "object", "required": ["pin", "status", "locale", "email_masked", "message", "instructions"], "properties": {
+            "pin": {"type": "string"}, "status": {"type": "string"}, "locale": {"type": "string"}, "email_masked": {"type": "string"},
+            "message": {"type": "string"}, "instructions": {"type": "string"}
+        }}}}}));
+    responses.insert("401".into(), error_response("INVALID_CREDENTIALS (unknown PIN or wrong passphrase), or API_KEY_REQUIRED."));
+    responses.insert("403".into(), error_response("EMAIL_NOT_VERIFIED or ACCOUNT_BLOCKED (passphrase matched); or no API key configured."));
+    responses.insert("422".into(), error_response("Invalid input; field names the problem."));
+    responses.insert("423".into(), error_response("PIN_LOCKED: 100 failures; the owner must set a new passphrase by profile link."));
+    responses.insert("429".into(), error_response("TOO_MANY_ATTEMPTS: wait Retry-After seconds before trying this PIN again."));
+    json!({
+        "operationId": "authCheck",
+        "summary": "Check a PIN and passphrase",
+        "description": "Proves the user owns the PIN before acting for them. Send the PIN and the passphrase the user typed; never store or repeat the passphrase. Repeated failures are delayed and finally lock the PIN.",
+        "x-openai-isConsequential": false,
+        "requestBody": {
+            "required": true,
+            "content": {"application/json": {"schema": {
+                "type": "object",
+                "additionalProperties": false,
+                "required": ["pin", "passphrase"],
+                "properties": {
+                    "pin": {"type": "string", "pattern": pin_pattern(), "description": "The user's public PIN (digits)."},
+                    "passphrase": {"type": "string", "minLength": 1, "maxLength": MAX_CHECKED.max(settings.passphrase_max), "pattern": PASSPHRASE_PATTERN, "description": "The passphrase the user typed for this PIN."}
+                }
+            }}}
+        },
+        "responses": responses
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_masked_address_keeps_the_first_letter_and_the_domain() {
+        assert_eq!(mask_email("ann@example.com"), "a***@example.com");
+        assert_eq!(mask_email("я@пример.рф"), "я***@пример.рф");
+    }
+}
