@@ -17,7 +17,7 @@
 use serde_json::{Value, json};
 
 use super::mail::render;
-use super::openapi::{PASSPHRASE_PATTERN, error_response, gpt_action_errors, pin_pattern};
+use super::openapi::{PASSPHRASE_PATTERN, error_response, gpt_action_errors, object_response, pin_pattern};
 use super::signup_init::recovery_url;
 use super::{ApiError, Ctx, Failure, Request, Response, json};
 use crate::domain::passphrase::DUMMY_HASH;
@@ -153,14 +153,10 @@ pub fn handle(ctx: &Ctx<'_>, req: &Request, locale: &str) -> Result<Response, Fa
 /// account (it counts failures, which only the owner's new passphrase clears).
 pub fn operation(settings: &Settings) -> Value {
     let mut responses = gpt_action_errors();
-    responses.insert("200".into(), json!({"description": "PIN and passphrase match an active account.", "content": {"application/json": {"schema": {
-        "type": "object", "required": ["pin", "status", "locale", "email_masked", "message", "instructions"], "properties": {
-            "pin": {"type": "string"}, "status": {"type": "string"}, "locale": {"type": "string"}, "email_masked": {"type": "string"},
-            "message": {"type": "string"}, "instructions": {"type": "string"}
-        }}}}}));
+    let fields = ["pin", "status", "locale", "email_masked", "message", "instructions"];
+    responses.insert("200".into(), object_response("PIN and passphrase match an active account.", &fields));
     responses.insert("401".into(), error_response("INVALID_CREDENTIALS (unknown PIN or wrong passphrase), or API_KEY_REQUIRED."));
     responses.insert("403".into(), error_response("EMAIL_NOT_VERIFIED or ACCOUNT_BLOCKED (passphrase matched); or no API key configured."));
-    responses.insert("422".into(), error_response("Invalid input; field names the problem."));
     responses.insert("423".into(), error_response("PIN_LOCKED: 100 failures; the owner must set a new passphrase by profile link."));
     responses.insert("429".into(), error_response("TOO_MANY_ATTEMPTS: wait Retry-After seconds before trying this PIN again."));
     json!({

@@ -32,8 +32,18 @@ pub fn error_response(description: &str) -> Value {
 }
 
 /// The answers every GPT action can give besides its own: the guard's and the store's.
+/// A success answer: a JSON object whose `fields` are all required strings.
+pub fn object_response(description: &str, fields: &[&str]) -> Value {
+    let properties: Map<String, Value> = fields.iter().map(|f| ((*f).to_owned(), json!({"type": "string"}))).collect();
+    json!({"description": description, "content": {"application/json": {"schema": {
+        "type": "object", "required": fields, "properties": properties
+    }}}})
+}
+
+/// The errors every GPT action may answer, 422 included.
 pub fn gpt_action_errors() -> Map<String, Value> {
     let mut m = Map::new();
+    m.insert("422".into(), error_response("Invalid input; field names the problem."));
     m.insert("400".into(), error_response("The body is not a JSON object."));
     m.insert("401".into(), error_response("Service API key missing or wrong (WWW-Authenticate: Bearer)."));
     m.insert("403".into(), error_response("No service API key is configured on the server."));

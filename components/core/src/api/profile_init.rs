@@ -15,7 +15,7 @@
 use serde_json::{Value, json};
 
 use super::mail::{render, send_limit};
-use super::openapi::{EMAIL_PATTERN, error_response, gpt_action_errors, pin_pattern};
+use super::openapi::{EMAIL_PATTERN, error_response, gpt_action_errors, object_response, pin_pattern};
 use super::signup_init::{recovery_url, verification_ops};
 use super::{ApiError, Ctx, Failure, Request, Response, json};
 use crate::domain::{Email, Invalid, Pin, Token};
@@ -136,14 +136,11 @@ pub fn operation(_: &Settings) -> Value {
         PROFILE_TTL_MS / 60_000
     );
     let mut responses = gpt_action_errors();
-    responses.insert("200".into(), json!({"description": "A profile link was emailed to the account's address (privacy mode: if the account exists).", "content": {"application/json": {"schema": {
-        "type": "object", "required": ["message", "instructions"], "properties": {
-            "message": {"type": "string"}, "instructions": {"type": "string"}
-        }}}}}));
+    let sent = "A profile link was emailed to the account's address (privacy mode: if the account exists).";
+    responses.insert("200".into(), object_response(sent, &["message", "instructions"]));
     responses.insert("403".into(), error_response("ACCOUNT_BLOCKED: the account is blocked; or no service API key is configured."));
     responses.insert("404".into(), error_response("USER_NOT_FOUND: no account has this email or PIN."));
     responses.insert("409".into(), error_response("EMAIL_NOT_VERIFIED: the email is not verified yet; a new verification link was sent."));
-    responses.insert("422".into(), error_response("Invalid input; field names the problem."));
     responses.insert("429".into(), error_response("Too many emails to this address; see Retry-After."));
     json!({
         "operationId": "updateInit",

@@ -15,7 +15,7 @@
 use serde_json::{Value, json};
 
 use super::mail::{HOUR_MS, render, send_limit};
-use super::openapi::{EMAIL_PATTERN, PASSPHRASE_PATTERN, error_response, gpt_action_errors};
+use super::openapi::{EMAIL_PATTERN, PASSPHRASE_PATTERN, error_response, gpt_action_errors, object_response};
 use crate::settings::Settings;
 use super::{ApiError, Ctx, Failure, Request, Response, json};
 use crate::domain::{Email, Locale, Passphrase, Pin, Token};
@@ -219,14 +219,10 @@ fn concealed(ctx: &Ctx<'_>, input: &Input) -> Response {
 /// account and sends an email, so ChatGPT asks the user before calling it.
 pub fn operation(settings: &Settings) -> Value {
     let mut responses = gpt_action_errors();
-    responses.insert("201".into(), json!({"description": "Pending account created; PIN returned, verification email sent.", "content": {"application/json": {"schema": {
-        "type": "object", "required": ["pin", "status", "message", "instructions"], "properties": {
-            "pin": {"type": "string"}, "status": {"type": "string"}, "message": {"type": "string"}, "instructions": {"type": "string"}
-        }}}}}));
-    responses.insert("200".into(), json!({"description": "Accepted (privacy mode): the outcome is in the email.", "content": {"application/json": {"schema": {
-        "type": "object", "required": ["status", "message", "instructions"], "properties": {
-            "status": {"type": "string"}, "message": {"type": "string"}, "instructions": {"type": "string"}
-        }}}}}));
+    let created = "Pending account created; PIN returned, verification email sent.";
+    responses.insert("201".into(), object_response(created, &["pin", "status", "message", "instructions"]));
+    let concealed = "Accepted (privacy mode): the outcome is in the email.";
+    responses.insert("200".into(), object_response(concealed, &["status", "message", "instructions"]));
     responses.insert("409".into(), error_response("The email already has an account; body has recovery_url."));
     responses.insert("422".into(), error_response("Invalid input or consent not given; field names the problem."));
     responses.insert("429".into(), error_response("Too many emails to this address; see Retry-After."));
