@@ -104,8 +104,23 @@ pub type Failure = (ApiError, String);
 /// A step of a flow: the request (body read) and the negotiated locale.
 pub type Handler = fn(&Ctx<'_>, &Request, &str) -> Result<Response, Failure>;
 
-/// A GPT action's operation object for `/openapi.json` (its contract, next to its handler).
+/// A GPT action's operation object for `/openapi.json`.
 pub type Operation = fn(&Settings) -> Value;
+
+/// A GPT action: where it is served and its contract in `/openapi.json`, next to its handler.
+pub struct Action {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub operation: Operation,
+}
+
+pub const SIGNUP_INIT: Action = Action { method: "POST", path: "/api/signup/init", operation: signup_init::operation };
+pub const UPDATE_INIT: Action = Action { method: "POST", path: "/api/profile/init", operation: profile_init::operation };
+pub const AUTH_CHECK: Action = Action { method: "POST", path: "/api/auth/check", operation: auth_check::operation };
+
+/// Every GPT action of every component: what `/openapi.json` describes. Actions, not route
+/// tables, so the component that serves the document does not link the other components' handlers.
+pub const GPT_ACTIONS: &[Action] = &[SIGNUP_INIT, UPDATE_INIT, AUTH_CHECK];
 
 /// One entry of a component's route table.
 pub struct Route {
@@ -113,53 +128,40 @@ pub struct Route {
     pub path: &'static str,
     pub audience: Audience,
     pub handler: Handler,
-    /// Every GPT action has one; other routes `None`.
-    pub operation: Option<Operation>,
 }
 
-/// The route table of every flow component, for what spans them all (`/openapi.json`).
+impl Route {
+    /// The route of a GPT action (API key, JSON).
+    pub const fn action(action: &Action, handler: Handler) -> Self {
+        Self { method: action.method, path: action.path, audience: Audience::Gpt, handler }
+    }
+}
+
+/// The route table of every flow component (tests check them against [`GPT_ACTIONS`] and `spin.toml`).
 pub const COMPONENT_ROUTES: &[&[Route]] = &[SIGNUP_ROUTES, PROFILE_ROUTES, AUTH_ROUTES];
 
 /// Routes of the sign-up component (it also serves the documents every deployment has).
 pub const SIGNUP_ROUTES: &[Route] = &[
-    Route {
-        method: "POST",
-        path: "/api/signup/init",
-        audience: Audience::Gpt,
-        handler: signup_init::handle,
-        operation: Some(signup_init::operation),
-    },
-    Route { method: "POST", path: "/api/signup/verify", audience: Audience::Browser, handler: signup_verify::handle, operation: None },
-    Route { method: "GET", path: "/signup/verify", audience: Audience::Public, handler: pages::verify, operation: None },
-    Route { method: "GET", path: "/privacy", audience: Audience::Public, handler: pages::privacy, operation: None },
-    Route { method: "GET", path: "/openapi.json", audience: Audience::Public, handler: openapi::document, operation: None },
-    Route { method: "GET", path: "/healthz", audience: Audience::Public, handler: healthz, operation: None },
+    Route::action(&SIGNUP_INIT, signup_init::handle),
+    Route { method: "POST", path: "/api/signup/verify", audience: Audience::Browser, handler: signup_verify::handle },
+    Route { method: "GET", path: "/signup/verify", audience: Audience::Public, handler: pages::verify },
+    Route { method: "GET", path: "/privacy", audience: Audience::Public, handler: pages::privacy },
+    Route { method: "GET", path: "/openapi.json", audience: Audience::Public, handler: openapi::document },
+    Route { method: "GET", path: "/healthz", audience: Audience::Public, handler: healthz },
 ];
 
 /// Routes of the profile component: edit by emailed link (SPEC §2.2).
 pub const PROFILE_ROUTES: &[Route] = &[
-    Route {
-        method: "POST",
-        path: "/api/profile/init",
-        audience: Audience::Gpt,
-        handler: profile_init::handle,
-        operation: Some(profile_init::operation),
-    },
-    Route { method: "POST", path: "/api/profile/request", audience: Audience::Browser, handler: profile_init::request, operation: None },
-    Route { method: "POST", path: "/api/profile/load", audience: Audience::Browser, handler: profile_load::handle, operation: None },
-    Route { method: "POST", path: "/api/profile/save", audience: Audience::Browser, handler: profile_save::handle, operation: None },
-    Route { method: "GET", path: "/profile", audience: Audience::Public, handler: pages::profile, operation: None },
+    Route::action(&UPDATE_INIT, profile_init::handle),
+    Route { method: "POST", path: "/api/profile/request", audience: Audience::Browser, handler: profile_init::request },
+    Route { method: "POST", path: "/api/profile/load", audience: Audience::Browser, handler: profile_load::handle },
+    Route { method: "POST", path: "/api/profile/save", audience: Audience::Browser, handler: profile_save::handle },
+    Route { method: "GET", path: "/profile", audience: Audience::Public, handler: pages::profile },
 ];
 
 /// Routes of the auth component: Auth_Check (SPEC §2.4); the component also exports the check
 /// as `gpt-user:accounts/auth` for components of an embedding application.
-pub const AUTH_ROUTES: &[Route] = &[Route {
-    method: "POST",
-    path: "/api/auth/check",
-    audience: Audience::Gpt,
-    handler: auth_check::handle,
-    operation: Some(auth_check::operation),
-}];
+pub const AUTH_ROUTES: &[Route] = &[Route::action(&AUTH_CHECK, auth_check::handle)];
 
 fn healthz(_: &Ctx<'_>, _: &Request, _: &str) -> Result<Response, Failure> {
     Ok(Response::json(200, &serde_json::json!({"status": "ok"})))

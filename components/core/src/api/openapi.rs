@@ -1,11 +1,10 @@
-//! `GET /openapi.json`: the schema a GPT imports, built from the route tables of every component
-//! ([`super::COMPONENT_ROUTES`]): each GPT action's route carries its own operation object, so an
-//! action and its contract sit together and any component can serve the whole schema. Browser
-//! routes and pages stay out.
+//! `GET /openapi.json`: the schema a GPT imports, built from every component's GPT actions
+//! ([`super::GPT_ACTIONS`]; each action's contract sits in the module of its handler), so any
+//! component can serve the whole schema. Browser routes and pages stay out.
 
 use serde_json::{Map, Value, json};
 
-use super::{Audience, COMPONENT_ROUTES, Ctx, Failure, Request, Response};
+use super::{Ctx, Failure, GPT_ACTIONS, Request, Response};
 use crate::settings::Settings;
 
 pub fn document(ctx: &Ctx<'_>, _: &Request, _: &str) -> Result<Response, Failure> {
@@ -55,10 +54,9 @@ pub fn gpt_action_errors() -> Map<String, Value> {
 
 pub fn schema(settings: &Settings) -> Value {
     let mut paths = Map::new();
-    for route in COMPONENT_ROUTES.iter().flat_map(|routes| routes.iter()).filter(|r| r.audience == Audience::Gpt) {
-        let Some(operation) = route.operation else { continue };
-        let item = paths.entry(route.path).or_insert_with(|| json!({}));
-        item[route.method.to_ascii_lowercase()] = operation(settings);
+    for action in GPT_ACTIONS {
+        let item = paths.entry(action.path).or_insert_with(|| json!({}));
+        item[action.method.to_ascii_lowercase()] = (action.operation)(settings);
     }
     json!({
         "openapi": "3.1.0",
@@ -86,6 +84,7 @@ pub fn schema(settings: &Settings) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::{Audience, COMPONENT_ROUTES};
 
     #[test]
     fn every_gpt_action_is_in_the_schema_once_with_an_operation_id_and_nothing_else_is() {
@@ -94,7 +93,7 @@ mod tests {
         for route in COMPONENT_ROUTES.iter().flat_map(|r| r.iter()) {
             let op = &doc["paths"][route.path][route.method.to_ascii_lowercase()];
             if route.audience == Audience::Gpt {
-                assert!(route.operation.is_some(), "{} has no operation", route.path);
+                assert_eq!(GPT_ACTIONS.iter().filter(|a| a.path == route.path && a.method == route.method).count(), 1, "{} is one GPT action", route.path);
                 ids.push(op["operationId"].as_str().expect("an operationId").to_owned());
                 assert!(op["x-openai-isConsequential"].is_boolean(), "{}: consequential is decided", route.path);
                 assert!(op["responses"]["401"].is_object(), "{}: the guard's answers are listed", route.path);
@@ -107,5 +106,11 @@ mod tests {
         unique.dedup();
         assert_eq!(ids.len(), unique.len(), "operationIds are unique: {ids:?}");
         assert!(!ids.is_empty());
+        // …and every GPT action is served by some component.
+        let served = |a: &crate::api::Action| {
+            COMPONENT_ROUTES.iter().flat_map(|r| r.iter()).any(|r| r.audience == Audience::Gpt && r.path == a.path && r.method == a.method)
+        };
+        assert!(GPT_ACTIONS.iter().all(served), "an action in /openapi.json that no component serves");
+        assert_eq!(ids.len(), GPT_ACTIONS.len());
     }
 }
