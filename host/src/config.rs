@@ -203,8 +203,9 @@ impl Config {
         self.base_url.clone().unwrap_or_else(|| format!("http://{}", self.listen)).trim_end_matches('/').to_owned()
     }
 
+    /// The configured URL, or the SQLite file in the data dir (also when the URL is set empty).
     pub fn database_url(&self) -> String {
-        match &self.database_url {
+        match self.database_url.as_ref().filter(|url| !url.expose().trim().is_empty()) {
             Some(url) => url.expose().to_owned(),
             None => format!("sqlite://{}?mode=rwc", self.data_dir.join("gpt-user.db").display()),
         }

@@ -1,5 +1,6 @@
 //! The gpt-user host: serves the flow components of `spin.toml` on wasmtime, with real adapters
-//! for our WIT interfaces (sqlx store, outbox mail with SMTP or a dev mailbox, Fluent l10n).
+//! for our WIT interfaces (sqlx store, outbox mail with SMTP or a dev mailbox, Fluent l10n), and
+//! the operator's commands on the same store ([`operator`]).
 //!
 //! ```no_run
 //! # async fn run() -> anyhow::Result<()> {
@@ -18,6 +19,7 @@ pub mod clock;
 pub mod config;
 mod devmail;
 pub mod manifest;
+pub mod operator;
 mod reply;
 mod runtime;
 mod server;

@@ -1,10 +1,13 @@
-//! `gpt-user serve [--dev] [--listen ADDR] [--data-dir DIR]`. A refused configuration exits
-//! non-zero with a message on stderr that says what to set.
+//! `gpt-user serve [--dev] [--listen ADDR] [--data-dir DIR]`, and the operator's commands
+//! `gpt-user users …`, `gpt-user outbox …`, `gpt-user check` (see `gpt_user::operator`). A refused
+//! configuration or a failed command exits 1 with one line `error: …` on stderr.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use gpt_user::operator;
 
 #[derive(Parser)]
 #[command(name = "gpt-user", version, about = "User accounts created from a chat, finished in a browser")]
@@ -28,25 +31,36 @@ enum Command {
         #[arg(long)]
         data_dir: Option<PathBuf>,
     },
+    /// Accounts: list, show, block, unblock, delete.
+    Users(operator::Users),
+    /// Queued mail: list, retry, purge.
+    Outbox(operator::Outbox),
+    /// Checks the configuration, the database and the SMTP server before a deployment starts.
+    Check(operator::Check),
 }
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
-    match run(Cli::parse()).await {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if matches!(cli.command, Command::Serve { .. }) {
+        // Only the server logs: an operator command's output is its answer, and a failure is
+        // one line.
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+            .with_writer(std::io::stderr)
+            .init();
+    }
+    match run(cli).await {
+        Ok(code) => code,
         Err(e) => {
             // The message and its causes, not a backtrace: this is what an operator acts on.
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            ExitCode::FAILURE
         }
     }
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { dev, listen, data_dir } => {
             let mut config = gpt_user::Config::load(data_dir.as_deref())?;
@@ -62,7 +76,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                     stop.notify_waiters();
                 }
             });
-            app.run_until_stopped().await
+            app.run_until_stopped().await?;
         }
+        Command::Users(users) => operator::users(users).await?,
+        Command::Outbox(outbox) => operator::outbox(outbox).await?,
+        // Its report says what is wrong, line by line; the exit code sums it up.
+        Command::Check(check) => return Ok(if operator::check(check).await? { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
     }
+    Ok(ExitCode::SUCCESS)
 }

@@ -176,6 +176,23 @@ pub async fn spawn_with(options: Options) -> TestApp {
 }
 
 impl Control {
+    /// The URL another process opens this host's database with (the operator CLI): the test's
+    /// PostgreSQL database, or the SQLite file in the data dir (`Config::database_url`).
+    pub fn database_url(&self) -> String {
+        match &self.postgres {
+            Some((admin, name)) => {
+                let (server, _) = admin.rsplit_once('/').unwrap();
+                format!("{server}/{name}")
+            }
+            None => format!("sqlite://{}", self.dir.join("gpt-user.db").display()),
+        }
+    }
+
+    /// The host's data directory (its SQLite file, dev mailbox); removed with the app.
+    pub fn data_dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+
     /// Drops this test's PostgreSQL database under the running host (its connections are cut).
     pub async fn kill_postgres_database(&self) {
         let (admin, name) = self.postgres.clone().expect("a PostgreSQL test");
@@ -406,6 +423,11 @@ impl TestApp {
             self.inbox.messages.lock().unwrap().iter().filter(|m| m.recipients.iter().any(|r| r == to)).map(|m| m.raw.clone()).collect()
         };
         raws.iter().map(|raw| parse_mail(raw)).filter(|m| m.to == to).collect()
+    }
+
+    /// `host:port` of the SMTP relay the host sends to (up or not yet), if it has one.
+    pub fn smtp_relay(&self) -> Option<String> {
+        self.smtp_addr.clone().or_else(|| self.sink.lock().unwrap().as_ref().map(|s| s.addr.to_string()))
     }
 
     /// Brings up the SMTP listener of a `MailMode::SmtpDown` app.

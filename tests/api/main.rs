@@ -11,5 +11,6 @@ mod browser;
 mod chromium;
 mod helpers;
 mod input;
+mod mcp;
 mod profile;
 mod signup;

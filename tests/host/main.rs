@@ -15,6 +15,7 @@ mod auth;
 mod conceal;
 mod embed;
 mod mail;
+mod operator;
 mod prehijack;
 mod profile;
 mod runtime;

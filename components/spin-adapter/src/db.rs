@@ -1,24 +1,19 @@
-//! One Spin SQLite connection per call, the schema created on first use, the shared SQL layer's
+//! One Spin SQLite connection per call, the schema migrated on first use, the shared SQL layer's
 //! [`Conn`] over it, and the mapping of SQLite failures onto the store's errors (never SQL text
 //! to the flow).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use gpt_user_core::ports::StoreError;
+use gpt_user_sql::schema::{CREATE_SCHEMA_MIGRATIONS, MIGRATIONS, statements};
 use gpt_user_sql::{Conn, Dialect, Param, Row};
 
 use crate::bindings::fermyon::spin::sqlite::{Connection, Error as SqlError, QueryResult, Value};
 
-/// Set once the DDL ran in this instance (Spin reuses instances; the DDL is idempotent). Cleared
-/// when SQLite reports a missing table, so a database replaced under a living instance costs one
-/// failed call, not all later ones.
+/// Set once this instance found the schema complete (Spin reuses instances). Cleared when SQLite
+/// reports a missing table, so a database replaced under a living instance costs one failed call,
+/// not all later ones.
 static SCHEMA_READY: AtomicBool = AtomicBool::new(false);
-
-/// The shared schema's statements, then the adapter's own tables.
-pub fn schema_statements() -> impl Iterator<Item = String> {
-    let shared = gpt_user_sql::schema::MIGRATIONS.iter().flat_map(|(_, sql)| gpt_user_sql::schema::statements(sql));
-    shared.chain(crate::housekeeping::SCHEMA.iter().map(|s| (*s).to_owned()))
-}
 
 pub struct Db {
     conn: Connection,
@@ -29,12 +24,56 @@ impl Db {
     pub fn open() -> Result<Self, StoreError> {
         let db = Self { conn: Connection::open("default").map_err(error)? };
         if !SCHEMA_READY.load(Ordering::Acquire) {
-            for sql in schema_statements() {
-                db.exec(&sql, &[])?;
-            }
+            db.migrate()?;
             SCHEMA_READY.store(true, Ordering::Release);
         }
         Ok(db)
+    }
+
+    /// Applies the shared migrations the database lacks, each version once and recorded in
+    /// `schema_migrations` as our host does (a migration may `ALTER TABLE`, which must not run
+    /// twice), all in one `BEGIN IMMEDIATE` transaction: of several fresh instances on a new
+    /// database, the first applies them and the others, once they have the lock, find them
+    /// applied. A plain read decides first, so a fresh instance on an up-to-date database — on
+    /// Spin, nearly every request — takes no write lock. Then the adapter's own tables.
+    fn migrate(&self) -> Result<(), StoreError> {
+        let latest = MIGRATIONS.last().map_or(0, |(version, _)| *version);
+        if self.applied_version() < latest {
+            self.transaction(|db| {
+                db.exec(CREATE_SCHEMA_MIGRATIONS, &[])?;
+                for (version, sql) in MIGRATIONS {
+                    let done = db.exec("SELECT version FROM schema_migrations WHERE version = $1", &[Value::Integer(version)])?;
+                    if !done.rows.is_empty() {
+                        continue;
+                    }
+                    for statement in statements(sql) {
+                        db.exec(&statement, &[])?;
+                    }
+                    db.exec("INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)", &[
+                        Value::Integer(version),
+                        Value::Integer(crate::outbox::now_ms()),
+                    ])?;
+                }
+                Ok(())
+            })?;
+        }
+        for sql in crate::housekeeping::SCHEMA {
+            self.exec(sql, &[])?;
+        }
+        Ok(())
+    }
+
+    /// The highest migration applied, 0 if none (or no `schema_migrations` table: a new
+    /// database, or one made before migrations were recorded here; version 1 and 2 are
+    /// idempotent, so such a database is brought up to date like a new one).
+    fn applied_version(&self) -> i64 {
+        match self.conn.execute("SELECT MAX(version) FROM schema_migrations", &[]) {
+            Ok(result) => match result.rows.first().and_then(|r| r.values.first()) {
+                Some(Value::Integer(version)) => *version,
+                _ => 0,
+            },
+            Err(_) => 0,
+        }
     }
 
     pub fn exec(&self, sql: &str, params: &[Value]) -> Result<QueryResult, StoreError> {
@@ -113,6 +152,20 @@ impl Row for SpinRow {
         match self.0.get(i) {
             Some(Value::Integer(n)) => Ok(*n),
             other => Err(column(i, other)),
+        }
+    }
+
+    fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        match self.0.get(i) {
+            Some(Value::Null) => Ok(None),
+            _ => self.text(i).map(Some),
+        }
+    }
+
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
+        match self.0.get(i) {
+            Some(Value::Null) => Ok(None),
+            _ => self.int(i).map(Some),
         }
     }
 }

@@ -18,7 +18,7 @@ pub const PERIOD_MS: i64 = 5 * 60 * 1000;
 /// Pending accounts and delivered mail are kept this long.
 pub const KEEP_MS: i64 = gpt_user_core::ports::STALE_AFTER_MS;
 
-/// The adapter's own table, created with the shared schema (idempotent, like it). Not in
+/// The adapter's own table, created after the shared migrations (idempotent). Not in
 /// `schema/001_init.sql`: the host schedules housekeeping itself and has no use for it. Its one
 /// row is written by the first claim (an upsert), not here: the schema runs in every fresh
 /// instance, and a seeding INSERT would take the write lock on every request.

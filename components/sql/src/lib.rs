@@ -4,7 +4,8 @@
 //! - [`store`]: the reads and every operation of `gpt-user:accounts/store`'s `apply`;
 //! - [`outbox`]: queueing, claiming under a lease, marking, and the retry backoff;
 //! - [`housekeeping`]: the retention deletes;
-//! - [`schema`]: the migrations and how a migration file is split into statements.
+//! - [`schema`]: the migrations and how a migration file is split into statements;
+//! - [`operator`]: what the operator's CLI reads and changes (accounts, the outbox).
 //!
 //! A runtime supplies a connection ([`Conn`]: run a statement, run a query) and the transaction
 //! around [`store::apply_one`]. Placeholders are `$1..$n` in order of appearance, which sqlx and
@@ -15,6 +16,7 @@
 //! calls and drives them with [`block_on`], which never waits.
 
 pub mod housekeeping;
+pub mod operator;
 pub mod outbox;
 pub mod schema;
 pub mod store;
@@ -66,6 +68,9 @@ impl From<Option<String>> for Param {
 pub trait Row {
     fn text(&self, i: usize) -> Result<String, StoreError>;
     fn int(&self, i: usize) -> Result<i64, StoreError>;
+    /// A nullable column: `None` for SQL `NULL`.
+    fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError>;
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError>;
 }
 
 /// A database connection (inside a transaction for [`store::apply_one`]). Implementations map

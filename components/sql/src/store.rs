@@ -219,7 +219,7 @@ fn user_from<R: Row>(r: &R) -> Result<User, StoreError> {
     })
 }
 
-fn status_from(s: &str) -> Option<UserStatus> {
+pub(crate) fn status_from(s: &str) -> Option<UserStatus> {
     [UserStatus::Pending, UserStatus::Active, UserStatus::Blocked].into_iter().find(|status| status.as_str() == s)
 }
 

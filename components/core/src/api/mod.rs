@@ -10,6 +10,7 @@ pub mod auth_check;
 mod error;
 pub mod json;
 pub mod mail;
+pub mod mcp;
 pub mod openapi;
 mod pages;
 mod profile_init;
@@ -107,16 +108,48 @@ pub type Handler = fn(&Ctx<'_>, &Request, &str) -> Result<Response, Failure>;
 /// A GPT action's operation object for `/openapi.json`.
 pub type Operation = fn(&Settings) -> Value;
 
-/// A GPT action: where it is served and its contract in `/openapi.json`, next to its handler.
+/// A GPT action: where it is served, its contract in `/openapi.json` and what calling it does
+/// (the MCP tool annotations), next to its handler.
 pub struct Action {
     pub method: &'static str,
     pub path: &'static str,
     pub operation: Operation,
+    pub effects: Effects,
 }
 
-pub const SIGNUP_INIT: Action = Action { method: "POST", path: "/api/signup/init", operation: signup_init::operation };
-pub const UPDATE_INIT: Action = Action { method: "POST", path: "/api/profile/init", operation: profile_init::operation };
-pub const AUTH_CHECK: Action = Action { method: "POST", path: "/api/auth/check", operation: auth_check::operation };
+/// What calling an action does to the world, as an MCP client reads it (`readOnlyHint`,
+/// `destructiveHint`, `idempotentHint`): clients ask the user before calls that are not read-only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Effects {
+    pub read_only: bool,
+    pub destructive: bool,
+    pub idempotent: bool,
+}
+
+/// Creates an account and sends an email; for a pending address it replaces the earlier
+/// registration (passphrase, PIN, links): destructive, and each call issues a new PIN and link.
+pub const SIGNUP_INIT: Action = Action {
+    method: "POST",
+    path: "/api/signup/init",
+    operation: signup_init::operation,
+    effects: Effects { read_only: false, destructive: true, idempotent: false },
+};
+/// Issues a profile link and emails it to the account's own address; overwrites nothing, but
+/// each call sends another email (throttled).
+pub const UPDATE_INIT: Action = Action {
+    method: "POST",
+    path: "/api/profile/init",
+    operation: profile_init::operation,
+    effects: Effects { read_only: false, destructive: false, idempotent: false },
+};
+/// Changes no account, but counts every failure on the PIN (delay after 5, lock after 100):
+/// not read-only, not idempotent.
+pub const AUTH_CHECK: Action = Action {
+    method: "POST",
+    path: "/api/auth/check",
+    operation: auth_check::operation,
+    effects: Effects { read_only: false, destructive: false, idempotent: false },
+};
 
 /// Every GPT action of every component: what `/openapi.json` describes. Actions, not route
 /// tables, so the component that serves the document does not link the other components' handlers.
@@ -138,11 +171,19 @@ impl Route {
 }
 
 /// The route table of every flow component (tests check them against [`GPT_ACTIONS`] and `spin.toml`).
-pub const COMPONENT_ROUTES: &[&[Route]] = &[SIGNUP_ROUTES, PROFILE_ROUTES, AUTH_ROUTES];
+pub const COMPONENT_ROUTES: &[&[Route]] = &[SIGNUP_ROUTES, PROFILE_ROUTES, AUTH_ROUTES, MCP_ROUTES];
+
+const SIGNUP_INIT_ROUTE: Route = Route::action(&SIGNUP_INIT, signup_init::handle);
+const UPDATE_INIT_ROUTE: Route = Route::action(&UPDATE_INIT, profile_init::handle);
+const AUTH_CHECK_ROUTE: Route = Route::action(&AUTH_CHECK, auth_check::handle);
+
+/// The route of every GPT action: what `tools/call` of the MCP endpoint runs (through [`respond`],
+/// as if the action had been called over HTTP).
+pub const GPT_ROUTES: &[Route] = &[SIGNUP_INIT_ROUTE, UPDATE_INIT_ROUTE, AUTH_CHECK_ROUTE];
 
 /// Routes of the sign-up component (it also serves the documents every deployment has).
 pub const SIGNUP_ROUTES: &[Route] = &[
-    Route::action(&SIGNUP_INIT, signup_init::handle),
+    SIGNUP_INIT_ROUTE,
     Route { method: "POST", path: "/api/signup/verify", audience: Audience::Browser, handler: signup_verify::handle },
     Route { method: "GET", path: "/signup/verify", audience: Audience::Public, handler: pages::verify },
     Route { method: "GET", path: "/privacy", audience: Audience::Public, handler: pages::privacy },
@@ -152,7 +193,7 @@ pub const SIGNUP_ROUTES: &[Route] = &[
 
 /// Routes of the profile component: edit by emailed link (SPEC §2.2).
 pub const PROFILE_ROUTES: &[Route] = &[
-    Route::action(&UPDATE_INIT, profile_init::handle),
+    UPDATE_INIT_ROUTE,
     Route { method: "POST", path: "/api/profile/request", audience: Audience::Browser, handler: profile_init::request },
     Route { method: "POST", path: "/api/profile/load", audience: Audience::Browser, handler: profile_load::handle },
     Route { method: "POST", path: "/api/profile/save", audience: Audience::Browser, handler: profile_save::handle },
@@ -161,7 +202,12 @@ pub const PROFILE_ROUTES: &[Route] = &[
 
 /// Routes of the auth component: Auth_Check (SPEC §2.4); the component also exports the check
 /// as `gpt-user:accounts/auth` for components of an embedding application.
-pub const AUTH_ROUTES: &[Route] = &[Route::action(&AUTH_CHECK, auth_check::handle)];
+pub const AUTH_ROUTES: &[Route] = &[AUTH_CHECK_ROUTE];
+
+/// Routes of the MCP component: the GPT actions as MCP tools. `POST /mcp` is guarded like a GPT
+/// action (API key, JSON); its `tools/call` runs [`GPT_ROUTES`], so the component links every
+/// action's handler.
+pub const MCP_ROUTES: &[Route] = &[Route { method: "POST", path: mcp::PATH, audience: Audience::Gpt, handler: mcp::handle }];
 
 fn healthz(_: &Ctx<'_>, _: &Request, _: &str) -> Result<Response, Failure> {
     Ok(Response::json(200, &serde_json::json!({"status": "ok"})))

@@ -31,6 +31,21 @@ impl Transport {
         }
     }
 
+    /// Connects to the SMTP server of `url` as a delivery would (TLS and login included), sends
+    /// `NOOP` and quits, all within `within`: what `gpt-user check` reports.
+    pub async fn probe(url: &str, within: Duration) -> anyhow::Result<()> {
+        let transport: AsyncSmtpTransport<Tokio1Executor> = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            .map_err(|_| anyhow::anyhow!("invalid SMTP URL (expected smtp://host:port or smtps://host:port)"))?
+            .timeout(Some(within))
+            .build();
+        match tokio::time::timeout(within, transport.test_connection()).await {
+            Err(_) => anyhow::bail!("no answer within {} s", within.as_secs()),
+            Ok(Err(e)) => Err(e.into()),
+            Ok(Ok(false)) => anyhow::bail!("the server did not answer NOOP"),
+            Ok(Ok(true)) => Ok(()),
+        }
+    }
+
     /// Builds the MIME message (plain text + HTML alternatives) and delivers it.
     pub async fn send(&self, from: &Mailbox, row: &OutboxRow, now_ms: i64) -> anyhow::Result<()> {
         let message = Message::builder()

@@ -9,7 +9,7 @@
 use sqlx::{AnyConnection, Connection as _};
 
 use gpt_user_sql::Dialect;
-use gpt_user_sql::schema::{MIGRATIONS, statements};
+use gpt_user_sql::schema::{CREATE_SCHEMA_MIGRATIONS, MIGRATIONS, statements};
 
 /// Key of the advisory lock every gpt-user host takes to migrate ("gpt-user" in ASCII).
 const MIGRATION_LOCK: i64 = 0x6770_742d_7573_6572;
@@ -36,9 +36,7 @@ async fn apply_missing(conn: &mut AnyConnection, dialect: Dialect) -> Result<(),
             Dialect::Sqlite => conn.begin_with("BEGIN IMMEDIATE").await?,
             Dialect::Postgres => conn.begin().await?,
         };
-        sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)")
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(CREATE_SCHEMA_MIGRATIONS).execute(&mut *tx).await?;
         let done: Option<(i64,)> = sqlx::query_as("SELECT version FROM schema_migrations WHERE version = $1")
             .bind(version)
             .fetch_optional(&mut *tx)

@@ -38,6 +38,12 @@ impl SqlStore {
                 std::fs::create_dir_all(dir)?;
             }
         }
+        // On a connection of its own: on PostgreSQL it holds the migration lock for its session,
+        // and closing it is what releases the lock even if the migration fails halfway. First,
+        // so that a database that cannot be reached says why (the pool would only time out).
+        let mut conn = AnyConnection::connect(url).await.map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
+        super::schema::migrate(&mut conn, dialect).await?;
+        conn.close().await?;
         let pool = AnyPoolOptions::new()
             .max_connections(if dialect == Dialect::Sqlite { 4 } else { 10 })
             .acquire_timeout(std::time::Duration::from_secs(5))
@@ -48,11 +54,6 @@ impl SqlStore {
             // Readers do not block the writer; persistent in the file.
             sqlx::query("PRAGMA journal_mode=WAL").execute(&pool).await?;
         }
-        // On a connection of its own: on PostgreSQL it holds the migration lock for its session,
-        // and closing it is what releases the lock even if the migration fails halfway.
-        let mut conn = AnyConnection::connect(url).await.map_err(|e| anyhow::anyhow!("cannot open the database: {e}"))?;
-        super::schema::migrate(&mut conn, dialect).await?;
-        conn.close().await?;
         Ok(Self { pool, dialect, mail_queued: Arc::new(Notify::new()) })
     }
 
@@ -61,12 +62,28 @@ impl SqlStore {
     }
 
     /// Runs `body` on a pooled connection outside a transaction.
-    pub(super) async fn with_conn<T>(
+    pub(crate) async fn with_conn<T>(
         &self,
         body: impl AsyncFnOnce(&mut SqlxConn<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         let mut conn = self.pool.acquire().await.map_err(error)?;
         body(&mut SqlxConn { conn: &mut conn, dialect: self.dialect }).await
+    }
+
+    /// Runs `body` in one transaction: committed if it returns `Ok`, else rolled back.
+    pub(crate) async fn transaction<T>(
+        &self,
+        body: impl AsyncFnOnce(&mut SqlxConn<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        // SQLite: take the write lock up front, so a read-then-write transaction cannot deadlock.
+        let begin = match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Dialect::Postgres => self.pool.begin().await,
+        };
+        let mut tx = begin.map_err(error)?;
+        let value = body(&mut SqlxConn { conn: &mut tx, dialect: self.dialect }).await?;
+        tx.commit().await.map_err(error)?;
+        Ok(value)
     }
 
     pub async fn find_user(&self, key: UserKey, value: &str) -> Result<Option<User>, StoreError> {
@@ -79,18 +96,14 @@ impl SqlStore {
 
     /// All operations in one transaction; the first failure rolls everything back.
     pub async fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
-        // SQLite: take the write lock up front, so a read-then-write transaction cannot deadlock.
-        let begin = match self.dialect {
-            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Dialect::Postgres => self.pool.begin().await,
-        };
-        let mut tx = begin.map_err(error)?;
         let queues_mail = ops.iter().any(|op| matches!(op, Op::EnqueueMail(..)));
-        let mut conn = SqlxConn { conn: &mut tx, dialect: self.dialect };
-        for op in ops {
-            store::apply_one(&mut conn, op).await?;
-        }
-        tx.commit().await.map_err(error)?;
+        self.transaction(async |conn| {
+            for op in ops {
+                store::apply_one(conn, op).await?;
+            }
+            Ok(())
+        })
+        .await?;
         if queues_mail {
             self.mail_queued.notify_one();
         }
@@ -113,7 +126,7 @@ impl SqlStore {
 }
 
 /// A sqlx connection (pooled, or inside a transaction) as the shared layer's [`Conn`].
-pub(super) struct SqlxConn<'c> {
+pub(crate) struct SqlxConn<'c> {
     conn: &'c mut AnyConnection,
     dialect: Dialect,
 }
@@ -147,7 +160,7 @@ impl Conn for SqlxConn<'_> {
     }
 }
 
-pub(super) struct SqlxRow(AnyRow);
+pub(crate) struct SqlxRow(AnyRow);
 
 impl SqlxRow {
     fn get<T>(&self, i: usize) -> Result<T, StoreError>
@@ -164,6 +177,14 @@ impl gpt_user_sql::Row for SqlxRow {
     }
 
     fn int(&self, i: usize) -> Result<i64, StoreError> {
+        self.get(i)
+    }
+
+    fn opt_text(&self, i: usize) -> Result<Option<String>, StoreError> {
+        self.get(i)
+    }
+
+    fn opt_int(&self, i: usize) -> Result<Option<i64>, StoreError> {
         self.get(i)
     }
 }

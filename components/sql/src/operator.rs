@@ -1,0 +1,284 @@
+//! What the operator's CLI (`gpt-user users …`, `gpt-user outbox …`) reads and changes, for any
+//! runtime's [`Conn`]. The caller runs each change in one transaction, the account lookup
+//! included, so a change acts on the row it found. Nothing here reads a secret's hash, a
+//! passphrase hash or a message's subject or body: what the CLI never prints, it never has.
+
+use gpt_user_core::ports::{StoreError, Timestamp, UserStatus};
+
+use crate::store::{UserKey, status_from};
+use crate::{Conn, Param, Row};
+
+const ACCOUNT_COLUMNS: &str = "id, pin, email, status, email_verified, locale, created_at, updated_at, blocked_reason";
+
+/// An account as the operator sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: String,
+    pub pin: String,
+    pub email: String,
+    pub status: UserStatus,
+    pub email_verified: bool,
+    pub locale: String,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub blocked_reason: Option<String>,
+}
+
+/// An account with the counts `users show` adds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountDetails {
+    pub account: Account,
+    /// Unexpired secrets (links, codes) of the account.
+    pub open_tokens: i64,
+    /// Unsent messages to its address.
+    pub queued_mail: i64,
+    /// Consecutive failed Auth_Checks of its PIN.
+    pub auth_failures: i64,
+}
+
+/// Which accounts `users list` shows, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct AccountFilter {
+    pub status: Option<UserStatus>,
+    /// A case-insensitive substring of the address.
+    pub email_like: Option<String>,
+    pub limit: i64,
+}
+
+pub async fn list_accounts<C: Conn>(conn: &mut C, filter: &AccountFilter) -> Result<Vec<Account>, StoreError> {
+    let mut conditions = Vec::new();
+    let mut params: Vec<Param> = Vec::new();
+    if let Some(status) = filter.status {
+        params.push(status.as_str().into());
+        conditions.push(format!("status = ${}", params.len()));
+    }
+    if let Some(part) = &filter.email_like {
+        params.push(like_pattern(part).into());
+        conditions.push(format!("email LIKE ${} ESCAPE '\\'", params.len()));
+    }
+    params.push(filter.limit.into());
+    let sql = format!(
+        "SELECT {ACCOUNT_COLUMNS} FROM users{} ORDER BY created_at DESC, id LIMIT ${}",
+        if conditions.is_empty() { String::new() } else { format!(" WHERE {}", conditions.join(" AND ")) },
+        params.len()
+    );
+    conn.query(&sql, params).await?.iter().map(account_from).collect()
+}
+
+pub async fn find_account<C: Conn>(conn: &mut C, key: UserKey, value: &str) -> Result<Option<Account>, StoreError> {
+    let column = match key {
+        UserKey::Id => "id",
+        UserKey::Email => "email",
+        UserKey::Pin => "pin",
+    };
+    let rows = conn.query(&format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE {column} = $1"), vec![value.into()]).await?;
+    rows.first().map(account_from).transpose()
+}
+
+pub async fn details<C: Conn>(conn: &mut C, account: Account, now: Timestamp) -> Result<AccountDetails, StoreError> {
+    let open_tokens = count(conn, "SELECT COUNT(*) FROM secrets WHERE user_id = $1 AND expires_at > $2", vec![
+        account.id.as_str().into(),
+        now.into(),
+    ])
+    .await?;
+    let queued_mail =
+        count(conn, "SELECT COUNT(*) FROM outbox WHERE recipient = $1 AND sent_at IS NULL", vec![account.email.as_str().into()]).await?;
+    let rows = conn.query("SELECT failures FROM auth_failures WHERE pin = $1", vec![account.pin.as_str().into()]).await?;
+    let auth_failures = rows.first().map(|r| r.int(0)).transpose()?.unwrap_or(0);
+    Ok(AccountDetails { account, open_tokens, queued_mail, auth_failures })
+}
+
+/// Blocks the account (again, if it is blocked: a new reason replaces the old, none keeps it) and
+/// deletes every secret it has, so no link or code of it works any more. Returns how many of them
+/// were still valid (the tokens revoked).
+pub async fn block<C: Conn>(conn: &mut C, user_id: &str, reason: Option<&str>, now: Timestamp) -> Result<i64, StoreError> {
+    let rows = conn
+        .query(
+            "UPDATE users SET status = 'blocked', blocked_reason = COALESCE($1, blocked_reason), updated_at = $2 WHERE id = $3 RETURNING id",
+            vec![reason.map(str::to_owned).into(), now.into(), user_id.into()],
+        )
+        .await?;
+    if rows.is_empty() {
+        return Err(StoreError::NotFound);
+    }
+    let revoked = conn.query("DELETE FROM secrets WHERE user_id = $1 RETURNING expires_at", vec![user_id.into()]).await?;
+    let mut valid = 0;
+    for row in &revoked {
+        valid += i64::from(row.int(0)? > now);
+    }
+    Ok(valid)
+}
+
+/// Lifts a block: `active` if the address was verified, else `pending` (which housekeeping then
+/// deletes in its time, as any unverified sign-up). `None` if the account is not blocked.
+pub async fn unblock<C: Conn>(conn: &mut C, user_id: &str, now: Timestamp) -> Result<Option<UserStatus>, StoreError> {
+    let rows = conn
+        .query(
+            "UPDATE users SET status = CASE WHEN email_verified = 1 THEN 'active' ELSE 'pending' END, blocked_reason = NULL, \
+             updated_at = $1 WHERE id = $2 AND status = 'blocked' RETURNING status",
+            vec![now.into(), user_id.into()],
+        )
+        .await?;
+    rows.first().map(|r| status(&r.text(0)?)).transpose()
+}
+
+/// Deletes the account with its secrets, its unsent mail and its PIN's count of failed checks.
+/// Delivered mail stays until housekeeping: it holds no body, and it is the record of what was sent.
+/// `NotFound` if the account is gone.
+pub async fn delete<C: Conn>(conn: &mut C, account: &Account) -> Result<(), StoreError> {
+    conn.execute("DELETE FROM secrets WHERE user_id = $1", vec![account.id.as_str().into()]).await?;
+    conn.execute("DELETE FROM outbox WHERE recipient = $1 AND sent_at IS NULL", vec![account.email.as_str().into()]).await?;
+    conn.execute("DELETE FROM auth_failures WHERE pin = $1", vec![account.pin.as_str().into()]).await?;
+    let rows = conn.query("DELETE FROM users WHERE id = $1 RETURNING id", vec![account.id.as_str().into()]).await?;
+    if rows.is_empty() { Err(StoreError::NotFound) } else { Ok(()) }
+}
+
+/// Where a message is: `pending` (no attempt yet), `failed` (at least one failed attempt, not
+/// sent), `sent`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MailState {
+    Pending,
+    Failed,
+    Sent,
+}
+
+impl MailState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Failed => "failed",
+            Self::Sent => "sent",
+        }
+    }
+
+    fn condition(self) -> &'static str {
+        match self {
+            Self::Pending => "sent_at IS NULL AND attempts = 0",
+            Self::Failed => "sent_at IS NULL AND attempts > 0",
+            Self::Sent => "sent_at IS NOT NULL",
+        }
+    }
+
+    fn of(sent_at: Option<Timestamp>, attempts: i64) -> Self {
+        match (sent_at, attempts) {
+            (Some(_), _) => Self::Sent,
+            (None, 0) => Self::Pending,
+            (None, _) => Self::Failed,
+        }
+    }
+}
+
+/// An outbox row without its subject and bodies (a body may hold a live link).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub id: String,
+    pub recipient: String,
+    pub kind: String,
+    pub state: MailState,
+    pub attempts: i64,
+    pub queued_at: Timestamp,
+    pub next_attempt_at: Timestamp,
+    pub sent_at: Option<Timestamp>,
+    pub last_error: Option<String>,
+}
+
+/// Newest queued first.
+pub async fn list_outbox<C: Conn>(conn: &mut C, state: Option<MailState>, limit: i64) -> Result<Vec<OutboxEntry>, StoreError> {
+    let filter = state.map(|s| format!(" WHERE {}", s.condition())).unwrap_or_default();
+    let sql = format!(
+        "SELECT id, recipient, kind, attempts, queued_at, next_attempt_at, sent_at, last_error FROM outbox{filter} \
+         ORDER BY queued_at DESC, id LIMIT $1"
+    );
+    let rows = conn.query(&sql, vec![limit.into()]).await?;
+    rows.iter()
+        .map(|r| {
+            let (attempts, sent_at) = (r.int(3)?, r.opt_int(6)?);
+            Ok(OutboxEntry {
+                id: r.text(0)?,
+                recipient: r.text(1)?,
+                kind: r.text(2)?,
+                state: MailState::of(sent_at, attempts),
+                attempts,
+                queued_at: r.int(4)?,
+                next_attempt_at: r.int(5)?,
+                sent_at,
+                last_error: r.opt_text(7)?,
+            })
+        })
+        .collect()
+}
+
+/// Makes an unsent message due at `now`; false if there is no unsent message `id`. A message
+/// being sent right now keeps its lease: taking it away would let a second dispatcher send it
+/// again. An expired lease does not hold a message back, so there is nothing else to clear.
+pub async fn retry<C: Conn>(conn: &mut C, id: &str, now: Timestamp) -> Result<bool, StoreError> {
+    let rows =
+        conn.query("UPDATE outbox SET next_attempt_at = $1 WHERE id = $2 AND sent_at IS NULL RETURNING id", vec![now.into(), id.into()]).await?;
+    Ok(!rows.is_empty())
+}
+
+/// Makes every failed message due at `now`; returns how many.
+pub async fn retry_all_failed<C: Conn>(conn: &mut C, now: Timestamp) -> Result<u64, StoreError> {
+    let sql = format!("UPDATE outbox SET next_attempt_at = $1 WHERE {} RETURNING id", MailState::Failed.condition());
+    Ok(conn.query(&sql, vec![now.into()]).await?.len() as u64)
+}
+
+/// Deletes delivered messages sent before `sent_before`; returns how many.
+pub async fn purge_sent<C: Conn>(conn: &mut C, sent_before: Timestamp) -> Result<u64, StoreError> {
+    let rows = conn.query("DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1 RETURNING id", vec![sent_before.into()]).await?;
+    Ok(rows.len() as u64)
+}
+
+async fn count<C: Conn>(conn: &mut C, sql: &str, params: Vec<Param>) -> Result<i64, StoreError> {
+    conn.query(sql, params).await?.first().map_or(Ok(0), |r| r.int(0))
+}
+
+fn account_from<R: Row>(r: &R) -> Result<Account, StoreError> {
+    Ok(Account {
+        id: r.text(0)?,
+        pin: r.text(1)?,
+        email: r.text(2)?,
+        status: status(&r.text(3)?)?,
+        email_verified: r.int(4)? != 0,
+        locale: r.text(5)?,
+        created_at: r.int(6)?,
+        updated_at: r.int(7)?,
+        blocked_reason: r.opt_text(8)?,
+    })
+}
+
+fn status(s: &str) -> Result<UserStatus, StoreError> {
+    status_from(s).ok_or_else(|| StoreError::Other(format!("unknown user status {s:?}")))
+}
+
+/// `%part%` for `LIKE … ESCAPE '\'`, lower-cased like the stored addresses, with `%`, `_` and
+/// `\` matching themselves.
+fn like_pattern(part: &str) -> String {
+    let mut out = String::from("%");
+    for c in part.trim().to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_email_filter_is_a_lower_cased_substring_with_wildcards_escaped() {
+        assert_eq!(like_pattern(" Ann@Example "), "%ann@example%");
+        assert_eq!(like_pattern("a_b%c\\d"), "%a\\_b\\%c\\\\d%");
+    }
+
+    #[test]
+    fn a_message_is_pending_until_its_first_attempt_and_sent_once_sent() {
+        assert_eq!(MailState::of(None, 0), MailState::Pending);
+        assert_eq!(MailState::of(None, 2), MailState::Failed);
+        assert_eq!(MailState::of(Some(5), 3), MailState::Sent);
+    }
+}

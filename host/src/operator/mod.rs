@@ -1,0 +1,64 @@
+//! The operator's CLI (SPEC §1: the operator works through the host's CLI and config file):
+//! `gpt-user users …`, `gpt-user outbox …` and `gpt-user check`, on the store the server uses
+//! (the same configuration, the same migrations, the statements of `gpt_user_sql::operator`), so
+//! it acts on a running deployment at once.
+//!
+//! Output goes to stdout (an aligned table, or with `--json` one object per line); a failure is
+//! one line `error: …` (printed by `main`) and exit code 1. Nothing here prints a token, a code,
+//! a passphrase hash, a message body or a credential of a URL.
+
+mod check;
+mod output;
+mod outbox;
+mod redact;
+mod users;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use gpt_user_core::ports::StoreError;
+
+pub use check::{Check, check};
+pub use outbox::{Outbox, outbox};
+pub use users::{Users, users};
+
+use crate::Config;
+use crate::adapters::store::SqlStore;
+
+/// What every operator command takes.
+#[derive(clap::Args, Debug)]
+pub struct Common {
+    /// Data directory (SQLite file, gpt-user.toml) [default: ./.gpt-user].
+    #[arg(long, global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// One JSON object per line instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+/// How long connecting to the database may take before the command gives up.
+const CONNECT_WITHIN: Duration = Duration::from_secs(15);
+
+/// The configuration of the data dir and the store it names, migrated like the server's.
+async fn open(common: &Common) -> anyhow::Result<SqlStore> {
+    let config = Config::load(common.data_dir.as_deref()).map_err(|e| anyhow::anyhow!("cannot read the configuration: {e}"))?;
+    connect(&config).await
+}
+
+async fn connect(config: &Config) -> anyhow::Result<SqlStore> {
+    let url = config.database_url();
+    let failed = |why: String| anyhow::anyhow!("cannot open the database {}: {}", redact::mask_url(&url), redact::scrub(&why, &url));
+    match tokio::time::timeout(CONNECT_WITHIN, SqlStore::connect(&url)).await {
+        Err(_) => Err(failed(format!("no answer within {} s", CONNECT_WITHIN.as_secs()))),
+        Ok(Err(e)) => Err(failed(format!("{e:#}").trim_start_matches("cannot open the database: ").to_owned())),
+        Ok(Ok(store)) => Ok(store),
+    }
+}
+
+/// A store failure as the operator reads it (the adapter logs no detail here: the CLI does not log).
+fn store_error(e: StoreError) -> anyhow::Error {
+    match e {
+        StoreError::Unavailable(_) => anyhow::anyhow!("the database is unavailable (busy or unreachable); try again"),
+        other => anyhow::anyhow!("database error: {other}"),
+    }
+}

@@ -1,0 +1,283 @@
+//! `gpt-user users {list,show,block,unblock,delete}`.
+
+use std::io::BufRead as _;
+
+use anyhow::anyhow;
+use gpt_user_core::api::time::rfc3339;
+use gpt_user_core::domain::{Email, Pin};
+use gpt_user_core::ports::{StoreError, UserStatus};
+use gpt_user_sql::operator::{self as sql, Account, AccountDetails, AccountFilter};
+use gpt_user_sql::store::UserKey;
+use serde_json::{Value, json};
+
+use super::output::{self, Fields};
+use super::{Common, open, store_error};
+use crate::clock::system_now_ms;
+
+/// Accounts: list, show, block, unblock, delete.
+#[derive(clap::Args, Debug)]
+pub struct Users {
+    #[command(flatten)]
+    common: Common,
+    #[command(subcommand)]
+    command: UsersCommand,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum UsersCommand {
+    /// Accounts, newest first.
+    List {
+        #[arg(long, value_enum)]
+        status: Option<Status>,
+        /// Only addresses containing this (case-insensitive).
+        #[arg(long, value_name = "TEXT")]
+        email_like: Option<String>,
+        #[arg(long, default_value_t = 100, value_name = "N")]
+        limit: u32,
+    },
+    /// One account with its open tokens, queued mail and failed checks.
+    Show {
+        /// The account's email address or PIN.
+        #[arg(value_name = "EMAIL|PIN")]
+        account: String,
+    },
+    /// Blocks the account and revokes its tokens, at once on every runtime sharing the database.
+    Block {
+        #[arg(value_name = "EMAIL|PIN")]
+        account: String,
+        /// Why (shown by `users show` and `users list`).
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
+    },
+    /// Lifts a block: active again if the address was verified, else pending.
+    Unblock {
+        #[arg(value_name = "EMAIL|PIN")]
+        account: String,
+    },
+    /// Deletes the account with its tokens, queued mail and failed-check count.
+    Delete {
+        #[arg(value_name = "EMAIL|PIN")]
+        account: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Status {
+    Pending,
+    Active,
+    Blocked,
+}
+
+impl From<Status> for UserStatus {
+    fn from(s: Status) -> Self {
+        match s {
+            Status::Pending => Self::Pending,
+            Status::Active => Self::Active,
+            Status::Blocked => Self::Blocked,
+        }
+    }
+}
+
+const LIST_COLUMNS: [&str; 7] = ["pin", "email", "status", "email_verified", "locale", "created_at", "blocked_reason"];
+
+pub async fn users(Users { common, command }: Users) -> anyhow::Result<()> {
+    match command {
+        UsersCommand::List { status, email_like, limit } => {
+            let store = open(&common).await?;
+            let filter = AccountFilter { status: status.map(Into::into), email_like, limit: limit.into() };
+            let accounts = store.with_conn(async |c| sql::list_accounts(c, &filter).await).await.map_err(store_error)?;
+            let records: Vec<Fields> = accounts.iter().map(list_fields).collect();
+            output::print(&output::records(common.json, &LIST_COLUMNS, &records))
+        }
+        UsersCommand::Show { account } => {
+            let who = Who::parse(&account)?;
+            let store = open(&common).await?;
+            let now = system_now_ms();
+            let details = store
+                .with_conn(async |c| match who.find(c).await? {
+                    Some(account) => sql::details(c, account, now).await.map(Some),
+                    None => Ok(None),
+                })
+                .await
+                .map_err(store_error)?
+                .ok_or_else(|| who.unknown())?;
+            let fields = show_fields(&details);
+            output::print(&if common.json { output::json_line(&fields) + "\n" } else { output::key_values(&fields) })
+        }
+        UsersCommand::Block { account, reason } => {
+            let who = Who::parse(&account)?;
+            let reason = reason.map(|r| r.trim().to_owned()).filter(|r| !r.is_empty());
+            let store = open(&common).await?;
+            let now = system_now_ms();
+            let (account, revoked) = store
+                .transaction(async |c| match who.find(c).await? {
+                    Some(account) => Ok(Some((sql::block(c, &account.id, reason.as_deref(), now).await?, account))),
+                    None => Ok(None),
+                })
+                .await
+                .map_err(store_error)?
+                .map(|(revoked, account)| (account, revoked))
+                .ok_or_else(|| who.unknown())?;
+            output::print(&if common.json {
+                output::json_line(&vec![
+                    ("pin", json!(account.pin)),
+                    ("email", json!(account.email)),
+                    ("status", json!(UserStatus::Blocked.as_str())),
+                    ("revoked_tokens", json!(revoked)),
+                ]) + "\n"
+            } else {
+                format!("blocked {} (PIN {}); revoked {revoked} tokens\n", account.email, account.pin)
+            })
+        }
+        UsersCommand::Unblock { account } => {
+            let who = Who::parse(&account)?;
+            let store = open(&common).await?;
+            let now = system_now_ms();
+            let (account, status) = store
+                .transaction(async |c| match who.find(c).await? {
+                    Some(account) => Ok(Some((sql::unblock(c, &account.id, now).await?, account))),
+                    None => Ok(None),
+                })
+                .await
+                .map_err(store_error)?
+                .map(|(status, account)| (account, status))
+                .ok_or_else(|| who.unknown())?;
+            let status = status.ok_or_else(|| anyhow!("account {} is not blocked", account.email))?;
+            output::print(&if common.json {
+                output::json_line(&vec![("pin", json!(account.pin)), ("email", json!(account.email)), ("status", json!(status.as_str()))]) + "\n"
+            } else {
+                format!("unblocked {} (PIN {}): {}\n", account.email, account.pin, status.as_str())
+            })
+        }
+        UsersCommand::Delete { account, yes } => {
+            let who = Who::parse(&account)?;
+            let store = open(&common).await?;
+            let account = store.with_conn(async |c| who.find(c).await).await.map_err(store_error)?.ok_or_else(|| who.unknown())?;
+            if !yes && !confirm(&account)? {
+                anyhow::bail!("not deleted");
+            }
+            // Again inside the transaction: what is deleted is the account as it is now.
+            let deleted = store
+                .transaction(async |c| match sql::find_account(c, UserKey::Id, &account.id).await? {
+                    Some(current) => sql::delete(c, &current).await.map(|()| Some(current)),
+                    None => Ok(None),
+                })
+                .await
+                .map_err(store_error)?
+                .ok_or_else(|| who.unknown())?;
+            output::print(&if common.json {
+                output::json_line(&vec![("pin", json!(deleted.pin)), ("email", json!(deleted.email)), ("deleted", json!(true))]) + "\n"
+            } else {
+                format!("deleted {} (PIN {})\n", deleted.email, deleted.pin)
+            })
+        }
+    }
+}
+
+/// Asks on stderr, reads one line from stdin: only `y` or `yes` (any case) is a yes.
+fn confirm(account: &Account) -> anyhow::Result<bool> {
+    eprint!("Delete the account {} (PIN {}) with its tokens and queued mail? [y/N] ", account.email, account.pin);
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if !answer.ends_with('\n') {
+        eprintln!(); // end of input: the prompt's line ends here, not in the error after it
+    }
+    Ok(matches!(answer.trim().to_lowercase().as_str(), "y" | "yes"))
+}
+
+/// The account an argument names: with an `@` an email address, else a PIN.
+#[derive(Debug, PartialEq, Eq)]
+enum Who {
+    Email(Email),
+    Pin(Pin),
+}
+
+impl Who {
+    fn parse(arg: &str) -> anyhow::Result<Self> {
+        let parsed = if arg.contains('@') { Email::parse(arg).map(Self::Email) } else { Pin::parse(arg).map(Self::Pin) };
+        parsed.map_err(|_| anyhow!("not an email address or PIN: {}", arg.trim()))
+    }
+
+    async fn find<C: gpt_user_sql::Conn>(&self, conn: &mut C) -> Result<Option<Account>, StoreError> {
+        match self {
+            Self::Email(email) => sql::find_account(conn, UserKey::Email, email.as_str()).await,
+            Self::Pin(pin) => sql::find_account(conn, UserKey::Pin, pin.as_str()).await,
+        }
+    }
+
+    fn unknown(&self) -> anyhow::Error {
+        match self {
+            Self::Email(email) => anyhow!("no account with email {}", email.as_str()),
+            Self::Pin(pin) => anyhow!("no account with PIN {}", pin.as_str()),
+        }
+    }
+}
+
+fn list_fields(a: &Account) -> Fields {
+    vec![
+        ("pin", json!(a.pin)),
+        ("email", json!(a.email)),
+        ("status", json!(a.status.as_str())),
+        ("email_verified", json!(a.email_verified)),
+        ("locale", json!(a.locale)),
+        ("created_at", json!(rfc3339(a.created_at))),
+        ("blocked_reason", a.blocked_reason.as_ref().map_or(Value::Null, |r| json!(r))),
+    ]
+}
+
+fn show_fields(d: &AccountDetails) -> Fields {
+    let mut fields = list_fields(&d.account);
+    fields.extend([
+        ("updated_at", json!(rfc3339(d.account.updated_at))),
+        ("open_tokens", json!(d.open_tokens)),
+        ("queued_mail", json!(d.queued_mail)),
+        ("auth_failures", json!(d.auth_failures)),
+    ]);
+    fields
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_argument_with_an_at_sign_is_an_email_and_digits_are_a_pin() {
+        assert_eq!(Who::parse(" Ann@Example.COM ").unwrap(), Who::Email(Email::parse("ann@example.com").unwrap()));
+        assert_eq!(Who::parse("123456").unwrap(), Who::Pin(Pin::parse("123456").unwrap()));
+        for bad in ["ann", "12", "012345", "12345a", "ann@", "", "1234567890123"] {
+            let err = Who::parse(bad).unwrap_err().to_string();
+            assert_eq!(err, format!("not an email address or PIN: {}", bad.trim()), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn an_unknown_account_is_named_by_what_was_asked() {
+        assert_eq!(Who::parse("ANN@example.com").unwrap().unknown().to_string(), "no account with email ann@example.com");
+        assert_eq!(Who::parse("123456").unwrap().unknown().to_string(), "no account with PIN 123456");
+    }
+
+    #[test]
+    fn the_list_columns_are_the_record_keys() {
+        let account = Account {
+            id: "id".into(),
+            pin: "123456".into(),
+            email: "ann@example.com".into(),
+            status: UserStatus::Blocked,
+            email_verified: true,
+            locale: "en".into(),
+            created_at: 0,
+            updated_at: 1000,
+            blocked_reason: None,
+        };
+        let keys: Vec<&str> = list_fields(&account).iter().map(|(k, _)| *k).collect();
+        assert_eq!(keys, LIST_COLUMNS);
+        let line = output::json_line(&list_fields(&account));
+        assert_eq!(
+            line,
+            r#"{"pin":"123456","email":"ann@example.com","status":"blocked","email_verified":true,"locale":"en","created_at":"1970-01-01T00:00:00Z","blocked_reason":null}"#
+        );
+    }
+}
