@@ -66,12 +66,7 @@ pub async fn list_accounts<C: Conn>(conn: &mut C, filter: &AccountFilter) -> Res
 }
 
 pub async fn find_account<C: Conn>(conn: &mut C, key: UserKey, value: &str) -> Result<Option<Account>, StoreError> {
-    let column = match key {
-        UserKey::Id => "id",
-        UserKey::Email => "email",
-        UserKey::Pin => "pin",
-    };
-    let rows = conn.query(&format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE {column} = $1"), vec![value.into()]).await?;
+    let rows = conn.query(&format!("SELECT {ACCOUNT_COLUMNS} FROM users WHERE {} = $1", key.column()), vec![value.into()]).await?;
     rows.first().map(account_from).transpose()
 }
 

@@ -22,13 +22,19 @@ pub enum UserKey {
     Pin,
 }
 
+impl UserKey {
+    /// The `users` column it looks in.
+    pub fn column(self) -> &'static str {
+        match self {
+            Self::Id => "id",
+            Self::Email => "email",
+            Self::Pin => "pin",
+        }
+    }
+}
+
 pub async fn find_user<C: Conn>(conn: &mut C, key: UserKey, value: &str) -> Result<Option<User>, StoreError> {
-    let column = match key {
-        UserKey::Id => "id",
-        UserKey::Email => "email",
-        UserKey::Pin => "pin",
-    };
-    let rows = conn.query(&format!("SELECT {USER_COLUMNS} FROM users WHERE {column} = $1"), vec![value.into()]).await?;
+    let rows = conn.query(&format!("SELECT {USER_COLUMNS} FROM users WHERE {} = $1", key.column()), vec![value.into()]).await?;
     rows.first().map(user_from).transpose()
 }
 
