@@ -929,6 +929,23 @@ fn an_unreachable_database_is_a_one_line_error_without_the_urls_password() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A data dir without a database (a typo): refused, and nothing is created there.
+#[test]
+fn a_data_dir_without_a_database_is_refused_not_created() {
+    let dir = std::env::temp_dir().join(format!("gpt-user-operator-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let typo = dir.join("no-such-deployment");
+    let env = [("GPT_USER_DATABASE_URL".to_owned(), String::new()), ("GPT_USER_DATA_DIR".to_owned(), String::new())];
+    for args in [&["users", "list"][..], &["outbox", "list"][..], &["users", "show", "123456"][..]] {
+        let mut args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        args.extend(["--data-dir".to_owned(), typo.display().to_string()]);
+        let run = run_cli(&args, &env, None, &dir);
+        run.error("no database at");
+        assert!(!typo.join("gpt-user.db").exists(), "no empty database was made: {run}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 // ---------------------------------------------------------------------------------------------
 // check
 

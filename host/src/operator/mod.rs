@@ -23,7 +23,7 @@ pub use outbox::{Outbox, outbox};
 pub use users::{Users, users};
 
 use crate::Config;
-use crate::adapters::store::SqlStore;
+use crate::adapters::store::{SqlStore, sqlite_path};
 
 /// What every operator command takes.
 #[derive(clap::Args, Debug)]
@@ -39,11 +39,17 @@ pub struct Common {
 /// How long connecting to the database may take before the command gives up.
 const CONNECT_WITHIN: Duration = Duration::from_secs(15);
 
-/// The configuration of the data dir and the store it names, migrated like the server's.
+/// The configuration of the data dir and the store it names, migrated like the server's. A
+/// SQLite file that does not exist is refused, not created: a mistyped `--data-dir` would
+/// otherwise show an empty deployment.
 async fn open(common: &Common) -> anyhow::Result<SqlStore> {
     let config = Config::load(common.data_dir.as_deref()).map_err(|e| anyhow::anyhow!("cannot read the configuration: {e}"))?;
+    if let Some(path) = sqlite_path(&config.database_url()).filter(|path| !path.exists()) {
+        anyhow::bail!("no database at {} (check --data-dir or GPT_USER_DATABASE_URL)", path.display());
+    }
     connect(&config).await
 }
+
 
 async fn connect(config: &Config) -> anyhow::Result<SqlStore> {
     let url = config.database_url();

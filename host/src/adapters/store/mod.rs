@@ -5,7 +5,7 @@ pub mod schema;
 mod sql;
 
 pub use gpt_user_sql::outbox::OutboxRow;
-pub use sql::SqlStore;
+pub use sql::{SqlStore, sqlite_path};
 
 use gpt_user_sql::store::UserKey;
 

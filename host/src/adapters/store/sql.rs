@@ -31,10 +31,8 @@ impl SqlStore {
         } else {
             anyhow::bail!("unsupported database URL scheme (use sqlite:// or postgres://)");
         };
-        if dialect == Dialect::Sqlite {
-            let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
-            let path = path.split('?').next().unwrap_or_default();
-            if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(path) = sqlite_path(url) {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir)?;
             }
         }
@@ -123,6 +121,12 @@ impl SqlStore {
         tx.commit().await?;
         Ok(users.len() as u64)
     }
+}
+
+/// The file of a `sqlite:` URL; `None` for other databases.
+pub fn sqlite_path(url: &str) -> Option<std::path::PathBuf> {
+    let rest = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:"))?;
+    Some(std::path::PathBuf::from(rest.split('?').next().unwrap_or_default()))
 }
 
 /// A sqlx connection (pooled, or inside a transaction) as the shared layer's [`Conn`].
@@ -223,5 +227,19 @@ pub(super) fn error(e: sqlx::Error) -> StoreError {
             tracing::error!(error = %e, "database error");
             StoreError::Other("database error".into())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::sqlite_path;
+
+    #[test]
+    fn the_file_of_a_sqlite_url_is_found_and_other_urls_have_none() {
+        assert_eq!(sqlite_path("sqlite:///srv/x/gpt-user.db?mode=rwc"), Some(PathBuf::from("/srv/x/gpt-user.db")));
+        assert_eq!(sqlite_path("sqlite:rel/a.db"), Some(PathBuf::from("rel/a.db")));
+        assert_eq!(sqlite_path("postgres://u@h/db"), None);
     }
 }
