@@ -131,7 +131,7 @@ impl Default for Config {
 impl Config {
     /// Defaults, then `DATA_DIR/gpt-user.toml`, then `GPT_USER_*`. The data dir itself may come
     /// from the environment or the caller (`data_dir` wins over both).
-    pub fn load(data_dir: Option<&Path>) -> Result<Self, figment::Error> {
+    pub fn load(data_dir: Option<&Path>) -> Result<Self, Box<figment::Error>> {
         let env = || Env::prefixed("GPT_USER_").ignore(&["TEST_BASE_URL", "TEST_SMTP_LISTEN"]);
         let dir = match data_dir {
             Some(d) => d.to_path_buf(),
@@ -260,6 +260,8 @@ mod tests {
     }
 
     #[test]
+    // figment's `Jail` wants its own (large) error type from the closure.
+    #[allow(clippy::result_large_err)]
     fn file_and_environment_layer_over_defaults() {
         let dir = std::env::temp_dir().join(format!("gpt-user-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();

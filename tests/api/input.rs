@@ -18,8 +18,9 @@ async fn bad_sign_up_input_gets_a_named_4xx_and_never_a_500() {
         b.as_object_mut().unwrap().remove(k);
         serde_json::to_vec(&b).unwrap()
     };
-    // (body, content type, status, code, field)
-    let cases: Vec<(Vec<u8>, &str, u16, &str, Option<&str>)> = vec![
+    /// (body, content type, status, code, field)
+    type Case<'a> = (Vec<u8>, &'a str, u16, &'a str, Option<&'a str>);
+    let cases: Vec<Case> = vec![
         (b"{\"email\": ".to_vec(), "application/json", 400, "INVALID_JSON", None),
         (Vec::new(), "application/json", 400, "INVALID_JSON", None),
         (b"[1,2]".to_vec(), "application/json", 400, "INVALID_JSON", None),

@@ -31,10 +31,10 @@ impl SqlStore {
         } else {
             anyhow::bail!("unsupported database URL scheme (use sqlite:// or postgres://)");
         };
-        if let Some(path) = sqlite_path(url) {
-            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)?;
-            }
+        if let Some(path) = sqlite_path(url)
+            && let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir)?;
         }
         // On a connection of its own: on PostgreSQL it holds the migration lock for its session,
         // and closing it is what releases the lock even if the migration fails halfway. First,
