@@ -17,7 +17,7 @@
 use serde_json::{Value, json};
 
 use super::mail::render;
-use super::openapi::{PASSPHRASE_PATTERN, error_response, gpt_action_errors, object_response, pin_pattern};
+use super::openapi::{OperationDoc, PASSPHRASE_PATTERN, error_response, gpt_action_errors, object_response, pin_pattern};
 use super::signup_init::recovery_url;
 use super::{ApiError, Ctx, Failure, Request, Response, json};
 use crate::domain::passphrase::DUMMY_HASH;
@@ -159,25 +159,23 @@ pub fn operation(settings: &Settings) -> Value {
     responses.insert("403".into(), error_response("EMAIL_NOT_VERIFIED or ACCOUNT_BLOCKED (passphrase matched); or no API key configured."));
     responses.insert("423".into(), error_response("PIN_LOCKED: 100 failures; the owner must set a new passphrase by profile link."));
     responses.insert("429".into(), error_response("TOO_MANY_ATTEMPTS: wait Retry-After seconds before trying this PIN again."));
-    json!({
-        "operationId": "authCheck",
-        "summary": "Check a PIN and passphrase",
-        "description": "Proves the user owns the PIN before acting for them. Send the PIN and the passphrase the user typed; never store or repeat the passphrase. Repeated failures are delayed and finally lock the PIN.",
-        "x-openai-isConsequential": false,
-        "requestBody": {
-            "required": true,
-            "content": {"application/json": {"schema": {
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["pin", "passphrase"],
-                "properties": {
-                    "pin": {"type": "string", "pattern": pin_pattern(), "description": "The user's public PIN (digits)."},
-                    "passphrase": {"type": "string", "minLength": 1, "maxLength": MAX_CHECKED.max(settings.passphrase_max), "pattern": PASSPHRASE_PATTERN, "description": "The passphrase the user typed for this PIN."}
-                }
-            }}}
-        },
-        "responses": responses
-    })
+    OperationDoc {
+        id: "authCheck",
+        summary: "Check a PIN and passphrase",
+        description: "Proves the user owns the PIN before acting for them. Send the PIN and the passphrase the user typed; never store or repeat the passphrase. Repeated failures are delayed and finally lock the PIN.",
+        consequential: false,
+        request: json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["pin", "passphrase"],
+            "properties": {
+                "pin": {"type": "string", "pattern": pin_pattern(), "description": "The user's public PIN (digits)."},
+                "passphrase": {"type": "string", "minLength": 1, "maxLength": MAX_CHECKED.max(settings.passphrase_max), "pattern": PASSPHRASE_PATTERN, "description": "The passphrase the user typed for this PIN."}
+            }
+        }),
+        responses,
+    }
+    .build()
 }
 
 #[cfg(test)]

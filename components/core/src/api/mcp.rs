@@ -19,6 +19,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::openapi::request_schema;
 use super::{Action, Ctx, Failure, GPT_ACTIONS, GPT_ROUTES, Request, Response, respond};
 use crate::settings::Settings;
 
@@ -213,7 +214,7 @@ pub fn tool(action: &Action, settings: &Settings) -> Value {
         "name": operation["operationId"],
         "title": operation["summary"],
         "description": operation["description"],
-        "inputSchema": input_schema(&operation),
+        "inputSchema": request_schema(&operation),
         "annotations": {
             "title": operation["summary"],
             "readOnlyHint": effects.read_only,
@@ -223,10 +224,6 @@ pub fn tool(action: &Action, settings: &Settings) -> Value {
     })
 }
 
-/// The request body's schema of an operation: the one `/openapi.json` shows.
-pub fn input_schema(operation: &Value) -> Value {
-    operation["requestBody"]["content"]["application/json"]["schema"].clone()
-}
 
 fn tools_list(settings: &Settings, era: Era) -> Value {
     let tools: Vec<Value> = GPT_ACTIONS.iter().map(|a| tool(a, settings)).collect();

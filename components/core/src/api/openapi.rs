@@ -31,6 +31,36 @@ pub fn error_response(description: &str) -> Value {
 }
 
 /// The answers every GPT action can give besides its own: the guard's and the store's.
+/// A GPT action's operation object: what `/openapi.json` shows and MCP's `tools/list` reads
+/// (its request schema through [`request_schema`]). `consequential`: ChatGPT asks the user first.
+pub struct OperationDoc<'a> {
+    pub id: &'a str,
+    pub summary: &'a str,
+    pub description: &'a str,
+    pub consequential: bool,
+    /// The JSON body's schema.
+    pub request: Value,
+    pub responses: Map<String, Value>,
+}
+
+impl OperationDoc<'_> {
+    pub fn build(self) -> Value {
+        json!({
+            "operationId": self.id,
+            "summary": self.summary,
+            "description": self.description,
+            "x-openai-isConsequential": self.consequential,
+            "requestBody": {"required": true, "content": {"application/json": {"schema": self.request}}},
+            "responses": self.responses
+        })
+    }
+}
+
+/// The request body's schema of an operation built by [`OperationDoc::build`].
+pub fn request_schema(operation: &Value) -> Value {
+    operation["requestBody"]["content"]["application/json"]["schema"].clone()
+}
+
 /// A success answer: a JSON object whose `fields` are all required strings.
 pub fn object_response(description: &str, fields: &[&str]) -> Value {
     let properties: Map<String, Value> = fields.iter().map(|f| ((*f).to_owned(), json!({"type": "string"}))).collect();

@@ -15,7 +15,7 @@
 use serde_json::{Value, json};
 
 use super::mail::{render, send_limit};
-use super::openapi::{EMAIL_PATTERN, error_response, gpt_action_errors, object_response, pin_pattern};
+use super::openapi::{OperationDoc, EMAIL_PATTERN, error_response, gpt_action_errors, object_response, pin_pattern};
 use super::signup_init::{recovery_url, verification_ops};
 use super::{ApiError, Ctx, Failure, Request, Response, json};
 use crate::domain::{Email, Invalid, Pin, Token};
@@ -142,23 +142,21 @@ pub fn operation(_: &Settings) -> Value {
     responses.insert("404".into(), error_response("USER_NOT_FOUND: no account has this email or PIN."));
     responses.insert("409".into(), error_response("EMAIL_NOT_VERIFIED: the email is not verified yet; a new verification link was sent."));
     responses.insert("429".into(), error_response("Too many emails to this address; see Retry-After."));
-    json!({
-        "operationId": "updateInit",
-        "summary": "Email a profile link",
-        "description": description,
-        "x-openai-isConsequential": false,
-        "requestBody": {
-            "required": true,
-            "content": {"application/json": {"schema": {
-                "type": "object",
-                "additionalProperties": false,
-                "minProperties": 1,
-                "properties": {
-                    "email": {"type": "string", "maxLength": 254, "pattern": EMAIL_PATTERN, "description": "The account's email address; used when both are given."},
-                    "pin": {"type": "string", "pattern": pin_pattern(), "description": "The account's public PIN (digits)."}
-                }
-            }}}
-        },
-        "responses": responses
-    })
+    OperationDoc {
+        id: "updateInit",
+        summary: "Email a profile link",
+        description: &description,
+        consequential: false,
+        request: json!({
+            "type": "object",
+            "additionalProperties": false,
+            "minProperties": 1,
+            "properties": {
+                "email": {"type": "string", "maxLength": 254, "pattern": EMAIL_PATTERN, "description": "The account's email address; used when both are given."},
+                "pin": {"type": "string", "pattern": pin_pattern(), "description": "The account's public PIN (digits)."}
+            }
+        }),
+        responses,
+    }
+    .build()
 }

@@ -15,7 +15,7 @@
 use serde_json::{Value, json};
 
 use super::mail::{HOUR_MS, render, send_limit};
-use super::openapi::{EMAIL_PATTERN, PASSPHRASE_PATTERN, error_response, gpt_action_errors, object_response};
+use super::openapi::{OperationDoc, EMAIL_PATTERN, PASSPHRASE_PATTERN, error_response, gpt_action_errors, object_response};
 use crate::settings::Settings;
 use super::{ApiError, Ctx, Failure, Request, Response, json};
 use crate::domain::{Email, Locale, Passphrase, Pin, Token};
@@ -226,25 +226,23 @@ pub fn operation(settings: &Settings) -> Value {
     responses.insert("409".into(), error_response("The email already has an account; body has recovery_url."));
     responses.insert("422".into(), error_response("Invalid input or consent not given; field names the problem."));
     responses.insert("429".into(), error_response("Too many emails to this address; see Retry-After."));
-    json!({
-        "operationId": "signUpInit",
-        "summary": "Start a sign-up",
-        "description": "Registers an account with the user's email, consent, locale and passphrase (15-256 characters). Returns the public PIN; the user must open the verification link sent by email. Never repeat the passphrase back.",
-        "x-openai-isConsequential": true,
-        "requestBody": {
-            "required": true,
-            "content": {"application/json": {"schema": {
-                "type": "object",
-                "additionalProperties": false,
-                "required": ["email", "consent", "locale", "passphrase"],
-                "properties": {
-                    "email": {"type": "string", "maxLength": 254, "pattern": EMAIL_PATTERN, "description": "The user's email address."},
-                    "consent": {"type": "boolean", "const": true, "description": "True only if the user agreed to the processing of personal data (see /privacy); without it there is no sign-up."},
-                    "locale": {"type": "string", "enum": ["en", "ru"], "description": "Language for emails and pages."},
-                    "passphrase": {"type": "string", "minLength": settings.passphrase_min, "maxLength": settings.passphrase_max, "pattern": PASSPHRASE_PATTERN, "description": "Secret phrase the user will give with the PIN to prove the account is theirs."}
-                }
-            }}}
-        },
-        "responses": responses
-    })
+    OperationDoc {
+        id: "signUpInit",
+        summary: "Start a sign-up",
+        description: "Registers an account with the user's email, consent, locale and passphrase (15-256 characters). Returns the public PIN; the user must open the verification link sent by email. Never repeat the passphrase back.",
+        consequential: true,
+        request: json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["email", "consent", "locale", "passphrase"],
+            "properties": {
+                "email": {"type": "string", "maxLength": 254, "pattern": EMAIL_PATTERN, "description": "The user's email address."},
+                "consent": {"type": "boolean", "const": true, "description": "True only if the user agreed to the processing of personal data (see /privacy); without it there is no sign-up."},
+                "locale": {"type": "string", "enum": ["en", "ru"], "description": "Language for emails and pages."},
+                "passphrase": {"type": "string", "minLength": settings.passphrase_min, "maxLength": settings.passphrase_max, "pattern": PASSPHRASE_PATTERN, "description": "Secret phrase the user will give with the PIN to prove the account is theirs."}
+            }
+        }),
+        responses,
+    }
+    .build()
 }
