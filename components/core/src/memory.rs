@@ -2,7 +2,10 @@
 
 use std::cell::{Cell, RefCell};
 
-use crate::ports::{AUTH_LOCK_AFTER, Message, Op, Secret, SecretPurpose, Store, StoreError, Timestamp, User, UserStatus};
+use crate::ports::{
+    AUTH_LOCK_AFTER, EmailChange, Ephemeral, Message, Op, Secret, SecretPurpose, Store, StoreError, Timestamp, User,
+    UserStatus,
+};
 
 /// A store whose `apply` works on a copy and swaps it in on success: all or nothing.
 #[derive(Default, Clone)]
@@ -20,6 +23,7 @@ pub struct State {
     pub outbox: Vec<(Timestamp, Message)>,
     /// PIN → consecutive failed checks, the last one's time, whether the lock was mailed.
     pub auth_failures: std::collections::BTreeMap<String, (i64, Timestamp, bool)>,
+    pub email_changes: Vec<EmailChange>,
 }
 
 impl MemoryStore {
@@ -47,6 +51,11 @@ impl Store for MemoryStore {
     fn find_secret(&self, hash: &str, purpose: SecretPurpose, now: Timestamp) -> Result<Option<Secret>, StoreError> {
         self.check()?;
         Ok(self.state.borrow().secrets.iter().find(|s| s.hash == hash && s.purpose == purpose && s.expires_at > now).cloned())
+    }
+
+    fn find_email_change(&self, id: &str) -> Result<Option<EmailChange>, StoreError> {
+        self.check()?;
+        Ok(self.state.borrow().email_changes.iter().find(|f| f.id == id).cloned())
     }
 
     fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
@@ -139,7 +148,69 @@ fn apply_one(s: &mut State, op: Op) -> Result<(), StoreError> {
             let u = s.users.iter_mut().find(|u| u.id == user_id && u.passphrase_hash == old).ok_or(StoreError::NotFound)?;
             u.passphrase_hash = new;
         }
+        Op::StartEmailChange(flow) => {
+            s.email_changes.retain(|f| f.user_id != flow.user_id);
+            s.email_changes.push(flow);
+        }
+        Op::UpdateEmailChange(flow) => {
+            let stored = s.email_changes.iter_mut().find(|f| f.id == flow.id && f.version == flow.version).ok_or(StoreError::NotFound)?;
+            *stored = EmailChange { version: flow.version + 1, ..flow };
+        }
+        Op::ChangeEmail(user_id, email, now) => {
+            if s.users.iter().any(|u| u.email == email && u.id != user_id) {
+                return Err(StoreError::Conflict("email".into()));
+            }
+            let u = s.users.iter_mut().find(|u| u.id == user_id && u.status == UserStatus::Active).ok_or(StoreError::NotFound)?;
+            u.email = email;
+            u.email_verified = true;
+            u.updated_at = now;
+        }
+        Op::RevokeAllSecrets(user_id) => s.secrets.retain(|x| x.user_id != user_id),
         Op::EnqueueMail(m, at) => s.outbox.push((at, m)),
     }
     Ok(())
 }
+
+/// An ephemeral store: key → (value, expires at); `down` makes every call fail as Redis would.
+#[derive(Default)]
+pub struct MemoryEphemeral {
+    pub values: RefCell<std::collections::BTreeMap<String, (String, Timestamp)>>,
+    pub down: Cell<bool>,
+}
+
+impl MemoryEphemeral {
+    fn check(&self) -> Result<(), StoreError> {
+        if self.down.get() { Err(StoreError::Unavailable("down".into())) } else { Ok(()) }
+    }
+}
+
+impl Ephemeral for MemoryEphemeral {
+    fn put(&self, key: &str, value: &str, _now: Timestamp, expires_at: Timestamp) -> Result<(), StoreError> {
+        self.check()?;
+        self.values.borrow_mut().insert(key.to_owned(), (value.to_owned(), expires_at));
+        Ok(())
+    }
+
+    fn get(&self, key: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
+        self.check()?;
+        Ok(self.values.borrow().get(key).filter(|(_, exp)| *exp > now).map(|(v, _)| v.clone()))
+    }
+
+    fn increment(&self, key: &str, now: Timestamp, expires_at: Timestamp) -> Result<u32, StoreError> {
+        self.check()?;
+        let mut values = self.values.borrow_mut();
+        let (n, exp) = match values.get(key) {
+            Some((v, exp)) if *exp > now => (v.parse::<u32>().unwrap_or(0) + 1, *exp),
+            _ => (1, expires_at),
+        };
+        values.insert(key.to_owned(), (n.to_string(), exp));
+        Ok(n)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        self.check()?;
+        self.values.borrow_mut().remove(key);
+        Ok(())
+    }
+}
+

@@ -103,6 +103,52 @@ pub struct AuthAttempt {
     pub now: Timestamp,
 }
 
+/// Where an email change stands (SPEC §2.3); see `api::email_change` for the diagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailChangeState {
+    ConfirmCurrent,
+    EnterNew,
+    ConfirmNew,
+    Done,
+    Dead,
+}
+
+impl EmailChangeState {
+    /// The stable snake_case name (stored, and shown in `WRONG_STEP` answers).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ConfirmCurrent => "confirm_current",
+            Self::EnterNew => "enter_new",
+            Self::ConfirmNew => "confirm_new",
+            Self::Done => "done",
+            Self::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::ConfirmCurrent, Self::EnterNew, Self::ConfirmNew, Self::Done, Self::Dead].into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// An email change as stored (`wit/store.wit`, record `email-change`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmailChange {
+    pub id: String,
+    pub user_id: String,
+    pub state: EmailChangeState,
+    pub new_email: Option<String>,
+    /// Names the live code in the [`Ephemeral`] store; new for every code sent.
+    pub code_ref: String,
+    /// Codes sent to the address being confirmed now.
+    pub sends: u32,
+    pub last_send_at: Timestamp,
+    pub window_ends_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    /// The version this copy was read at; an update is written only if it is still current.
+    pub version: u32,
+}
+
 /// Free Auth_Check failures per PIN before each further attempt waits.
 pub const AUTH_FREE_FAILURES: i64 = 5;
 /// Consecutive failures after which a PIN is locked until its owner sets a new passphrase.
@@ -165,6 +211,14 @@ pub enum Op {
     NotifyLock(String),
     /// `(user id, old hash, new hash)`.
     Rehash(String, String, String),
+    /// A new email change; the user's other email changes are deleted.
+    StartEmailChange(EmailChange),
+    /// Written only if the stored version is still the record's; `NotFound` otherwise.
+    UpdateEmailChange(EmailChange),
+    /// `(user id, new email, now)`: an active user's address, marked verified; `Conflict("email")`.
+    ChangeEmail(String, String, Timestamp),
+    /// `user id`: every secret of the user.
+    RevokeAllSecrets(String),
     /// `(message, queued at)`.
     EnqueueMail(Message, Timestamp),
 }
@@ -209,8 +263,19 @@ pub trait Store {
     fn find_user_by_pin(&self, pin: &str) -> Result<Option<User>, StoreError>;
     fn find_user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
     fn find_secret(&self, hash: &str, purpose: SecretPurpose, now: Timestamp) -> Result<Option<Secret>, StoreError>;
+    fn find_email_change(&self, id: &str) -> Result<Option<EmailChange>, StoreError>;
     /// All operations in one transaction; the first failure rolls back everything.
     fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError>;
+}
+
+/// Short-lived values with an expiry on the caller's clock (`gpt-user:accounts/ephemeral`):
+/// email-change codes and their attempt counters.
+pub trait Ephemeral {
+    fn put(&self, key: &str, value: &str, now: Timestamp, expires_at: Timestamp) -> Result<(), StoreError>;
+    fn get(&self, key: &str, now: Timestamp) -> Result<Option<String>, StoreError>;
+    /// The new count; a missing or expired counter starts again at 1.
+    fn increment(&self, key: &str, now: Timestamp, expires_at: Timestamp) -> Result<u32, StoreError>;
+    fn delete(&self, key: &str) -> Result<(), StoreError>;
 }
 
 /// Texts (`gpt-user:accounts/l10n`).

@@ -24,6 +24,9 @@ pub struct Settings {
     /// Cost of new passphrase hashes (`argon2_m_kib`, `argon2_t`, `argon2_p`); a successful
     /// Auth_Check rehashes a stored hash made with other parameters.
     pub argon2: Argon2Params,
+    /// Seconds the code to a new address may be entered after it was sent
+    /// (`email_change_window_s`, 60..=3600; SPEC §2.3 step 5).
+    pub email_change_window_s: u32,
 }
 
 impl Default for Settings {
@@ -38,6 +41,7 @@ impl Default for Settings {
             passphrase_min: 15,
             passphrase_max: 256,
             argon2: Argon2Params::default(),
+            email_change_window_s: 600,
         }
     }
 }
@@ -72,6 +76,7 @@ impl Settings {
                 t: cost("argon2_t", d.argon2.t, Argon2Params::T),
                 p: cost("argon2_p", d.argon2.p, Argon2Params::P),
             },
+            email_change_window_s: cost("email_change_window_s", d.email_change_window_s, 60..=3600),
         }
     }
 }

@@ -29,6 +29,10 @@ macro_rules! wit_conversions {
         $crate::__wit_record!($crate::ports::ProfileUpdate, store::ProfileUpdate { user_id, locale, passphrase_hash, now });
         $crate::__wit_enum!($crate::ports::UserStatus, types::UserStatus { Pending, Active, Blocked });
         $crate::__wit_enum!($crate::ports::SecretPurpose, types::SecretPurpose { VerifyEmail, Profile });
+        $crate::__wit_record!($crate::ports::EmailChange, store::EmailChange {
+            id, user_id, state, new_email, code_ref, sends, last_send_at, window_ends_at, created_at, expires_at, version
+        });
+        $crate::__wit_enum!($crate::ports::EmailChangeState, store::EmailChangeState { ConfirmCurrent, EnterNew, ConfirmNew, Done, Dead });
 
         impl From<types::Error> for $crate::ports::StoreError {
             fn from(e: types::Error) -> Self {
@@ -72,6 +76,10 @@ macro_rules! wit_conversions {
                     store::Op::ResetAuthFailures(pin) => Self::ResetAuthFailures(pin),
                     store::Op::NotifyLock(pin) => Self::NotifyLock(pin),
                     store::Op::Rehash((user, old, new)) => Self::Rehash(user, old, new),
+                    store::Op::StartEmailChange(f) => Self::StartEmailChange(f.into()),
+                    store::Op::UpdateEmailChange(f) => Self::UpdateEmailChange(f.into()),
+                    store::Op::ChangeEmail((user, email, now)) => Self::ChangeEmail(user, email, now),
+                    store::Op::RevokeAllSecrets(user) => Self::RevokeAllSecrets(user),
                     store::Op::EnqueueMail((m, at)) => Self::EnqueueMail(m.into(), at),
                 }
             }
@@ -93,6 +101,10 @@ macro_rules! wit_conversions {
                     Op::ResetAuthFailures(pin) => Self::ResetAuthFailures(pin),
                     Op::NotifyLock(pin) => Self::NotifyLock(pin),
                     Op::Rehash(user, old, new) => Self::Rehash((user, old, new)),
+                    Op::StartEmailChange(f) => Self::StartEmailChange(f.into()),
+                    Op::UpdateEmailChange(f) => Self::UpdateEmailChange(f.into()),
+                    Op::ChangeEmail(user, email, now) => Self::ChangeEmail((user, email, now)),
+                    Op::RevokeAllSecrets(user) => Self::RevokeAllSecrets(user),
                     Op::EnqueueMail(m, at) => Self::EnqueueMail((m.into(), at)),
                 }
             }

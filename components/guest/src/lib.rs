@@ -5,7 +5,7 @@
 //! ```
 //!
 //! - the one `wit_bindgen::generate!` of the `imports` world (`gpt-user:accounts` store, mail,
-//!   l10n, and `wasi:config/store`);
+//!   ephemeral, l10n, and `wasi:config/store`);
 //! - the core's ports over those imports ([`ports`]);
 //! - the `wasi:http` glue ([`http`]) and [`serve`], which answers a request from a route table:
 //!   the head is judged first, the body read only if it passes, the response written, and then
@@ -30,7 +30,7 @@ wit_bindgen::generate!({
 /// request's flow runs with, and what a component's own exports call the core with.
 pub fn with_ctx<R>(f: impl FnOnce(&api::Ctx<'_>) -> R) -> R {
     let settings = ports::settings();
-    f(&api::Ctx { store: &ports::WitStore, l10n: &ports::WitL10n, env: &ports::WasiEnv, settings: &settings })
+    f(&api::Ctx { store: &ports::WitStore, ephemeral: &ports::WitEphemeral, l10n: &ports::WitL10n, env: &ports::WasiEnv, settings: &settings })
 }
 
 /// Answers one request from `routes` over the WIT imports.

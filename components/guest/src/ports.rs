@@ -1,12 +1,13 @@
 //! The core's ports over the WIT imports.
 
-use gpt_user_core::ports::{self as core, Env, L10n, Store, StoreError, Timestamp};
+use gpt_user_core::ports::{self as core, Env, Ephemeral, L10n, Store, StoreError, Timestamp};
 use gpt_user_core::Settings;
 
-use crate::gpt_user::accounts::{l10n, store, types};
+use crate::gpt_user::accounts::{ephemeral, l10n, store, types};
 use crate::wasi::config::store as config;
 
 pub struct WitStore;
+pub struct WitEphemeral;
 pub struct WitL10n;
 pub struct WasiEnv;
 
@@ -31,6 +32,10 @@ impl Store for WitStore {
         Ok(store::find_secret(hash, purpose.into(), now)?.map(Into::into))
     }
 
+    fn find_email_change(&self, id: &str) -> Result<Option<core::EmailChange>, StoreError> {
+        Ok(store::find_email_change(id)?.map(Into::into))
+    }
+
     fn apply(&self, ops: Vec<core::Op>) -> Result<(), StoreError> {
         let ops: Vec<store::Op> = ops.into_iter().map(Into::into).collect();
         Ok(store::apply(&ops)?)
@@ -39,6 +44,24 @@ impl Store for WitStore {
 
 // The WIT types and the core's, converted field by field in one place for every runtime.
 gpt_user_core::wit_conversions!();
+
+impl Ephemeral for WitEphemeral {
+    fn put(&self, key: &str, value: &str, now: Timestamp, expires_at: Timestamp) -> Result<(), StoreError> {
+        Ok(ephemeral::put(key, value, now, expires_at)?)
+    }
+
+    fn get(&self, key: &str, now: Timestamp) -> Result<Option<String>, StoreError> {
+        Ok(ephemeral::get(key, now)?)
+    }
+
+    fn increment(&self, key: &str, now: Timestamp, expires_at: Timestamp) -> Result<u32, StoreError> {
+        Ok(ephemeral::increment(key, now, expires_at)?)
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StoreError> {
+        Ok(ephemeral::delete(key)?)
+    }
+}
 
 impl L10n for WitL10n {
     fn negotiate(&self, requested: &str) -> String {

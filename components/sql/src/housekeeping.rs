@@ -11,3 +11,7 @@ pub const DELETE_SENT_MAIL: &str = "DELETE FROM outbox WHERE sent_at IS NOT NULL
 /// `$1` failed before this, `$2` the lock threshold: counts of failed checks that stopped, unless
 /// they locked a PIN (a lock lasts until the owner sets a new passphrase).
 pub const DELETE_OLD_AUTH_FAILURES: &str = "DELETE FROM auth_failures WHERE last_failure_at < $1 AND failures < $2";
+/// `$1` now: ephemeral values (codes, counters) past their expiry.
+pub const DELETE_EXPIRED_EPHEMERAL: &str = "DELETE FROM ephemeral WHERE expires_at <= $1";
+/// `$1` now: email changes past their expiry (1 h after start), whatever their state.
+pub const DELETE_EXPIRED_EMAIL_CHANGES: &str = "DELETE FROM email_changes WHERE expires_at <= $1";

@@ -3,6 +3,8 @@
 //!
 //! - [`store`]: the reads and every operation of `gpt-user:accounts/store`'s `apply`;
 //! - [`outbox`]: queueing, claiming under a lease, marking, and the retry backoff;
+//! - [`email_change`]: the email-change flow records;
+//! - [`ephemeral`]: short-lived values (email-change codes, counters) when no Redis holds them;
 //! - [`housekeeping`]: the retention deletes;
 //! - [`schema`]: the migrations and how a migration file is split into statements;
 //! - [`operator`]: what the operator's CLI reads and changes (accounts, the outbox).
@@ -15,6 +17,8 @@
 //! The functions are `async` for sqlx; a synchronous runtime (Spin) implements [`Conn`] with plain
 //! calls and drives them with [`block_on`], which never waits.
 
+pub mod email_change;
+pub mod ephemeral;
 pub mod housekeeping;
 pub mod operator;
 pub mod outbox;
@@ -55,6 +59,12 @@ impl From<&str> for Param {
 impl From<i64> for Param {
     fn from(i: i64) -> Self {
         Self::Int(i)
+    }
+}
+
+impl From<Option<i64>> for Param {
+    fn from(i: Option<i64>) -> Self {
+        i.map_or(Self::Null, Self::Int)
     }
 }
 

@@ -117,11 +117,13 @@ pub async fn unblock<C: Conn>(conn: &mut C, user_id: &str, now: Timestamp) -> Re
     rows.first().map(|r| status(&r.text(0)?)).transpose()
 }
 
-/// Deletes the account with its secrets, its unsent mail and its PIN's count of failed checks.
-/// Delivered mail stays until housekeeping: it holds no body, and it is the record of what was sent.
-/// `NotFound` if the account is gone.
+/// Deletes the account with its secrets, its email changes, its unsent mail and its PIN's count
+/// of failed checks. Delivered mail stays until housekeeping: it holds no body, and it is the
+/// record of what was sent. `NotFound` if the account is gone. The email changes are deleted here,
+/// not left to `ON DELETE CASCADE`: SQLite enforces foreign keys only on connections that ask.
 pub async fn delete<C: Conn>(conn: &mut C, account: &Account) -> Result<(), StoreError> {
     conn.execute("DELETE FROM secrets WHERE user_id = $1", vec![account.id.as_str().into()]).await?;
+    conn.execute("DELETE FROM email_changes WHERE user_id = $1", vec![account.id.as_str().into()]).await?;
     conn.execute("DELETE FROM outbox WHERE recipient = $1 AND sent_at IS NULL", vec![account.email.as_str().into()]).await?;
     conn.execute("DELETE FROM auth_failures WHERE pin = $1", vec![account.pin.as_str().into()]).await?;
     let rows = conn.query("DELETE FROM users WHERE id = $1 RETURNING id", vec![account.id.as_str().into()]).await?;

@@ -4,10 +4,11 @@
 //! idempotent.
 
 /// `(version, sql)`, ascending. Statements end with `;` at the end of a line.
-pub const MIGRATIONS: [(i64, &str); 3] = [
+pub const MIGRATIONS: [(i64, &str); 4] = [
     (1, include_str!("../../../schema/001_init.sql")),
     (2, include_str!("../../../schema/002_auth_failures.sql")),
     (3, include_str!("../../../schema/003_user_block_reason.sql")),
+    (4, include_str!("../../../schema/004_email_change.sql")),
 ];
 
 /// Where a runtime records the versions it applied.
@@ -45,7 +46,7 @@ mod tests {
             "{all:#?}"
         );
         assert!(all.iter().any(|s| s.starts_with("ALTER TABLE users ADD COLUMN blocked_reason TEXT")));
-        for table in ["users", "secrets", "outbox", "auth_failures"] {
+        for table in ["users", "secrets", "outbox", "auth_failures", "email_changes", "ephemeral"] {
             assert!(all.iter().any(|s| s.starts_with(&format!("CREATE TABLE IF NOT EXISTS {table} "))), "{table}");
         }
     }

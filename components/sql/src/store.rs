@@ -8,7 +8,7 @@ use gpt_user_core::ports::{
     auth_attempt_refusal, send_limit_wait,
 };
 
-use crate::{Conn, Dialect, Param, Row, outbox};
+use crate::{Conn, Dialect, Param, Row, email_change, outbox};
 
 const USER_COLUMNS: &str =
     "id, email, pin, passphrase_hash, locale, status, email_verified, consent_at, policy_version, created_at, updated_at";
@@ -145,8 +145,17 @@ pub async fn apply_one<C: Conn>(conn: &mut C, op: Op) -> Result<(), StoreError> 
             ])
             .await
         }
+        Op::StartEmailChange(flow) => email_change::start(conn, flow).await,
+        Op::UpdateEmailChange(flow) => email_change::update(conn, flow).await,
+        Op::ChangeEmail(user_id, email, now) => email_change::change_email(conn, &user_id, &email, now).await,
+        Op::RevokeAllSecrets(user_id) => conn.execute("DELETE FROM secrets WHERE user_id = $1", vec![user_id.into()]).await,
         Op::EnqueueMail(message, queued_at) => outbox::enqueue(conn, message, queued_at).await,
     }
+}
+
+/// An email change by id.
+pub async fn find_email_change<C: Conn>(conn: &mut C, id: &str) -> Result<Option<gpt_user_core::ports::EmailChange>, StoreError> {
+    email_change::find(conn, id).await
 }
 
 /// Runs a conditional change written with `RETURNING`; `NotFound` if it changed no row.

@@ -50,6 +50,30 @@ pub enum ApiError {
     /// Auth_Check: the passphrase matched a pending account (403, where Update_Init says 409).
     #[error("email not verified")]
     AuthEmailNotVerified,
+    /// Email change: no such flow, another user's, or one replaced by a newer start.
+    #[error("flow not found")]
+    FlowNotFound,
+    /// Email change: an hour has passed since start.
+    #[error("flow expired")]
+    FlowExpired,
+    /// Email change: the step does not belong to the state the flow is in.
+    #[error("wrong step")]
+    WrongStep { state: &'static str },
+    /// Email change: a wrong code; `attempts_left` before the flow dies.
+    #[error("invalid code")]
+    InvalidCode { attempts_left: u32 },
+    /// Email change: 5 wrong codes killed the flow; no wait makes it work again.
+    #[error("flow dead")]
+    FlowDead,
+    /// Email change: the code's 10 minutes, or the new address's window, are over.
+    #[error("code expired")]
+    CodeExpired,
+    /// Email change: 5 codes were sent to this address in this flow.
+    #[error("too many codes")]
+    TooManyCodes,
+    /// Email change: another account has the address.
+    #[error("email taken")]
+    EmailTaken,
     #[error("throttled")]
     Throttled { retry_after: u32 },
     #[error("unavailable")]
@@ -98,6 +122,14 @@ impl ApiError {
             Self::TooManyAttempts { .. } => (429, "TOO_MANY_ATTEMPTS", "error-too-many-attempts", Some("instructions-too-many-attempts")),
             Self::PinLocked => (423, "PIN_LOCKED", "error-pin-locked", Some("instructions-pin-locked")),
             Self::AuthEmailNotVerified => (403, "EMAIL_NOT_VERIFIED", "error-email-not-verified", Some("instructions-auth-email-not-verified")),
+            Self::FlowNotFound => (404, "FLOW_NOT_FOUND", "error-flow-not-found", Some("instructions-flow-not-found")),
+            Self::FlowExpired => (410, "FLOW_EXPIRED", "error-flow-expired", Some("instructions-flow-expired")),
+            Self::WrongStep { .. } => (409, "WRONG_STEP", "error-wrong-step", Some("instructions-wrong-step")),
+            Self::InvalidCode { .. } => (422, "INVALID_CODE", "error-invalid-code", Some("instructions-invalid-code")),
+            Self::FlowDead => (429, "TOO_MANY_ATTEMPTS", "error-flow-dead", Some("instructions-flow-dead")),
+            Self::CodeExpired => (410, "CODE_EXPIRED", "error-code-expired", Some("instructions-code-expired")),
+            Self::TooManyCodes => (429, "TOO_MANY_CODES", "error-too-many-codes", Some("instructions-too-many-codes")),
+            Self::EmailTaken => (409, "EMAIL_TAKEN", "error-email-taken", Some("instructions-email-taken")),
             Self::Throttled { .. } => (429, "TOO_MANY_REQUESTS", "error-throttled", None),
             Self::Unavailable => (503, "SERVICE_UNAVAILABLE", "error-unavailable", None),
             Self::ApiKeyRequired => (401, "API_KEY_REQUIRED", "error-api-key-required", None),
@@ -123,6 +155,8 @@ impl ApiError {
             Self::Throttled { retry_after } | Self::TooManyAttempts { retry_after } => {
                 l10n.format(locale, message_id, &[("seconds", &retry_after.to_string())])
             }
+            Self::WrongStep { state } => l10n.format(locale, message_id, &[("state", state)]),
+            Self::InvalidCode { attempts_left } => l10n.format(locale, message_id, &[("attempts", &attempts_left.to_string())]),
             _ => l10n.format(locale, message_id, &[]),
         };
         body.insert("message".into(), json!(message));
@@ -143,6 +177,12 @@ impl ApiError {
             }
             Self::EmailAlreadyRegistered { recovery_url } => {
                 body.insert("recovery_url".into(), json!(recovery_url));
+            }
+            Self::WrongStep { state } => {
+                body.insert("state".into(), json!(state));
+            }
+            Self::InvalidCode { attempts_left } => {
+                body.insert("attempts_left".into(), json!(attempts_left));
             }
             _ => {}
         }

@@ -7,6 +7,7 @@
 //! the caller to read the body, then runs the route's handler.
 
 pub mod auth_check;
+pub mod email_change;
 mod error;
 pub mod json;
 pub mod mail;
@@ -26,7 +27,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::ports::{Env, L10n, Store};
+use crate::ports::{Env, Ephemeral, L10n, Store};
 use crate::settings::Settings;
 
 /// Request bodies larger than this are refused with 413.
@@ -83,6 +84,7 @@ impl Response {
 /// The ports and settings one request runs with.
 pub struct Ctx<'a> {
     pub store: &'a dyn Store,
+    pub ephemeral: &'a dyn Ephemeral,
     pub l10n: &'a dyn L10n,
     pub env: &'a dyn Env,
     pub settings: &'a Settings,
@@ -171,7 +173,7 @@ impl Route {
 }
 
 /// The route table of every flow component (tests check them against [`GPT_ACTIONS`] and `spin.toml`).
-pub const COMPONENT_ROUTES: &[&[Route]] = &[SIGNUP_ROUTES, PROFILE_ROUTES, AUTH_ROUTES, MCP_ROUTES];
+pub const COMPONENT_ROUTES: &[&[Route]] = &[SIGNUP_ROUTES, PROFILE_ROUTES, EMAIL_CHANGE_ROUTES, AUTH_ROUTES, MCP_ROUTES];
 
 const SIGNUP_INIT_ROUTE: Route = Route::action(&SIGNUP_INIT, signup_init::handle);
 const UPDATE_INIT_ROUTE: Route = Route::action(&UPDATE_INIT, profile_init::handle);
@@ -198,6 +200,16 @@ pub const PROFILE_ROUTES: &[Route] = &[
     Route { method: "POST", path: "/api/profile/load", audience: Audience::Browser, handler: profile_load::handle },
     Route { method: "POST", path: "/api/profile/save", audience: Audience::Browser, handler: profile_save::handle },
     Route { method: "GET", path: "/profile", audience: Audience::Public, handler: pages::profile },
+];
+
+/// Routes of the email-change component (SPEC §2.3): the profile page's browser API.
+pub const EMAIL_CHANGE_ROUTES: &[Route] = &[
+    Route { method: "POST", path: "/api/email-change/start", audience: Audience::Browser, handler: email_change::start },
+    Route { method: "POST", path: "/api/email-change/resend", audience: Audience::Browser, handler: email_change::resend },
+    Route { method: "POST", path: "/api/email-change/confirm-current", audience: Audience::Browser, handler: email_change::confirm_current },
+    Route { method: "POST", path: "/api/email-change/check", audience: Audience::Browser, handler: email_change::check },
+    Route { method: "POST", path: "/api/email-change/request-new", audience: Audience::Browser, handler: email_change::request_new },
+    Route { method: "POST", path: "/api/email-change/confirm-new", audience: Audience::Browser, handler: email_change::confirm_new },
 ];
 
 /// Routes of the auth component: Auth_Check (SPEC §2.4); the component also exports the check
@@ -318,6 +330,8 @@ fn same_origin(settings: &Settings, req: &Request) -> bool {
 
 #[cfg(test)]
 mod auth_tests;
+#[cfg(test)]
+mod email_change_tests;
 #[cfg(test)]
 mod profile_tests;
 #[cfg(test)]

@@ -435,6 +435,9 @@ impl Store for Snapshot<'_> {
     fn find_secret(&self, _: &str, _: SecretPurpose, _: Timestamp) -> Result<Option<Secret>, StoreError> {
         Ok(Some(self.secret.clone()))
     }
+    fn find_email_change(&self, id: &str) -> Result<Option<crate::ports::EmailChange>, StoreError> {
+        self.store.find_email_change(id)
+    }
     fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
         self.store.apply(ops)
     }
@@ -462,7 +465,7 @@ fn of_sixteen_saves_with_one_token_exactly_one_wins() {
 }
 
 /// Reads work, every write fails: the database went away between the two.
-struct WritesFail<'a>(&'a MemoryStore);
+pub(super) struct WritesFail<'a>(pub(super) &'a MemoryStore);
 
 impl Store for WritesFail<'_> {
     fn find_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
@@ -476,6 +479,9 @@ impl Store for WritesFail<'_> {
     }
     fn find_secret(&self, hash: &str, purpose: SecretPurpose, now: Timestamp) -> Result<Option<Secret>, StoreError> {
         self.0.find_secret(hash, purpose, now)
+    }
+    fn find_email_change(&self, id: &str) -> Result<Option<crate::ports::EmailChange>, StoreError> {
+        self.0.find_email_change(id)
     }
     fn apply(&self, _: Vec<Op>) -> Result<(), StoreError> {
         Err(StoreError::Unavailable("connection reset".into()))

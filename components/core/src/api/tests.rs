@@ -3,7 +3,7 @@ use std::cell::Cell;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::memory::MemoryStore;
+use crate::memory::{MemoryEphemeral, MemoryStore};
 use crate::ports::{self, Message, UserStatus};
 
 struct FakeL10n;
@@ -46,13 +46,14 @@ impl Env for TestEnv {
 /// A store, a clock and settings; requests go to the route table that serves their path.
 pub(super) struct World {
     pub(super) store: MemoryStore,
+    pub(super) ephemeral: MemoryEphemeral,
     pub(super) env: TestEnv,
     pub(super) settings: Settings,
 }
 
 impl World {
     pub(super) fn new() -> Self {
-        Self { store: MemoryStore::default(), env: TestEnv { now: Cell::new(1_700_000_000_000), counter: Cell::new(1) }, settings: Settings { dev: true, ..Settings::default() } }
+        Self { store: MemoryStore::default(), ephemeral: MemoryEphemeral::default(), env: TestEnv { now: Cell::new(1_700_000_000_000), counter: Cell::new(1) }, settings: Settings { dev: true, ..Settings::default() } }
     }
 
     pub(super) fn call(&self, method: &str, path: &str, body: Value) -> Response {
@@ -72,7 +73,7 @@ impl World {
 
     /// Like [`World::send`], with another store in front of the world's.
     pub(super) fn send_to(&self, store: &dyn Store, req: &Request) -> Response {
-        let ctx = Ctx { store, l10n: &FakeL10n, env: &self.env, settings: &self.settings };
+        let ctx = Ctx { store, ephemeral: &self.ephemeral, l10n: &FakeL10n, env: &self.env, settings: &self.settings };
         let routes = COMPONENT_ROUTES.iter().find(|t| t.iter().any(|r| r.path == req.path)).copied().unwrap_or(SIGNUP_ROUTES);
         respond(routes, &ctx, &mut req.clone(), |_| {})
     }
@@ -277,7 +278,7 @@ fn without_a_key_gpt_actions_are_closed_outside_dev_mode() {
 fn the_head_is_judged_before_the_body_is_read() {
     let mut w = World::new();
     w.settings.api_keys = vec!["k1".into()];
-    let ctx = Ctx { store: &w.store, l10n: &FakeL10n, env: &w.env, settings: &w.settings };
+    let ctx = Ctx { store: &w.store, ephemeral: &w.ephemeral, l10n: &FakeL10n, env: &w.env, settings: &w.settings };
     // The body "arrives" only if the head passed; a refused head never asks for it.
     let answer = |head: &mut Request| {
         let mut read = false;

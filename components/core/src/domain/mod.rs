@@ -1,10 +1,12 @@
 //! Parsed domain values: no raw `String` from a request reaches flow logic.
 
+mod code;
 mod email;
 mod locale;
 mod pin;
 mod token;
 
+pub use code::Code;
 pub use email::Email;
 pub use locale::{Locale, SUPPORTED_LOCALES};
 pub mod passphrase;
