@@ -9,6 +9,7 @@ use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 
+use crate::adapters::ephemeral::{self, RedisBackend, SqlBackend};
 use crate::adapters::mail::{Dispatcher, Transport};
 use crate::adapters::store::SqlStore;
 use crate::clock::Clock;
@@ -80,8 +81,10 @@ impl Application {
         variables.insert("argon2_t".into(), config.argon2_t.to_string());
         variables.insert("argon2_p".into(), config.argon2_p.to_string());
         variables.insert("mail_from".into(), config.mail_from.clone());
+        variables.insert("email_change_window_s".into(), config.email_change_window_s.to_string());
 
-        let shared = Arc::new(Shared { store: store.clone(), texts: gpt_user_l10n::Texts::new(), variables, clock: clock.clone() });
+        let ephemeral = ephemeral_backend(&config, &store).await?;
+        let shared = Arc::new(Shared { store: store.clone(), ephemeral, texts: gpt_user_l10n::Texts::new(), variables, clock: clock.clone() });
         let limits = Limits {
             timeout: Duration::from_millis(config.request_timeout_ms),
             memory_limit: config.memory_limit_mib << 20,
@@ -200,6 +203,21 @@ impl Application {
         server.run(self.listener, stop).await;
         Ok(())
     }
+}
+
+/// The ephemeral store: Redis when `redis_url` is set, else the store's `ephemeral` table. A Redis
+/// that does not answer at start is reported, not fatal: the email-change steps answer 503 until
+/// it is up, and everything else works.
+async fn ephemeral_backend(config: &Config, store: &SqlStore) -> anyhow::Result<Arc<dyn ephemeral::Backend>> {
+    let Some(url) = config.redis_url() else {
+        return Ok(Arc::new(SqlBackend(store.clone())));
+    };
+    let redis = RedisBackend::new(url)?;
+    match redis.ping().await {
+        Ok(()) => tracing::info!("email-change codes are kept in Redis"),
+        Err(e) => tracing::warn!(error = %e, "Redis does not answer: email-change steps answer 503 until it does"),
+    }
+    Ok(Arc::new(redis))
 }
 
 /// Binds `addr` with a listen backlog of `max_connections` (the kernel caps it at `somaxconn`).

@@ -42,6 +42,9 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+/// Allowed `email_change_window_s` (SPEC §2.3; the core clamps to the same range).
+pub const EMAIL_CHANGE_WINDOWS_S: std::ops::RangeInclusive<u32> = 60..=3600;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
@@ -53,6 +56,9 @@ pub struct Config {
     pub base_url: Option<String>,
     /// `sqlite://…` or `postgres://…`; default a SQLite file in the data dir.
     pub database_url: Option<Secret>,
+    /// `redis://[user:password@]host:port[/db]`: email-change codes and their attempt counters
+    /// live there; default (unset or empty) the database's `ephemeral` table.
+    pub redis_url: Option<Secret>,
     /// `smtp://host:port` (plain or `?tls=required` for STARTTLS) or `smtps://…`, with optional
     /// `user:pass@`; default: the dev mailbox `DATA_DIR/mail/`.
     pub smtp_url: Option<Secret>,
@@ -95,6 +101,8 @@ pub struct Config {
     pub mail_lease_ms: u64,
     /// How often housekeeping runs (pending accounts older than 7 days, expired secrets).
     pub housekeeping_interval_s: u64,
+    /// How long after `request-new` the code sent to the new address may be entered, 60..=3600.
+    pub email_change_window_s: u32,
 }
 
 impl Default for Config {
@@ -104,6 +112,7 @@ impl Default for Config {
             data_dir: PathBuf::from(".gpt-user"),
             base_url: None,
             database_url: None,
+            redis_url: None,
             smtp_url: None,
             mail_from: "gpt-user <no-reply@localhost>".into(),
             api_keys: Secret::default(),
@@ -124,6 +133,7 @@ impl Default for Config {
             mail_poll_ms: 1_000,
             mail_lease_ms: 120_000,
             housekeeping_interval_s: 3_600,
+            email_change_window_s: 600,
         }
     }
 }
@@ -170,6 +180,23 @@ impl Config {
                 )));
             }
         }
+        if !EMAIL_CHANGE_WINDOWS_S.contains(&self.email_change_window_s) {
+            return Err(ConfigError(format!(
+                "email_change_window_s must be between {} and {} seconds, not {} (GPT_USER_EMAIL_CHANGE_WINDOW_S)",
+                EMAIL_CHANGE_WINDOWS_S.start(),
+                EMAIL_CHANGE_WINDOWS_S.end(),
+                self.email_change_window_s
+            )));
+        }
+        if let Some(url) = self.redis_url() {
+            // The URL itself is never quoted: it may hold a password.
+            redis::Client::open(url).map_err(|e| {
+                ConfigError(format!(
+                    "GPT_USER_REDIS_URL is not a usable Redis URL ({e}): use redis://[user:password@]host:port[/db], \
+                     or leave it unset to keep email-change codes in the database"
+                ))
+            })?;
+        }
         for (name, value) in [
             ("request_timeout_ms", self.request_timeout_ms),
             ("header_read_timeout_ms", self.header_read_timeout_ms),
@@ -211,6 +238,11 @@ impl Config {
         }
     }
 
+    /// The Redis URL, unless unset or empty.
+    pub fn redis_url(&self) -> Option<&str> {
+        self.redis_url.as_ref().map(Secret::expose).filter(|url| !url.trim().is_empty())
+    }
+
     pub fn api_keys(&self) -> Vec<String> {
         self.api_keys.expose().split(',').map(str::trim).filter(|k| !k.is_empty()).map(str::to_owned).collect()
     }
@@ -226,8 +258,32 @@ mod tests {
 
     #[test]
     fn secrets_do_not_print() {
-        let c = Config { api_keys: Secret::new("k-123"), ..Config::default() };
-        assert!(!format!("{c:?}").contains("k-123"));
+        let c = Config { api_keys: Secret::new("k-123"), redis_url: Some(Secret::new("redis://:pw-456@h:6379")), ..Config::default() };
+        let printed = format!("{c:?}");
+        assert!(!printed.contains("k-123") && !printed.contains("pw-456"), "{printed}");
+    }
+
+    #[test]
+    fn email_change_windows_outside_60_to_3600_seconds_are_refused() {
+        for (window, ok) in [(59, false), (60, true), (600, true), (3600, true), (3601, false), (0, false)] {
+            let c = Config { dev: true, email_change_window_s: window, ..Config::default() };
+            assert_eq!(c.validate().is_ok(), ok, "email_change_window_s {window}");
+        }
+        let err = Config { dev: true, email_change_window_s: 30, ..Config::default() }.validate().unwrap_err().to_string();
+        assert!(err.contains("GPT_USER_EMAIL_CHANGE_WINDOW_S") && err.contains("between 60 and 3600"), "{err}");
+    }
+
+    #[test]
+    fn a_redis_url_that_does_not_parse_is_refused_without_being_quoted() {
+        let with = |url: &str| Config { dev: true, redis_url: Some(Secret::new(url)), ..Config::default() };
+        assert!(with("redis://127.0.0.1:6379/0").validate().is_ok());
+        assert!(with("redis://:secret@127.0.0.1:6379").validate().is_ok());
+        assert!(with("  ").validate().is_ok(), "empty: the database holds the codes");
+        assert_eq!(with("").redis_url(), None);
+        for bad in ["http://pw-789@127.0.0.1:6379", "127.0.0.1:6379", "rediss://pw-789@127.0.0.1:6379"] {
+            let err = with(bad).validate().unwrap_err().to_string();
+            assert!(err.contains("GPT_USER_REDIS_URL") && !err.contains("pw-789"), "{bad}: {err}");
+        }
     }
 
     #[test]

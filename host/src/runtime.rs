@@ -22,6 +22,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::adapters::ephemeral;
 use crate::adapters::store::SqlStore;
 use crate::bindings::Imports;
 use crate::body::GuestBody;
@@ -38,6 +39,8 @@ const GUEST_OUTPUT_LIMIT: usize = 16 * 1024;
 /// What every request's host state shares.
 pub struct Shared {
     pub store: SqlStore,
+    /// Codes and counters: Redis when configured, else the store's `ephemeral` table.
+    pub ephemeral: Arc<dyn ephemeral::Backend>,
     pub texts: gpt_user_l10n::Texts,
     pub variables: HashMap<String, String>,
     pub clock: Clock,

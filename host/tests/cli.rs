@@ -145,6 +145,22 @@ fn an_out_of_range_pin_length_is_refused_at_start() {
 }
 
 #[test]
+fn an_out_of_range_email_change_window_or_a_bad_redis_url_is_refused_at_start() {
+    for window in ["59", "3601"] {
+        let mut host = Host::start(&["--dev"], &[("GPT_USER_EMAIL_CHANGE_WINDOW_S", window)]);
+        let status = host.exit_within(REFUSE_WITHIN).expect("it exits");
+        assert!(!status.success(), "email_change_window_s {window}");
+        let stderr = host.stderr();
+        assert!(stderr.contains("GPT_USER_EMAIL_CHANGE_WINDOW_S") && stderr.contains("between 60 and 3600"), "{stderr}");
+    }
+    let mut host = Host::start(&["--dev"], &[("GPT_USER_REDIS_URL", "http://user:s3cret@127.0.0.1:6379")]);
+    let status = host.exit_within(REFUSE_WITHIN).expect("it exits");
+    assert!(!status.success());
+    let stderr = host.stderr();
+    assert!(stderr.contains("GPT_USER_REDIS_URL") && !stderr.contains("s3cret"), "{stderr}");
+}
+
+#[test]
 fn serve_dev_serves_without_a_key_and_lists_the_dev_mailbox() {
     let mut host = Host::start(&["--dev"], &[]);
     host.wait_until_serving();

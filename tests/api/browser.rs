@@ -1,6 +1,7 @@
 //! The pages in a real browser: Debian's Chromium driven through chromedriver (WebDriver).
 //! Verify: opening the emailed link verifies nobody; the click does. Profile: the emailed link
-//! edits the profile once; the recovery page answers alike for every address.
+//! edits the profile once; the recovery page answers alike for every address. Email change: both
+//! codes typed into the profile page, the new address shown and kept across a reload.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use fantoccini::Locator;
 use serde_json::{Value, json};
 
 use crate::chromium::Chromedriver;
-use crate::helpers::{Backend, email, is_russian, spawn_app, without_address};
+use crate::helpers::{Backend, email, is_russian, spawn_app, without_address, wrong_code};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_emailed_link_verifies_only_after_a_click_in_chromium() {
@@ -156,4 +157,76 @@ async fn the_emailed_profile_link_edits_the_profile_once_in_chromium() {
     assert!(mail.link().starts_with(&format!("{}/profile#token=", app.base)), "{}", mail.link());
     assert_eq!(app.profile_load(&mail.token()).await.status(), 200);
     assert!(app.try_next_mail(&unknown, Duration::from_secs(2)).await.is_none(), "no mail to an address without an account");
+}
+
+/// The element `#id` once it is displayed (the page reveals its steps one by one); panics after 15 s.
+async fn shown(browser: &fantoccini::Client, id: &str) -> fantoccini::elements::Element {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(element) = browser.find(Locator::Id(id)).await
+            && element.is_displayed().await.unwrap_or(false)
+        {
+            return element;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "#{id} never showed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_email_changes_on_the_profile_page_with_both_codes_in_chromium() {
+    /// WebDriver's Tab key: leaves the field, as a person does.
+    const TAB: &str = "\u{e004}";
+    let app = spawn_app(Backend::Sqlite).await;
+    let (old, new) = (email("ec-page"), email("ec-page-new"));
+    let pin = app.active_user_in(&old, "ru").await;
+    assert_eq!(app.profile_init(&json!({"email": old})).await.status(), 200);
+    let mail = app.next_mail(&old).await;
+    let (link, token) = (mail.link(), mail.token());
+
+    let driver = Chromedriver::start().await;
+    let browser = driver.client("ru-RU,ru").await;
+    browser.goto(&link).await.unwrap();
+    assert_eq!(text_when(&browser, "#pin", |t| !t.is_empty()).await, pin, "the profile is loaded");
+
+    // Start: a code to the current address, and a countdown to the next one.
+    shown(&browser, "ec-start").await.click().await.unwrap();
+    let code_input = shown(&browser, "ec-code").await;
+    let code = app.next_code(&old).await;
+    text_when(&browser, "#ec-countdown", |t| t.chars().any(|c| c.is_ascii_digit())).await;
+    browser.find(Locator::Id("ec-resend")).await.expect("a button to ask for a new code");
+
+    // A wrong code: the page says so in its language.
+    code_input.send_keys(&wrong_code(&code)).await.unwrap();
+    browser.find(Locator::Id("ec-confirm")).await.unwrap().click().await.unwrap();
+    let error = text_when(&browser, "#ec-error", |t| !t.is_empty()).await;
+    assert!(is_russian(&error), "a localized error for a wrong code: {error}");
+
+    // The right code, then the new address, checked as it is entered.
+    code_input.clear().await.unwrap();
+    code_input.send_keys(&code).await.unwrap();
+    browser.find(Locator::Id("ec-confirm")).await.unwrap().click().await.unwrap();
+    let new_input = shown(&browser, "ec-new-email").await;
+    new_input.send_keys(&format!("{new}{TAB}")).await.unwrap();
+    text_when(&browser, "#ec-check-result", |t| !t.is_empty()).await;
+    shown(&browser, "ec-request-new").await.click().await.unwrap();
+    let code_new_input = shown(&browser, "ec-code-new").await;
+    let code_new = app.next_code(&new).await;
+    browser.find(Locator::Id("ec-resend-new")).await.expect("a button to ask for a new code for the new address");
+    code_new_input.send_keys(&code_new).await.unwrap();
+    browser.find(Locator::Id("ec-confirm-new")).await.unwrap().click().await.unwrap();
+    shown(&browser, "ec-done").await;
+    text_when(&browser, "#ec-done", |t| t.contains(new.as_str())).await;
+
+    // The link's token is revoked and the old address told.
+    assert_eq!(app.profile_load(&token).await.status(), 410, "the change revoked the link");
+    let notice = app.next_mail(&old).await;
+    assert!(is_russian(&notice.subject), "{}", notice.subject);
+
+    // A reload goes on with the fresh token the change gave the page.
+    browser.refresh().await.unwrap();
+    assert_eq!(text_when(&browser, "#email", |t| !t.is_empty()).await, new, "the reloaded page shows the new address");
+    assert_eq!(text_when(&browser, "#pin", |t| !t.is_empty()).await, pin);
+    assert!(browser.find(Locator::Id("profile")).await.unwrap().is_displayed().await.unwrap());
+    browser.close().await.unwrap();
 }

@@ -21,6 +21,10 @@ pub const PASSPHRASE: &str = "correct horse battery staple";
 pub enum Backend {
     Sqlite,
     Postgres,
+    /// SQLite for the store, Redis for the ephemeral store (email-change codes and their
+    /// counters): `GPT_USER_TEST_REDIS_URL`, default `redis://127.0.0.1:6379`. Tests sharing one
+    /// Redis do not collide: every key names a random flow id or code reference.
+    Redis,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -45,11 +49,14 @@ pub struct Options {
     pub dev: Option<bool>,
     /// Changes to the host's configuration after the fields above are applied (limits, timeouts).
     pub config: Option<fn(&mut gpt_user::Config)>,
+    /// The Redis the host keeps its ephemeral values in, whatever the backend (a test's own
+    /// `redis-server`); `None`: `Backend::Redis` uses `test_redis_url()`, the others none.
+    pub redis_url: Option<String>,
 }
 
 impl Options {
     pub fn new(backend: Backend) -> Self {
-        Self { backend, mail: MailMode::Smtp, api_keys: None, conceal: false, request_timeout_ms: 10_000, extra: Vec::new(), dev: None, config: None }
+        Self { backend, mail: MailMode::Smtp, api_keys: None, conceal: false, request_timeout_ms: 10_000, extra: Vec::new(), dev: None, config: None, redis_url: None }
     }
 }
 
@@ -77,6 +84,10 @@ pub struct TestApp {
     dev_mailbox: bool,
     seen: Mutex<HashMap<String, usize>>,
     secrets: Mutex<Vec<String>>,
+    /// Email-change codes this test read from mail (see `remember_code`).
+    codes: Mutex<Vec<String>>,
+    /// The raw body of every email-change answer, searched for codes on drop.
+    ec_answers: Mutex<Vec<String>>,
 }
 
 /// A parsed email.
@@ -111,6 +122,25 @@ fn external() -> Option<(String, String)> {
     Some((base.trim_end_matches('/').to_owned(), smtp))
 }
 
+/// Whether this binary targets a server elsewhere (`GPT_USER_TEST_BASE_URL`): its store is
+/// whatever that server has, so tests that differ only by backend run once (`on_every_store!`).
+pub fn external_server() -> bool {
+    external().is_some()
+}
+
+/// The Redis of `Backend::Redis` (`GPT_USER_TEST_REDIS_URL`, default `redis://127.0.0.1:6379`).
+pub fn test_redis_url() -> String {
+    std::env::var("GPT_USER_TEST_REDIS_URL").ok().filter(|v| !v.is_empty()).unwrap_or_else(|| "redis://127.0.0.1:6379".into())
+}
+
+/// `host:port` of a `redis://[user:pass@]host[:port][/db]` URL.
+fn redis_addr(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+    let host = rest.split(['/', '?']).next().unwrap_or_default();
+    if host.contains(':') { host.to_owned() } else { format!("{host}:6379") }
+}
+
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_with(Options::new(backend)).await
 }
@@ -137,9 +167,16 @@ pub async fn spawn_with(options: Options) -> TestApp {
         MailMode::DevMailbox => (None, None, None),
     };
     let postgres = match options.backend {
-        Backend::Sqlite => None,
+        Backend::Sqlite | Backend::Redis => None,
         Backend::Postgres => Some(fresh_postgres_database().await),
     };
+    let redis_url = options.redis_url.clone().or_else(|| (options.backend == Backend::Redis).then(test_redis_url));
+    if options.redis_url.is_none()
+        && let Some(url) = &redis_url
+    {
+        let addr = redis_addr(url);
+        tokio::net::TcpStream::connect(&addr).await.unwrap_or_else(|e| panic!("Redis is reachable at {addr} (GPT_USER_TEST_REDIS_URL): {e}"));
+    }
     let database_url = postgres.as_ref().map(|(admin, name)| {
         let (server, _) = admin.rsplit_once('/').unwrap();
         gpt_user::Secret::new(format!("{server}/{name}"))
@@ -148,6 +185,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.clone(),
         database_url,
+        redis_url: redis_url.map(gpt_user::Secret::new), // LEAD: check field name (GPT_USER_REDIS_URL; assumed Option<Secret> like database_url)
         smtp_url: smtp_url.map(gpt_user::Secret::new),
         api_keys: gpt_user::Secret::new(options.api_keys.unwrap_or_default()),
         dev: options.dev.unwrap_or(options.api_keys.is_none()),
@@ -267,11 +305,34 @@ pub fn drop_postgres_database(admin: String, name: String) {
 impl TestApp {
     #[allow(clippy::too_many_arguments)]
     fn new(base: String, client: reqwest::Client, api_key: Option<String>, control: Option<Control>, smtp_addr: Option<String>, inbox: Inbox, sink: Option<SmtpSink>, dev_mailbox: bool) -> Self {
-        Self { base, client, api_key, control, smtp_addr, inbox, sink: Mutex::new(sink), dev_mailbox, seen: Default::default(), secrets: Default::default() }
+        Self {
+            base,
+            client,
+            api_key,
+            control,
+            smtp_addr,
+            inbox,
+            sink: Mutex::new(sink),
+            dev_mailbox,
+            seen: Default::default(),
+            secrets: Default::default(),
+            codes: Default::default(),
+            ec_answers: Default::default(),
+        }
     }
 
+    /// A secret the log must not contain anywhere (a substring check: for secrets long enough not
+    /// to occur by chance; a 6-digit code goes to `remember_code`).
     pub fn remember_secret(&self, secret: &str) {
         self.secrets.lock().unwrap().push(secret.to_owned());
+    }
+
+    /// An email-change code the log must not show and no answer may carry. The log is searched for
+    /// it as a word of its own (as the regex `\b<code>\b` would), not as a substring: a log is
+    /// full of digits (timestamps to the microsecond, durations, hashes), and a plain substring
+    /// check of 6 digits would fail by chance. The answers are searched as substrings.
+    pub fn remember_code(&self, code: &str) {
+        self.codes.lock().unwrap().push(code.to_owned());
     }
 
     /// The in-process controls. Tests that need them live in the in-process binary (`tests/host`),
@@ -488,8 +549,60 @@ pub fn parse_mail(raw: &[u8]) -> Mail {
     }
 }
 
+/// What identifies a delivered message: its `Message-ID` (our host's is `<outbox id@gpt-user>`, the same
+/// for every attempt at one outbox row), else the SHA-256 of its text and HTML parts.
+pub fn delivery_id(raw: &[u8]) -> String {
+    use sha2::Digest as _;
+    let msg = mail_parser::MessageParser::default().parse(raw).expect("a parsable message");
+    if let Some(id) = msg.message_id().filter(|id| !id.is_empty()) {
+        return id.to_owned();
+    }
+    let mut hash = sha2::Sha256::new();
+    hash.update(msg.text_bodies().next().and_then(|p| p.text_contents()).unwrap_or_default());
+    hash.update([0u8]);
+    hash.update(msg.html_bodies().next().and_then(|p| p.text_contents()).unwrap_or_default());
+    format!("sha256:{:x}", hash.finalize())
+}
+
+impl TestApp {
+    /// Every message this test's SMTP listener has received so far, in arrival order.
+    pub fn inbox_messages(&self) -> Vec<gpt_user_test_support::smtp::Received> {
+        self.inbox.messages.lock().unwrap().clone()
+    }
+
+    /// No message was sent twice: every message this test's SMTP listener received has a delivery id
+    /// of its own ([`delivery_id`]). Checked on drop in every mode, against a server elsewhere too
+    /// (several hosts behind a balancer, `scripts/multihost.sh`). With `GPT_USER_TEST_MAIL_LOG` the
+    /// ids are also appended to that file, one a line, so a run can check that a copy did not reach a
+    /// later test's listener either.
+    fn check_mail_delivered_once(&self) {
+        let ids: Vec<String> = self.inbox.messages.lock().unwrap().iter().map(|m| delivery_id(&m.raw)).collect();
+        let mut counts: HashMap<&str, usize> = HashMap::new();
+        for id in &ids {
+            *counts.entry(id.as_str()).or_default() += 1;
+        }
+        let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(twice.is_empty(), "a message was delivered more than once (id, copies): {twice:?}");
+        if let Some(path) = std::env::var_os("GPT_USER_TEST_MAIL_LOG").filter(|p| !p.is_empty()) {
+            use std::io::Write as _;
+            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path).expect("GPT_USER_TEST_MAIL_LOG can be appended to");
+            let lines: String = ids.iter().map(|id| format!("{id}\n")).collect();
+            file.write_all(lines.as_bytes()).expect("GPT_USER_TEST_MAIL_LOG is written");
+        }
+    }
+}
+
 impl Drop for TestApp {
     fn drop(&mut self) {
+        if !std::thread::panicking() {
+            self.check_mail_delivered_once();
+            let codes = self.codes.lock().unwrap();
+            for answer in self.ec_answers.lock().unwrap().iter() {
+                for code in codes.iter() {
+                    assert!(!answer.contains(code.as_str()), "an email-change answer carries a code that was mailed: {answer}");
+                }
+            }
+        }
         let Some(control) = &self.control else { return };
         control.stop.notify_waiters();
         let _ = std::fs::remove_dir_all(&control.dir);
@@ -506,7 +619,16 @@ impl Drop for TestApp {
         for secret in self.secrets.lock().unwrap().iter() {
             assert!(!log.contains(secret.as_str()), "a secret used by this test appears in the log");
         }
+        let logged: std::collections::HashSet<&str> = words(&log).filter(|w| w.len() == 6).collect();
+        for code in self.codes.lock().unwrap().iter() {
+            assert!(!logged.contains(code.as_str()), "an email-change code used by this test appears in the log");
+        }
     }
+}
+
+/// The words of `text` as a regex's `\b` delimits them: maximal runs of letters, digits and `_`.
+pub fn words(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !(c.is_alphanumeric() || c == '_')).filter(|w| !w.is_empty())
 }
 
 /// Whether `s` has Cyrillic letters: a Russian text (the English ones have none).
@@ -614,4 +736,218 @@ macro_rules! on_both_backends {
             )*
         }
     };
+}
+
+/// Generates one test per store from `async fn name(backend: Backend)`: SQLite, PostgreSQL, and
+/// SQLite with Redis holding the ephemeral values. Against a server elsewhere the store is that
+/// server's, so only the SQLite variant runs there (the others return at once).
+#[macro_export]
+macro_rules! on_every_store {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() { super::$name($crate::helpers::Backend::Sqlite).await }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if $crate::helpers::external_server() {
+                        return; // the server elsewhere has one store: the SQLite variant covers it
+                    }
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if $crate::helpers::external_server() {
+                        return; // the server elsewhere has one store: the SQLite variant covers it
+                    }
+                    super::$name($crate::helpers::Backend::Redis).await
+                }
+            )*
+        }
+    };
+}
+
+// ---- Email change (SPEC §2.3) ----
+
+/// The code of an email-change mail (kinds `email-change-current`, `email-change-new`): the only
+/// `\b\d{6}\b` in its text part (it may be repeated). Also asserts that the subject does not carry
+/// it and the HTML part does. Does not remember it: `TestApp::next_code` does.
+pub fn email_change_code(mail: &Mail) -> String {
+    let found: Vec<&str> = words(&mail.text).filter(|w| w.len() == 6 && w.bytes().all(|b| b.is_ascii_digit())).collect();
+    assert!(!found.is_empty(), "no 6-digit code in the text part of the mail to {}: {}", mail.to, mail.text);
+    assert!(found.iter().all(|w| *w == found[0]), "the code is the only 6 digits in a row in the text part: {found:?} in {}", mail.text);
+    let code = found[0].to_owned();
+    assert!(!mail.subject.contains(&code), "the subject never carries the code: {}", mail.subject);
+    assert!(mail.html.contains(&code), "the HTML part carries the code too");
+    code
+}
+
+/// Another 6-digit code than `code` (wrong for sure).
+pub fn wrong_code(code: &str) -> String {
+    let n: u32 = code.parse().expect("a 6-digit code");
+    format!("{:06}", (n + 1) % 1_000_000)
+}
+
+/// An address as the email-change messages show it: `a***@example.com`.
+pub fn masked(email: &str) -> String {
+    let (local, domain) = email.split_once('@').unwrap_or((email, ""));
+    let first: String = local.chars().take(1).collect();
+    format!("{first}***@{domain}")
+}
+
+/// An email-change flow as the page holds it: the profile token and the flow id.
+#[derive(Clone, Debug)]
+pub struct EcFlow {
+    pub token: String,
+    pub flow: String,
+}
+
+impl EcFlow {
+    /// `{token, flow}` plus the fields of `extra` (an object).
+    pub fn body(&self, extra: Value) -> Value {
+        let mut body = json!({"token": self.token, "flow": self.flow});
+        if let Value::Object(fields) = extra {
+            for (k, v) in fields {
+                body[k] = v;
+            }
+        }
+        body
+    }
+
+    /// The same flow with another profile token.
+    pub fn with_token(&self, token: &str) -> Self {
+        Self { token: token.to_owned(), flow: self.flow.clone() }
+    }
+}
+
+/// An active account with a profile token, ready to change its address.
+#[derive(Clone, Debug)]
+pub struct EcUser {
+    pub email: String,
+    pub pin: String,
+    pub token: String,
+}
+
+impl Answer {
+    /// Asserts an error of the browser API: status, code and a non-empty message (instructions
+    /// are optional there).
+    pub fn expect(&self, status: u16, code: &str) -> &Self {
+        assert_eq!((self.status, self.body["code"].as_str().unwrap_or_default()), (status, code), "{}", self.body);
+        assert!(self.body["message"].as_str().is_some_and(|m| !m.is_empty()), "a message: {}", self.body);
+        self
+    }
+
+    /// Asserts a 200 answer and returns its body.
+    pub fn ok(&self) -> &Value {
+        assert_eq!(self.status, 200, "{}", self.body);
+        assert!(self.body["message"].as_str().is_some_and(|m| !m.is_empty()), "a message: {}", self.body);
+        &self.body
+    }
+}
+
+impl TestApp {
+    /// One email-change step (`start`, `resend`, `confirm-current`, `check`, `request-new`,
+    /// `confirm-new`) with this body, as the page sends it (no API key), read whole. Every answer
+    /// is kept: on drop, none may carry a code this test read from mail.
+    pub async fn email_change(&self, step: &str, body: &Value) -> Answer {
+        self.email_change_with(step, body, &[]).await
+    }
+
+    /// `email_change` with these headers (`accept-language`, `origin`).
+    pub async fn email_change_with(&self, step: &str, body: &Value, headers: &[(&str, &str)]) -> Answer {
+        let mut req = self.client.post(self.url(&format!("/api/email-change/{step}"))).json(body);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let answer = Answer::read(req.send().await.expect("the server answers"), "").await;
+        self.ec_answers.lock().unwrap().push(String::from_utf8_lossy(&answer.raw).into_owned());
+        answer
+    }
+
+    /// A step of `flow` with `{token, flow}` and the fields of `extra`.
+    pub async fn ec(&self, flow: &EcFlow, step: &str, extra: Value) -> Answer {
+        self.email_change(step, &flow.body(extra)).await
+    }
+
+    /// Start with `token`; asserts the 200 answer of the contract and returns the flow.
+    pub async fn ec_start(&self, token: &str) -> (EcFlow, Answer) {
+        let a = self.email_change("start", &json!({"token": token})).await;
+        let body = a.ok();
+        let flow = body["flow"].as_str().unwrap_or_else(|| panic!("start answers the flow id: {body}")).to_owned();
+        assert!(flow.len() >= 22, "an opaque id of at least 128 bits: {flow}");
+        assert_eq!(body["state"], "confirm_current", "{body}");
+        assert_eq!(body["resend_after_s"], 60, "{body}");
+        assert_eq!(body["code_valid_s"], 600, "{body}");
+        assert_eq!(body["sends_left"], 4, "{body}");
+        (EcFlow { token: token.to_owned(), flow }, a)
+    }
+
+    /// Waits for the next mail to `to`, which must be an email-change code mail; returns the mail
+    /// and its code, remembered (`remember_code`).
+    pub async fn next_code_mail(&self, to: &str) -> (Mail, String) {
+        let mail = self.next_mail(to).await;
+        let code = email_change_code(&mail);
+        self.remember_code(&code);
+        (mail, code)
+    }
+
+    /// The code of the next mail to `to` (see `next_code_mail`).
+    pub async fn next_code(&self, to: &str) -> String {
+        self.next_code_mail(to).await.1
+    }
+
+    /// An active account (English) with a profile token.
+    pub async fn ec_user(&self, tag: &str) -> EcUser {
+        self.ec_user_in(tag, "en").await
+    }
+
+    pub async fn ec_user_in(&self, tag: &str, locale: &str) -> EcUser {
+        let to = email(tag);
+        let pin = self.active_user_in(&to, locale).await;
+        let token = self.profile_link_token(&to).await;
+        EcUser { email: to, pin, token }
+    }
+
+    /// Starts a flow for `user`; returns it and the code mailed to the current address.
+    pub async fn ec_started(&self, user: &EcUser) -> (EcFlow, String) {
+        let (flow, _) = self.ec_start(&user.token).await;
+        let code = self.next_code(&user.email).await;
+        (flow, code)
+    }
+
+    /// Starts a flow and confirms the current address: the flow waits for the new address.
+    pub async fn ec_entering_new(&self, user: &EcUser) -> EcFlow {
+        let (flow, code) = self.ec_started(user).await;
+        let a = self.ec(&flow, "confirm-current", json!({"code": code})).await;
+        assert_eq!(a.ok()["state"], "enter_new");
+        flow
+    }
+
+    /// Request-new to `new` from a flow in `enter_new`; asserts the 200 answer and returns the
+    /// code mailed to `new`.
+    pub async fn ec_request_new(&self, flow: &EcFlow, new: &str) -> String {
+        let a = self.ec(flow, "request-new", json!({"email": new})).await;
+        let body = a.ok();
+        assert_eq!(body["state"], "confirm_new", "{body}");
+        assert_eq!(body["resend_after_s"], 60, "{body}");
+        assert_eq!(body["sends_left"], 4, "{body}");
+        assert!(body["window_s"].as_u64().is_some_and(|w| w > 0), "{body}");
+        assert!(body["code_valid_s"].as_u64().is_some_and(|s| s > 0 && s <= 600), "{body}");
+        self.next_code(new).await
+    }
+
+    /// A flow through confirm-current and request-new to `new`: returns it and the code mailed to `new`.
+    pub async fn ec_confirming_new(&self, user: &EcUser, new: &str) -> (EcFlow, String) {
+        let flow = self.ec_entering_new(user).await;
+        let code = self.ec_request_new(&flow, new).await;
+        (flow, code)
+    }
 }

@@ -13,6 +13,7 @@ mod helpers;
 mod compose;
 mod auth;
 mod conceal;
+mod email_change;
 mod embed;
 mod mail;
 mod operator;

@@ -368,6 +368,29 @@ async fn secrets_of(app: &TestApp, id: &str) -> i64 {
     n
 }
 
+async fn email_changes_of(app: &TestApp, id: &str) -> i64 {
+    let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM email_changes WHERE user_id = $1").bind(id).fetch_one(&app.control().db).await.unwrap();
+    n
+}
+
+/// An email change of the user, as the flow stores it (started, a code sent to the current address).
+async fn start_email_change(app: &TestApp, id: &str) {
+    let now = app.control().clock.now_ms();
+    sqlx::query(
+        "INSERT INTO email_changes (id, user_id, state, code_ref, sends, last_send_at, created_at, expires_at, version) \
+         VALUES ($1, $2, 'confirm_current', $3, 1, $4, $5, $6, 0)",
+    )
+    .bind(uuid::Uuid::new_v4().simple().to_string())
+    .bind(id)
+    .bind(uuid::Uuid::new_v4().simple().to_string())
+    .bind(now)
+    .bind(now)
+    .bind(now + 3_600_000)
+    .execute(&app.control().db)
+    .await
+    .unwrap();
+}
+
 async fn unsent_to(app: &TestApp, to: &str) -> i64 {
     let (n,): (i64,) =
         sqlx::query_as("SELECT COUNT(*) FROM outbox WHERE recipient = $1 AND sent_at IS NULL").bind(to).fetch_one(&app.control().db).await.unwrap();
@@ -653,6 +676,9 @@ async fn deleting_an_account_asks_first_and_then_leaves_nothing_of_it(backend: B
     for account_pin in [&pin, &other_pin, &keep_pin] {
         fail_checks(&app, account_pin, 2).await;
     }
+    for account_id in [&id, &other_id, &keep_id] {
+        start_email_change(&app, account_id).await;
+    }
     op.harvest(&app).await;
 
     // Without --yes it asks on stderr; anything but y/yes keeps the account.
@@ -683,6 +709,7 @@ async fn deleting_an_account_asks_first_and_then_leaves_nothing_of_it(backend: B
         assert_eq!(secrets_of(&app, account_id).await, 0, "no token of {account}");
         assert_eq!(unsent_to(&app, account).await, 0, "no mail waiting for {account}");
         assert_eq!(failure_rows(&app, account_pin).await, 0, "no failed checks of {account}'s PIN");
+        assert_eq!(email_changes_of(&app, account_id).await, 0, "no email change of {account}");
     }
     // The other account keeps all of its own.
     let kept = op.show(&keep).await;
@@ -693,6 +720,7 @@ async fn deleting_an_account_asks_first_and_then_leaves_nothing_of_it(backend: B
     );
     assert_eq!(secrets_of(&app, &keep_id).await, 1);
     assert_eq!(failure_rows(&app, &keep_pin).await, 1);
+    assert_eq!(email_changes_of(&app, &keep_id).await, 1);
 
     // Deleting again: there is no such account.
     op.run(&["users", "delete", &to, "--yes"]).await.error("no account");
@@ -981,6 +1009,19 @@ async fn check_says_ok_for_a_good_configuration_and_names_what_is_wrong(backend:
     let lines = run.all_lines();
     assert!(lines.iter().any(|l| l.starts_with("error: smtp")), "{run}");
     assert!(lines.iter().any(|l| l.starts_with("ok: database")), "{run}");
+
+    // Redis, when configured: answering, then down (its password never printed).
+    let redis = gpt_user_test_support::redis::RedisServer::start().unwrap();
+    let run = op.run_with(&["check"], &[("GPT_USER_REDIS_URL", redis.url().as_str())], None).await;
+    run.ok();
+    let answering = format!("ok: redis redis://127.0.0.1:{}", redis.port());
+    assert!(run.all_lines().iter().any(|l| *l == answering), "`{answering}`: {run}");
+    let redis_down = format!("redis://:s3cret@{closed}");
+    let run = op.run_with(&["check"], &[("GPT_USER_REDIS_URL", redis_down.as_str())], None).await;
+    assert_eq!(run.code, Some(1), "{run}");
+    run.assert_no_panic();
+    assert!(run.all_lines().iter().any(|l| l.starts_with(&format!("error: redis: redis://{closed}: "))), "{run}");
+    assert!(!run.stdout.contains("s3cret") && !run.stderr.contains("s3cret"), "{run}");
 
     // The database unreachable.
     let run = op.run_with(&["check"], &[("GPT_USER_DATABASE_URL", UNREACHABLE_WITH_PASSWORD)], None).await;

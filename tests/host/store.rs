@@ -1,6 +1,7 @@
 //! The store and the outbox under several hosts: two dispatchers sharing one outbox through a
-//! slow relay, four hosts migrating one fresh database at once; housekeeping by the last
-//! sign-up attempt; a status the code does not know cannot be stored.
+//! slow relay, four hosts migrating one fresh database at once, three hosts housekeeping one
+//! database at the same moment; housekeeping by the last sign-up attempt; a status the code does
+//! not know cannot be stored.
 //!
 //! The multi-host tests start `gpt_user::Application`s of their own on one PostgreSQL database
 //! (the helpers give each app its own database).
@@ -172,6 +173,153 @@ async fn four_hosts_starting_at_once_on_a_fresh_postgres_database_all_come_up_an
     let (status,): (String,) = sqlx::query_as("SELECT status FROM users WHERE email = $1").bind(&to).fetch_one(&pool).await.unwrap();
     assert_eq!(status, "pending");
     stop.notify_waiters();
+    pool.close().await;
+    drop(apps);
+    for (_, dir) in configs {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// One round of rows for `three_hosts_housekeeping_at_once_delete_each_row_once`, every key
+/// starting with `r<round>-`: what housekeeping must delete (`stale-`, `expired-`, `old-`) and what
+/// it must keep. Returns how many pending accounts it must delete.
+async fn seed_housekeeping_round(db: &sqlx::AnyPool, round: u32) -> i64 {
+    const STALE_USERS: i64 = 30;
+    let now = gpt_user::clock::system_now_ms();
+    let (old, young, expired, live) = (now - 8 * DAY.as_millis() as i64, now - DAY.as_millis() as i64, now - 1_000, now + 3_600_000);
+    let mut tx = db.begin().await.unwrap();
+    let user = |id: String, status: &'static str, updated_at: i64| {
+        sqlx::query(
+            "INSERT INTO users (id, email, pin, passphrase_hash, locale, status, email_verified, consent_at, policy_version, created_at, updated_at) \
+             VALUES ($1, $2, $3, 'x', 'en', $4, 0, 0, '1', $5, $5)",
+        )
+        .bind(id.clone())
+        .bind(format!("{id}@example.com"))
+        .bind(format!("pin-{id}"))
+        .bind(status)
+        .bind(updated_at)
+    };
+    let secret = |hash: String, user_id: String, expires_at: i64| {
+        sqlx::query("INSERT INTO secrets (hash, purpose, user_id, created_at, expires_at) VALUES ($1, 'verify', $2, 0, $3)")
+            .bind(hash)
+            .bind(user_id)
+            .bind(expires_at)
+    };
+    for i in 0..STALE_USERS {
+        // Pending, last sign-up attempt 8 days ago: deleted with its (unexpired) secret.
+        let id = format!("r{round}-stale-{i}");
+        user(id.clone(), "pending", old).execute(&mut *tx).await.unwrap();
+        secret(format!("r{round}-stale-secret-{i}"), id, live).execute(&mut *tx).await.unwrap();
+    }
+    for i in 0..10 {
+        // Pending for a day, and active for long: kept, with their live secrets; their expired ones go.
+        for (kind, status, updated_at) in [("young", "pending", young), ("active", "active", old)] {
+            let id = format!("r{round}-{kind}-{i}");
+            user(id.clone(), status, updated_at).execute(&mut *tx).await.unwrap();
+            secret(format!("r{round}-{kind}-live-secret-{i}"), id.clone(), live).execute(&mut *tx).await.unwrap();
+            secret(format!("r{round}-{kind}-expired-secret-{i}"), id, expired).execute(&mut *tx).await.unwrap();
+        }
+        let active = format!("r{round}-active-{i}");
+        for (kind, expires_at) in [("expired", expired), ("live", live)] {
+            sqlx::query(
+                "INSERT INTO email_changes (id, user_id, state, code_ref, sends, last_send_at, created_at, expires_at, version) \
+                 VALUES ($1, $2, 'confirm_current', 'ref', 1, 0, 0, $3, 1)",
+            )
+            .bind(format!("r{round}-{kind}-change-{i}"))
+            .bind(active.clone())
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+            sqlx::query("INSERT INTO ephemeral (key, value, expires_at) VALUES ($1, 'v', $2)")
+                .bind(format!("r{round}-{kind}-value-{i}"))
+                .bind(expires_at)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+        // Delivered 8 days ago: deleted; delivered yesterday, or never delivered: kept.
+        for (kind, sent_at) in [("old-sent", Some(old)), ("young-sent", Some(young)), ("unsent", None)] {
+            sqlx::query(
+                "INSERT INTO outbox (id, recipient, kind, subject, text_body, html_body, queued_at, next_attempt_at, sent_at) \
+                 VALUES ($1, 'x@example.com', 'test', 's', '', '', $2, $3, $4)",
+            )
+            .bind(format!("r{round}-{kind}-mail-{i}"))
+            .bind(old)
+            .bind(live)
+            .bind(sent_at)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+        // Failed checks: an old count below the lock goes; a lock (100 failures) and a recent count stay.
+        for (kind, failures, last) in [("old-failures", 3_i64, old), ("locked", 100, old), ("young-failures", 3, young)] {
+            sqlx::query("INSERT INTO auth_failures (pin, failures, last_failure_at) VALUES ($1, $2, $3)")
+                .bind(format!("r{round}-{kind}-{i}"))
+                .bind(failures)
+                .bind(last)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+        }
+    }
+    tx.commit().await.unwrap();
+    STALE_USERS
+}
+
+/// Rows of round `round` left in `table` (its key column `key`).
+async fn left_in(db: &sqlx::AnyPool, table: &str, key: &str, round: u32) -> i64 {
+    let (n,): (i64,) = sqlx::query_as(&format!("SELECT COUNT(*) FROM {table} WHERE {key} LIKE $1")).bind(format!("r{round}-%")).fetch_one(db).await.unwrap();
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hosts_housekeeping_at_once_delete_each_row_once() {
+    init_logging();
+    let sink = SmtpSink::start("127.0.0.1:0").await.unwrap();
+    let db = PgDatabase::fresh().await;
+    let configs: Vec<(Config, PathBuf)> = (0..3).map(|_| host_config(&db.url(), &sink)).collect();
+    let mut apps = Vec::new();
+    for (config, _) in &configs {
+        // Not run: housekeeping happens only when this test says.
+        apps.push(Application::build(config.clone()).await.expect("the host starts"));
+    }
+    let pool = apps[0].db();
+    for round in 0..3 {
+        let stale = seed_housekeeping_round(&pool, round).await;
+        // Every host starts its housekeeping at the same moment, each in a transaction of its own.
+        let start = std::sync::Arc::new(tokio::sync::Barrier::new(apps.len()));
+        let runs: Vec<_> = apps
+            .iter()
+            .map(|app| {
+                let (housekeep, start) = (app.housekeeper(), start.clone());
+                tokio::spawn(async move {
+                    start.wait().await;
+                    housekeep().await
+                })
+            })
+            .collect();
+        let mut deleted = Vec::new();
+        for (i, run) in futures::future::join_all(runs).await.into_iter().enumerate() {
+            deleted.push(run.unwrap().unwrap_or_else(|e| panic!("round {round}: housekeeping on host {i} failed: {e:#}")));
+        }
+        assert_eq!(deleted.iter().sum::<u64>(), stale as u64, "round {round}: each stale account deleted by exactly one host: {deleted:?}");
+
+        let left = |table: &'static str, key: &'static str| left_in(&pool, table, key, round);
+        assert_eq!(left("users", "id").await, 20, "round {round}: the young pending and the active accounts stay");
+        let (stale_left,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM users WHERE id LIKE $1").bind(format!("r{round}-stale-%")).fetch_one(&pool).await.unwrap();
+        assert_eq!(stale_left, 0, "round {round}: no stale account is left");
+        let (live_secrets,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM secrets WHERE hash LIKE $1").bind(format!("r{round}-%-live-secret-%")).fetch_one(&pool).await.unwrap();
+        assert_eq!((left("secrets", "hash").await, live_secrets), (20, 20), "round {round}: only the live secrets of the kept accounts stay");
+        assert_eq!(left("email_changes", "id").await, 10, "round {round}: the unexpired email changes stay");
+        assert_eq!(left("ephemeral", "key").await, 10, "round {round}: the unexpired ephemeral values stay");
+        assert_eq!(left("outbox", "id").await, 20, "round {round}: mail delivered yesterday and unsent mail stay");
+        assert_eq!(left("auth_failures", "pin").await, 20, "round {round}: locks and recent counts stay");
+    }
+
+    // Once more at the same moment: nothing is left to delete.
+    let again = futures::future::join_all(apps.iter().map(|app| app.housekeeper()())).await;
+    assert!(again.iter().all(|r| matches!(r, Ok(0))), "{again:?}");
     pool.close().await;
     drop(apps);
     for (_, dir) in configs {

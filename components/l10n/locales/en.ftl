@@ -12,6 +12,11 @@ profile-link-concealed-instructions = Ask the user to open the email and follow 
 profile-request-sent = If an account has this address, a link to its profile is on its way. Check your mailbox.
 profile-saved = Your profile is saved.
 profile-saved-passphrase = Your profile is saved. From now on, use the new passphrase in the chat.
+email-change-sent-current = We sent a code to your current address { $to }. Enter it below to confirm that the address is yours.
+email-change-sent-new = We sent a code to { $to }. Enter it below to confirm the new address.
+email-change-confirmed-current = Your current address is confirmed. Now enter the new address.
+email-change-available = This address is available.
+email-change-done = Your email address is now { $email }. Emails and profile links go to it from now on.
 
 auth-ok = The PIN and passphrase are correct.
 auth-ok-instructions = The user owns PIN { $pin }: you may act for them now. Do not repeat or store the passphrase.
@@ -53,6 +58,29 @@ error-pin-locked = This PIN is locked after too many wrong passphrases.
 instructions-pin-locked = Tell the user to set a new passphrase through a profile link (action updateInit with their email address); that unlocks the PIN. The owner was notified by email.
 instructions-auth-email-not-verified = The passphrase is right, but the account is not active yet: ask the user to open the verification email and confirm the address, then try again.
 invalid-passphrase-checked = a passphrase is 1 to 4096 characters without control characters.
+error-flow-not-found = There is no such email change in progress. It may have been replaced by a change started later, for example in another tab.
+instructions-flow-not-found = Start the change again, or finish it in the tab where you started it last.
+error-flow-expired = This email change has expired: a change must be finished within an hour of its start.
+instructions-flow-expired = Start the change again.
+error-wrong-step = This step does not fit the email change in progress: { $state ->
+    [confirm_current] it is waiting for the code sent to your current address.
+    [enter_new] it is waiting for the new address.
+    [confirm_new] it is waiting for the code sent to the new address.
+    [done] it is already finished.
+    [dead] it was stopped after too many wrong codes.
+   *[other] it is in the state “{ $state }”.
+}
+instructions-wrong-step = Start the change again, or finish it in the tab where you started it.
+error-invalid-code = The code is not correct. Attempts left: { $attempts }.
+instructions-invalid-code = Type the code from the latest email (a new code replaces the earlier ones). If no attempts are left, start the change again.
+error-flow-dead = Too many wrong codes were entered, so this email change was stopped.
+instructions-flow-dead = Start the change again to get a new code.
+error-code-expired = The code has expired, or the time to confirm the new address is over.
+instructions-code-expired = Ask for a new code. If the time to confirm the new address is over, start the change again.
+error-too-many-codes = Too many codes were sent to this address for this change.
+instructions-too-many-codes = Use the code from the latest email, or start the change again.
+error-email-taken = Another account already uses this email address.
+instructions-email-taken = Choose another address.
 
 ## Reasons a field is not valid
 
@@ -70,6 +98,8 @@ invalid-passphrase-control = a passphrase cannot contain control characters.
 invalid-pin = a PIN is a number.
 invalid-email-or-pin-missing = give the email address or the PIN of the account.
 invalid-nothing-to-save = give a new language or a new passphrase.
+invalid-same-email = it is your current address.
+invalid-code-format = a code is 6 digits.
 
 ## Pages
 
@@ -113,6 +143,20 @@ page-profile-recovery-intro = Enter the email address of your account. If an acc
 page-profile-recovery-email = Email address
 page-profile-recovery-send = Send me a link
 page-profile-recovery-sending = Sending…
+page-email-change-title = Change your email address
+page-email-change-intro = First confirm your current address with a code we email to it, then the new address with a second code.
+page-email-change-start = Change email address
+page-email-change-code = Code from the email
+page-email-change-confirm = Confirm
+page-email-change-resend = Send a new code
+page-email-change-resend-in = You can ask for a new code in { $seconds } s.
+page-email-change-new-email = New email address
+page-email-change-request-new = Send code to new address
+page-email-change-code-new = Code from the email sent to the new address
+page-email-change-window = Time left to confirm the new address: { $time }
+page-email-change-window-over = The time to confirm the new address is over. Start the change again.
+page-email-change-working = Please wait…
+page-email-change-failed = Could not reach the server. Check your connection and try again.
 
 page-privacy-title = Privacy policy
 page-privacy-version = Version { $version }.
@@ -155,3 +199,19 @@ email-pin-locked-intro = Someone typed a wrong passphrase for your PIN { $pin } 
 email-pin-locked-action = Get a profile link
 email-pin-locked-validity = The link above opens the page where you can ask for a profile link; it does not expire.
 email-pin-locked-ignore = If it was you, set a new passphrase to go on. If it was not you, your account is safe: nobody got in, and a new passphrase ends the lock.
+
+email-email-change-current-subject = Code to change your email address
+email-email-change-current-intro = Someone started to change the email address of your account on its profile page. If it was you, enter this code on the page to confirm that this address is yours:
+email-email-change-current-validity = The code is valid for { $valid-minutes } minutes. Do not tell it to anyone, not even in a chat.
+email-email-change-current-ignore = If it was not you, ignore this message: someone with access to your profile link tried to change your address. Without this code nothing changes, and your address stays.
+
+email-email-change-new-subject = Confirm your new email address
+email-email-change-new-intro = You asked to use this address for your account. Enter this code on the profile page to confirm it:
+email-email-change-new-validity = The code is valid for { $valid-minutes } minutes. Do not tell it to anyone, not even in a chat.
+email-email-change-new-ignore = If you did not ask for it, ignore this message: someone tried to use this address for an account. Without this code it will not be linked to any account.
+
+email-email-changed-subject = Your email address was changed
+email-email-changed-intro = The email address of your account was changed to { $new-email }. This address no longer belongs to the account: emails and profile links now go only to the new one, and every earlier profile link has stopped working.
+email-email-changed-action = Open the profile page
+email-email-changed-validity = The link above opens the page where you can ask for a profile link; it does not expire, but the link it sends goes to the new address.
+email-email-changed-ignore = If it was not you, contact the operator of the service at once. The change needed a code sent to this address, so someone may be able to read your mailbox: change its password too. Because this address no longer owns the account, the profile page cannot send you a link here any more; only the operator can give the account back to this address.

@@ -1,6 +1,9 @@
-//! The layout every email shares: subject; intro; the link as a button (HTML) or a bare URL
-//! (text); how long it is valid; what to do if the reader did not ask for it; a footer.
-//! Each kind supplies `email-<kind>-{subject,intro,action,validity,ignore}` in every locale.
+//! The layout every email shares: subject; intro; the code, large (HTML) or on a line of its own
+//! (text); the link as a button (HTML) or a bare URL (text); how long it is valid; what to do if
+//! the reader did not ask for it; a footer.
+//! Each kind supplies `email-<kind>-{subject,intro,validity,ignore}` in every locale, and
+//! `email-<kind>-action` when it carries a link. The code never goes into the subject: subjects
+//! show up in notifications and mailbox lists, where anyone looking at the screen could read it.
 
 use crate::Texts;
 
@@ -15,20 +18,40 @@ pub struct RenderedEmail {
 }
 
 /// Kinds we can render.
-pub const KINDS: [&str; 5] = ["signup-verification", "signup-existing", "profile-link", "passphrase-changed", "pin-locked"];
+pub const KINDS: [&str; 8] = [
+    "signup-verification",
+    "signup-existing",
+    "profile-link",
+    "passphrase-changed",
+    "pin-locked",
+    "email-change-current",
+    "email-change-new",
+    "email-changed",
+];
+
+/// Kinds that exist to carry a `code`: rendering one without it is a bug in the caller.
+const CODE_KINDS: [&str; 2] = ["email-change-current", "email-change-new"];
 
 pub(crate) fn render(texts: &Texts, locale: &str, kind: &str, to: &str, args: &[(&str, &str)]) -> Result<RenderedEmail, String> {
     if !KINDS.contains(&kind) {
         return Err(format!("unknown email kind {kind:?}"));
     }
+    let arg = |name: &str| args.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+    let link = arg("link");
+    let code = arg("code");
+    if code.is_none() && CODE_KINDS.contains(&kind) {
+        return Err(format!("email {kind} lacks its code"));
+    }
     let part = |name: &str| texts.try_format(locale, &format!("email-{kind}-{name}"), args);
     let required = |name: &str| part(name).ok_or_else(|| format!("email {kind} lacks its {name}"));
     let subject = required("subject")?;
+    if code.is_some_and(|code| subject.contains(code)) {
+        return Err(format!("the subject of email {kind} shows its code"));
+    }
     let intro = required("intro")?;
     let validity = required("validity")?;
     let ignore = required("ignore")?;
     let action = part("action");
-    let link = args.iter().find(|(k, _)| *k == "link").map(|(_, v)| *v);
     let footer = texts.format(locale, "email-footer", &[]);
 
     let mut text = format!("{intro}\n\n");
@@ -38,6 +61,15 @@ pub(crate) fn render(texts: &Texts, locale: &str, kind: &str, to: &str, args: &[
         escape(&subject),
         escape(&intro)
     );
+    if let Some(code) = code {
+        // Alone on its line, so a reader (or a mail client's "copy code") takes exactly the digits.
+        text.push_str(&format!("{code}\n\n"));
+        html.push_str(&format!(
+            "<p style=\"font-family:ui-monospace,Menlo,Consolas,monospace;font-size:32px;font-weight:bold;letter-spacing:6px;\
+padding:12px 18px;background:#f3f4f6;border-radius:4px;display:inline-block\">{}</p>",
+            escape(code)
+        ));
+    }
     if let (Some(action), Some(link)) = (action, link) {
         text.push_str(&format!("{action}:\n{link}\n\n"));
         html.push_str(&format!(
@@ -68,14 +100,49 @@ mod tests {
     #[test]
     fn every_kind_renders_in_every_locale_with_validity_and_ignore_notes() {
         let t = Texts::new();
+        let args = [
+            ("link", "https://x/?a=1&b=2"),
+            ("pin", "123456"),
+            ("code", "654321"),
+            ("new-email", "n***@example.com"),
+            ("valid-hours", "24"),
+            ("valid-minutes", "60"),
+        ];
         for locale in crate::LOCALES {
             for kind in KINDS {
-                let m = render(&t, locale, kind, "a@b.co", &[("link", "https://x/?a=1&b=2"), ("pin", "123456"), ("valid-hours", "24"), ("valid-minutes", "60")]).unwrap();
+                let m = render(&t, locale, kind, "a@b.co", &args).unwrap();
                 assert!(!m.subject.is_empty());
-                assert!(m.text.contains("https://x/?a=1&b=2"));
-                assert!(m.html.contains("https://x/?a=1&amp;b=2"));
+                if CODE_KINDS.contains(&kind) {
+                    assert!(m.text.contains("\n654321\n") && m.html.contains(">654321</p>"), "{locale}/{kind}: {}", m.text);
+                } else {
+                    assert!(m.text.contains("https://x/?a=1&b=2"), "{locale}/{kind}: {}", m.text);
+                    assert!(m.html.contains("https://x/?a=1&amp;b=2"));
+                }
                 assert!(!m.text.contains("email-"), "missing message in {locale}/{kind}: {}", m.text);
             }
+        }
+    }
+
+    /// Every run of six or more digits in `s`.
+    fn digit_runs(s: &str) -> Vec<&str> {
+        s.split(|c: char| !c.is_ascii_digit()).filter(|run| run.len() >= 6).collect()
+    }
+
+    #[test]
+    fn a_code_email_shows_the_code_in_both_parts_and_nowhere_else_not_in_the_subject() {
+        let t = Texts::with_log(record);
+        for locale in crate::LOCALES {
+            for kind in CODE_KINDS {
+                let m = render(&t, locale, kind, "a@b.co", &[("code", "042917"), ("valid-minutes", "10")]).unwrap();
+                assert!(!m.subject.contains("042917"), "{}", m.subject);
+                assert!(digit_runs(&m.subject).is_empty(), "{}", m.subject);
+                assert_eq!(digit_runs(&m.text), ["042917"], "the code is the text's only run of 6 digits: {}", m.text);
+                assert!(m.text.lines().any(|line| line == "042917"), "the code on a line of its own: {}", m.text);
+                assert!(m.text.contains("10"), "the validity in minutes: {}", m.text);
+                assert!(m.html.contains(">042917</p>") && m.html.contains("monospace"), "{}", m.html);
+            }
+            let missing = render(&t, locale, "email-change-new", "a@b.co", &[("valid-minutes", "10")]);
+            assert!(missing.is_err(), "a code email without its code is refused");
         }
     }
 
@@ -86,7 +153,7 @@ mod tests {
     }
 
     #[test]
-    fn the_profile_and_auth_kinds_render_with_exactly_the_arguments_the_core_gives() {
+    fn the_profile_auth_and_email_change_kinds_render_with_exactly_the_arguments_the_core_gives() {
         let t = Texts::with_log(record);
         for locale in crate::LOCALES {
             let link = render(&t, locale, "profile-link", "a@b.co", &[("link", "https://x/profile#token=T"), ("valid-minutes", "60")]).unwrap();
@@ -95,6 +162,13 @@ mod tests {
             assert!(notice.text.contains("https://x/profile"));
             let locked = render(&t, locale, "pin-locked", "a@b.co", &[("link", "https://x/profile"), ("pin", "123456")]).unwrap();
             assert!(locked.text.contains("https://x/profile") && locked.text.contains("123456"), "{}", locked.text);
+            for kind in CODE_KINDS {
+                let code = render(&t, locale, kind, "a@b.co", &[("code", "123456"), ("valid-minutes", "10")]).unwrap();
+                assert!(code.text.contains("123456") && code.text.contains("10"), "{}", code.text);
+            }
+            let changed = render(&t, locale, "email-changed", "old@b.co", &[("new-email", "n***@example.com"), ("link", "https://x/profile")]).unwrap();
+            assert!(changed.text.contains("https://x/profile") && changed.text.contains("n***@example.com"), "{}", changed.text);
+            assert!(digit_runs(&changed.text).is_empty(), "{}", changed.text);
         }
         assert_eq!(*PROBLEMS.lock().unwrap(), Vec::<String>::new());
     }

@@ -170,6 +170,58 @@ mod tests {
         assert_eq!(t.format("en", "no-such-id", &[]), "no-such-id");
     }
 
+    static EMAIL_CHANGE_PROBLEMS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+    fn email_change_problem(line: &str) {
+        EMAIL_CHANGE_PROBLEMS.lock().unwrap().push(line.to_owned());
+    }
+
+    #[test]
+    fn the_email_change_messages_exist_in_every_locale_with_the_arguments_the_core_gives() {
+        let t = Texts::with_log(email_change_problem);
+        let messages: [(&str, &[(&str, &str)]); 23] = [
+            ("error-flow-not-found", &[]),
+            ("instructions-flow-not-found", &[]),
+            ("error-flow-expired", &[]),
+            ("instructions-flow-expired", &[]),
+            ("error-wrong-step", &[("state", "enter_new")]),
+            ("instructions-wrong-step", &[]),
+            ("error-invalid-code", &[("attempts", "3")]),
+            ("instructions-invalid-code", &[]),
+            ("error-flow-dead", &[]),
+            ("instructions-flow-dead", &[]),
+            ("error-code-expired", &[]),
+            ("instructions-code-expired", &[]),
+            ("error-too-many-codes", &[]),
+            ("instructions-too-many-codes", &[]),
+            ("error-email-taken", &[]),
+            ("instructions-email-taken", &[]),
+            ("invalid-same-email", &[]),
+            ("invalid-code-format", &[]),
+            ("email-change-sent-current", &[("to", "a***@example.com")]),
+            ("email-change-sent-new", &[("to", "n***@example.com")]),
+            ("email-change-confirmed-current", &[]),
+            ("email-change-available", &[]),
+            ("email-change-done", &[("email", "new@example.com")]),
+        ];
+        for locale in LOCALES {
+            for (id, args) in messages {
+                let text = t.try_format(locale, id, args).unwrap_or_else(|| panic!("{id} is missing in {locale}"));
+                // `$state` picks the words (checked below); every other argument is shown.
+                for (_, value) in args.iter().filter(|(name, _)| *name != "state") {
+                    assert!(text.contains(value), "{locale}/{id} shows {value}: {text}");
+                }
+            }
+            // The state is named in words, not by its snake_case id.
+            for state in ["confirm_current", "enter_new", "confirm_new", "done", "dead"] {
+                let text = t.format(locale, "error-wrong-step", &[("state", state)]);
+                assert!(!text.contains(state), "{locale}: {text}");
+            }
+        }
+        assert_eq!(t.format("ru", "error-invalid-code", &[("attempts", "0")]), "Код неверный. Осталось попыток: 0.");
+        assert_eq!(*EMAIL_CHANGE_PROBLEMS.lock().unwrap(), Vec::<String>::new());
+    }
+
     static LOGGED: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
     fn capture(line: &str) {

@@ -1,6 +1,7 @@
 //! Housekeeping on Spin (SPEC §2.1.3): deletes pending accounts not verified within 7 days of
 //! their **last** sign-up attempt (`updated_at`, which a re-sign-up sets) with their secrets,
-//! expired secrets, and delivered mail older than 7 days.
+//! expired secrets, expired email changes and ephemeral values (codes, counters), and delivered
+//! mail older than 7 days.
 //!
 //! Our host runs this from a timer; Spin runs no background tasks, so the adapter runs it from
 //! `mail.flush`, after a request's answer, at most once per [`PERIOD_MS`] across all instances:
@@ -59,6 +60,8 @@ fn try_run(db: &Db, now: Timestamp) -> Result<Option<usize>, Error> {
         let users = db.exec(housekeeping::DELETE_STALE_PENDING_USERS, &[Value::Integer(stale)])?;
         db.exec(housekeeping::DELETE_SENT_MAIL, &[Value::Integer(stale)])?;
         db.exec(housekeeping::DELETE_OLD_AUTH_FAILURES, &[Value::Integer(stale), Value::Integer(gpt_user_core::ports::AUTH_LOCK_AFTER)])?;
+        db.exec(housekeeping::DELETE_EXPIRED_EMAIL_CHANGES, &[Value::Integer(now)])?;
+        db.exec(housekeeping::DELETE_EXPIRED_EPHEMERAL, &[Value::Integer(now)])?;
         Ok(Some(users.rows.len()))
     })
 }

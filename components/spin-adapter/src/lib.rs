@@ -1,14 +1,17 @@
-//! The Spin adapter: a component that **exports** `gpt-user:accounts/{store, mail, l10n}` and
+//! The Spin adapter: a component that **exports** `gpt-user:accounts/{store, ephemeral, mail, l10n}` and
 //! implements them with what Spin offers, so a flow component runs on Spin unchanged (Spin plugs
 //! this component into it as a component dependency; see `spin.toml` and the README's "Run on Spin").
 //!
 //! - `store`: Spin SQLite (`fermyon:spin/sqlite@2.0.0`, all sync), tables created on first
 //!   use from `schema/001_init.sql`; `apply` is one `BEGIN IMMEDIATE … COMMIT` transaction.
+//! - `ephemeral`: the `ephemeral` table in the same database, each value with its expiry (Spin's
+//!   SQLite has no TTL; reads compare the expiry with the caller's clock).
 //! - `mail`: the outbox table in the same database; due messages are delivered by SMTP (lettre)
 //!   over `wasi:sockets` TCP in `flush`, which the flow calls after its answer is finished
 //!   (never inside `store.apply` or `enqueue`), retried with backoff by later flushes.
 //! - `l10n`: the Fluent bundles of `gpt-user-l10n`, embedded.
-//! - housekeeping (stale pending accounts, expired secrets, old sent mail) also runs in `flush`,
+//! - housekeeping (stale pending accounts, expired secrets, email changes and ephemeral values,
+//!   old sent mail) also runs in `flush`,
 //!   at most once per 5 minutes across instances: Spin has no timers.
 //!
 //! Spin may reuse one instance for many requests, so nothing here keeps per-request state; the
@@ -16,6 +19,7 @@
 
 mod config;
 mod db;
+mod ephemeral;
 mod housekeeping;
 mod l10n;
 mod mail;

@@ -3,7 +3,7 @@
 
 use gpt_user_sql::{block_on, store::{self, UserKey}};
 
-use crate::bindings::exports::gpt_user::accounts::store::{Guest, Op};
+use crate::bindings::exports::gpt_user::accounts::store::{EmailChange, Guest, Op};
 use crate::bindings::exports::gpt_user::accounts::types::{Error, Secret, SecretPurpose, Timestamp, User};
 use crate::db::Db;
 use crate::Adapter;
@@ -24,6 +24,11 @@ impl Guest for Adapter {
     fn find_secret(hash: String, purpose: SecretPurpose, now: Timestamp) -> Result<Option<Secret>, Error> {
         let db = Db::open()?;
         Ok(block_on(store::find_secret(&mut &db, &hash, purpose.into(), now))?.map(Into::into))
+    }
+
+    fn find_email_change(id: String) -> Result<Option<EmailChange>, Error> {
+        let db = Db::open()?;
+        Ok(block_on(store::find_email_change(&mut &db, &id))?.map(Into::into))
     }
 
     fn apply(ops: Vec<Op>) -> Result<(), Error> {

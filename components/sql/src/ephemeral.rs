@@ -22,17 +22,18 @@ pub async fn get<C: Conn>(conn: &mut C, key: &str, now: Timestamp) -> Result<Opt
 }
 
 /// One statement, so concurrent increments each see a different count (the row is locked by
-/// the upsert on PostgreSQL; SQLite runs one writer at a time).
+/// the upsert on PostgreSQL; SQLite runs one writer at a time). Placeholders in order of first
+/// appearance: Spin's SQLite binds by position.
 pub async fn increment<C: Conn>(conn: &mut C, key: &str, now: Timestamp, expires_at: Timestamp) -> Result<u32, StoreError> {
     let rows = conn
         .query(
-            "INSERT INTO ephemeral (key, value, expires_at) VALUES ($1, '1', $3) \
+            "INSERT INTO ephemeral (key, value, expires_at) VALUES ($1, '1', $2) \
              ON CONFLICT (key) DO UPDATE SET \
-             value = CASE WHEN ephemeral.expires_at <= $2 THEN '1' \
+             value = CASE WHEN ephemeral.expires_at <= $3 THEN '1' \
                           ELSE CAST(CAST(ephemeral.value AS BIGINT) + 1 AS TEXT) END, \
-             expires_at = CASE WHEN ephemeral.expires_at <= $2 THEN excluded.expires_at ELSE ephemeral.expires_at END \
+             expires_at = CASE WHEN ephemeral.expires_at <= $3 THEN excluded.expires_at ELSE ephemeral.expires_at END \
              RETURNING value",
-            vec![key.into(), now.into(), expires_at.into()],
+            vec![key.into(), expires_at.into(), now.into()],
         )
         .await?;
     let value = rows.first().ok_or_else(|| StoreError::Other("increment returned no row".into()))?.text(0)?;

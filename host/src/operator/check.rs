@@ -8,9 +8,10 @@ use gpt_user_sql::operator::{self as sql, AccountFilter};
 use super::output;
 use super::redact::{mask_url, scrub, without_credentials};
 use crate::Config;
+use crate::adapters::ephemeral::RedisBackend;
 use crate::adapters::mail::Transport;
 
-/// The configuration, the database and (when configured) the SMTP server.
+/// The configuration, the database and (when configured) Redis and the SMTP server.
 #[derive(clap::Args, Debug)]
 pub struct Check {
     /// Data directory (SQLite file, gpt-user.toml) [default: ./.gpt-user].
@@ -49,12 +50,21 @@ pub async fn check(Check { data_dir, dev }: Check) -> anyhow::Result<bool> {
     config.dev |= dev;
     report("config", config.validate().map(|()| String::new()).map_err(|e| e.to_string()))?;
     report("database", database(&config).await)?;
+    if let Some(url) = config.redis_url() {
+        report("redis", redis(url).await.map(|()| mask_url(url)).map_err(|why| format!("{}: {}", mask_url(url), scrub(&why, url))))?;
+    }
     if let Some(url) = config.smtp_url.as_ref().map(|url| url.expose()).filter(|url| !url.trim().is_empty()) {
         // Reaching the server is checked, not the login: a relay may take mail without one.
         let outcome = Transport::probe(&without_credentials(url), SMTP_WITHIN).await.map_err(|e| scrub(&e.to_string(), url));
         report("smtp", outcome.map(|()| mask_url(url)).map_err(|why| format!("{}: {why}", mask_url(url))))?;
     }
     Ok(all_ok)
+}
+
+/// Connects and answers `PING` within the ephemeral store's deadline (2 s).
+async fn redis(url: &str) -> Result<(), String> {
+    let backend = RedisBackend::new(url).map_err(|e| e.to_string())?;
+    backend.ping().await.map_err(|e| e.to_string())
 }
 
 /// Connects, migrates (as `serve` would) and reads.

@@ -24,7 +24,7 @@ mod bindings {
     });
 }
 
-pub use bindings::exports::gpt_user::accounts::store::{Op, PendingReplacement, ProfileUpdate, SendLimit};
+pub use bindings::exports::gpt_user::accounts::store::{EmailChange, EmailChangeState, Op, PendingReplacement, ProfileUpdate, SendLimit};
 pub use bindings::gpt_user::accounts::types::{Error, Message, Secret, SecretPurpose, User, UserStatus};
 
 /// Per-instance state, like Spin's per-instance state.
@@ -147,6 +147,26 @@ impl Adapter {
 
     pub fn find_secret(&mut self, hash: &str, purpose: SecretPurpose, now: i64) -> wasmtime::Result<Result<Option<Secret>, Error>> {
         self.provider.gpt_user_accounts_store().call_find_secret(&mut self.store, hash, purpose, now)
+    }
+
+    pub fn find_email_change(&mut self, id: &str) -> wasmtime::Result<Result<Option<EmailChange>, Error>> {
+        self.provider.gpt_user_accounts_store().call_find_email_change(&mut self.store, id)
+    }
+
+    pub fn put(&mut self, key: &str, value: &str, now: i64, expires_at: i64) -> wasmtime::Result<Result<(), Error>> {
+        self.provider.gpt_user_accounts_ephemeral().call_put(&mut self.store, key, value, now, expires_at)
+    }
+
+    pub fn get(&mut self, key: &str, now: i64) -> wasmtime::Result<Result<Option<String>, Error>> {
+        self.provider.gpt_user_accounts_ephemeral().call_get(&mut self.store, key, now)
+    }
+
+    pub fn increment(&mut self, key: &str, now: i64, expires_at: i64) -> wasmtime::Result<Result<u32, Error>> {
+        self.provider.gpt_user_accounts_ephemeral().call_increment(&mut self.store, key, now, expires_at)
+    }
+
+    pub fn delete(&mut self, key: &str) -> wasmtime::Result<Result<(), Error>> {
+        self.provider.gpt_user_accounts_ephemeral().call_delete(&mut self.store, key)
     }
 
     pub fn enqueue(&mut self, message: &Message) -> wasmtime::Result<Result<(), Error>> {

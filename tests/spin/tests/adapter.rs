@@ -1,11 +1,14 @@
-//! The adapter's store and outbox executed for real under wasmtime: a harness stands in for
-//! Spin's SQLite with a real SQLite file, and mail goes to a real SMTP sink on 127.0.0.1.
+//! The adapter's store, ephemeral store and outbox executed for real under wasmtime: a harness
+//! stands in for Spin's SQLite with a real SQLite file, and mail goes to a real SMTP sink on
+//! 127.0.0.1.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use gpt_user_spin_tests::artifacts::ADAPTER_WASM;
-use gpt_user_spin_tests::harness::{Error, Harness, Message, Op, ProfileUpdate, Secret, SecretPurpose, SendLimit, User, UserStatus};
+use gpt_user_spin_tests::harness::{
+    EmailChange, EmailChangeState, Error, Harness, Message, Op, ProfileUpdate, Secret, SecretPurpose, SendLimit, User, UserStatus,
+};
 use gpt_user_test_support::smtp::SmtpSink;
 
 /// A fresh database file per test (tests run in parallel).
@@ -219,4 +222,81 @@ fn a_database_replaced_under_a_living_instance_gets_its_tables_back() {
     std::fs::remove_file(&h.sqlite_file).unwrap();
     assert!(matches!(a.find_user_by_email("ann@example.com").unwrap(), Err(Error::Other(_))), "one call fails");
     assert_eq!(a.find_user_by_email("ann@example.com").unwrap(), Ok(None), "then the schema is created again");
+}
+
+#[test]
+fn ephemeral_values_expire_on_the_callers_clock_without_a_native_ttl() {
+    let h = harness("ephemeral-expiry", &closed_port().to_string());
+    let mut a = h.instance().unwrap();
+    let now = h.clock.now_ms();
+    assert_eq!(a.get("ec:code:r1", now).unwrap(), Ok(None));
+    a.put("ec:code:r1", "hash-1", now, now + 1_000).unwrap().unwrap();
+    assert_eq!(a.get("ec:code:r1", now + 999).unwrap(), Ok(Some("hash-1".into())));
+    // Another instance (Spin may create one per request) reads the same value and the same expiry.
+    let mut b = h.instance().unwrap();
+    assert_eq!(b.get("ec:code:r1", now + 999).unwrap(), Ok(Some("hash-1".into())));
+    assert_eq!(b.get("ec:code:r1", now + 1_000).unwrap(), Ok(None), "expired at expires_at");
+    // No TTL removed it: the row is still there, the read judged it (housekeeping deletes it).
+    let db = rusqlite::Connection::open(&h.sqlite_file).unwrap();
+    let rows: i64 = db.query_row("SELECT COUNT(*) FROM ephemeral WHERE key = 'ec:code:r1'", [], |r| r.get(0)).unwrap();
+    assert_eq!(rows, 1);
+    // A put replaces value and expiry; a delete removes it, and deleting nothing is no error.
+    a.put("ec:code:r1", "hash-2", now + 2_000, now + 3_000).unwrap().unwrap();
+    assert_eq!(a.get("ec:code:r1", now + 2_999).unwrap(), Ok(Some("hash-2".into())));
+    a.delete("ec:code:r1").unwrap().unwrap();
+    a.delete("ec:code:r1").unwrap().unwrap();
+    assert_eq!(a.get("ec:code:r1", now + 2_000).unwrap(), Ok(None));
+}
+
+#[test]
+fn an_ephemeral_counter_counts_until_it_expires_then_starts_again_at_one() {
+    let h = harness("ephemeral-counter", &closed_port().to_string());
+    let mut a = h.instance().unwrap();
+    let now = h.clock.now_ms();
+    let key = "ec:tries:flow:confirm_current";
+    assert_eq!(a.increment(key, now, now + 1_000).unwrap(), Ok(1));
+    assert_eq!(a.increment(key, now + 500, now + 9_999).unwrap(), Ok(2), "a live counter keeps its expiry");
+    assert_eq!(h.instance().unwrap().increment(key, now + 999, now + 9_999).unwrap(), Ok(3));
+    assert_eq!(a.increment(key, now + 1_000, now + 2_000).unwrap(), Ok(1), "expired: starts again");
+    assert_eq!(a.increment(key, now + 1_999, now + 5_000).unwrap(), Ok(2), "until the new expiry");
+    assert_eq!(a.increment(key, now + 2_000, now + 5_000).unwrap(), Ok(1));
+}
+
+#[test]
+fn concurrent_increments_from_many_instances_each_get_their_own_count() {
+    let h = harness("ephemeral-race", &closed_port().to_string());
+    let now = h.clock.now_ms();
+    h.instance().unwrap().get("warm-up", now).unwrap().unwrap(); // the schema, before the race
+    let mut counts: Vec<u32> = std::thread::scope(|s| {
+        let calls: Vec<_> = (0..32)
+            .map(|_| s.spawn(|| h.instance().unwrap().increment("ec:tries:race:confirm_new", now, now + 60_000).unwrap().unwrap()))
+            .collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    counts.sort_unstable();
+    assert_eq!(counts, (1..=32).collect::<Vec<u32>>());
+}
+
+#[test]
+fn a_started_email_change_is_found_by_its_id() {
+    let h = harness("email-change", &closed_port().to_string());
+    let mut a = h.instance().unwrap();
+    let now = h.clock.now_ms();
+    let change = EmailChange {
+        id: "flow-1".into(),
+        user_id: "u1".into(),
+        state: EmailChangeState::ConfirmCurrent,
+        new_email: None,
+        code_ref: "ref-1".into(),
+        sends: 1,
+        last_send_at: now,
+        window_ends_at: None,
+        created_at: now,
+        expires_at: now + 3_600_000,
+        version: 0,
+    };
+    a.apply(&[Op::InsertUser(user("u1", "ann@example.com", "111111", now)), Op::Activate(("u1".into(), now))]).unwrap().unwrap();
+    a.apply(&[Op::StartEmailChange(change.clone())]).unwrap().unwrap();
+    assert_eq!(h.instance().unwrap().find_email_change("flow-1").unwrap(), Ok(Some(change)));
+    assert_eq!(a.find_email_change("nobody").unwrap(), Ok(None));
 }

@@ -1,5 +1,6 @@
 //! Housekeeping on Spin, run by the adapter's `mail.flush` (after a request's answer) at most once
-//! per 5 minutes, executed under wasmtime with the harness's movable clock and a real SQLite file.
+//! per 5 minutes, executed under wasmtime with the harness's movable clock and a real SQLite file:
+//! stale pending accounts, expired secrets, email changes and ephemeral values, old sent mail.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -52,7 +53,7 @@ fn users(h: &Harness) -> Vec<String> {
 }
 
 #[test]
-fn stale_pending_accounts_expired_secrets_and_old_sent_mail_are_deleted_the_rest_is_kept() {
+fn stale_pending_accounts_expired_secrets_email_changes_ephemeral_values_and_old_sent_mail_are_deleted_the_rest_is_kept() {
     let h = harness("deletes");
     let mut a = h.instance().unwrap();
     let now = h.clock.now_ms();
@@ -78,7 +79,22 @@ fn stale_pending_accounts_expired_secrets_and_old_sent_mail_are_deleted_the_rest
         .unwrap();
     }
 
+    // Values and counters of the ephemeral store, and email changes, go once expired.
+    a.put("ec:code:old", "h", now - 2_000, now).unwrap().unwrap();
+    a.put("ec:code:live", "h", now, now + 1_000).unwrap().unwrap();
+    a.increment("ec:tries:old:confirm_current", now - 2_000, now - 1).unwrap().unwrap();
+    for (id, expires_at) in [("change-old", now), ("change-live", now + 3_600_000)] {
+        db.execute(
+            "INSERT INTO email_changes (id, user_id, state, code_ref, sends, last_send_at, created_at, expires_at, version) \
+             VALUES (?1, 'active', 'confirm_current', 'r', 1, ?2, ?2, ?3, 0)",
+            rusqlite::params![id, expires_at - 3_600_000, expires_at],
+        )
+        .unwrap();
+    }
+
     a.flush().unwrap();
+    assert_eq!(ids(&h, "SELECT key FROM ephemeral ORDER BY key"), ["ec:code:live"]);
+    assert_eq!(ids(&h, "SELECT id FROM email_changes ORDER BY id"), ["change-live"]);
     assert_eq!(users(&h), ["active", "fresh", "resigned"]);
     assert_eq!(ids(&h, "SELECT hash FROM secrets ORDER BY hash"), ["fresh-link"]);
     assert_eq!(ids(&h, "SELECT id FROM outbox ORDER BY id"), ["queued-old", "sent-new"], "unsent mail is never deleted");

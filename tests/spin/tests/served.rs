@@ -147,6 +147,62 @@ async fn the_profile_component_edits_an_account_the_sign_up_component_made_on_on
     assert_eq!((unknown.status, unknown.json()["code"].as_str()), (404, Some("USER_NOT_FOUND")), "{unknown:?}");
 }
 
+/// The code in the newest message to arrive: its only run of 6 digits.
+fn code_of_last_mail(sink: &SmtpSink) -> String {
+    let messages = sink.inbox.raw_messages();
+    let text = mail_parser::MessageParser::default().parse(messages.last().expect("a message").as_bytes()).unwrap().body_text(0).unwrap().into_owned();
+    let digits: Vec<&str> = text.split(|c: char| !c.is_ascii_digit()).filter(|run| run.len() == 6).collect();
+    assert_eq!(digits.len(), 1, "one code in {text}");
+    digits[0].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_email_change_component_changes_an_address_with_codes_kept_in_the_adapters_sqlite() {
+    let sink = SmtpSink::start("127.0.0.1:0").await.unwrap();
+    let vars = [("api_keys", KEY), ("smtp_address", &sink.addr.to_string())];
+    let db = db_file("email-change");
+    let signup = App::new(db.clone(), &vars).unwrap();
+    let profile = App::component("profile", db.clone(), &vars).unwrap();
+    let change = App::component("email-change", db, &vars).unwrap();
+
+    let (answer, guest) = signup.sign_up("ann@example.com", Some(KEY)).await.unwrap();
+    assert_eq!(answer.status, 201, "{answer:?}");
+    guest.await.unwrap().unwrap();
+    signup.post("/api/signup/verify", &serde_json::json!({"token": token_of_last_mail(&sink)}), None).await.unwrap();
+    let (_, guest) = profile.post("/api/profile/init", &serde_json::json!({"email": "ann@example.com"}), Some(KEY)).await.unwrap();
+    guest.await.unwrap().unwrap();
+    let token = token_of_last_mail(&sink);
+
+    let step = |name: &str, body: serde_json::Value| {
+        let change = &change;
+        let path = format!("/api/email-change/{name}");
+        async move {
+            let (answer, guest) = change.post(&path, &body, None).await.unwrap();
+            guest.await.unwrap().unwrap();
+            answer
+        }
+    };
+    let started = step("start", serde_json::json!({"token": token})).await;
+    assert_eq!(started.status, 200, "{started:?}");
+    let flow = started.json()["flow"].as_str().unwrap().to_owned();
+    let wrong = step("confirm-current", serde_json::json!({"token": token, "flow": flow, "code": "000000"})).await;
+    let right = code_of_last_mail(&sink);
+    if right != "000000" {
+        assert_eq!((wrong.status, wrong.json()["attempts_left"].as_i64()), (422, Some(4)), "{wrong:?}");
+    }
+    let confirmed = step("confirm-current", serde_json::json!({"token": token, "flow": flow, "code": right})).await;
+    assert_eq!((confirmed.status, confirmed.json()["state"].as_str()), (200, Some("enter_new")), "{confirmed:?}");
+    let requested = step("request-new", serde_json::json!({"token": token, "flow": flow, "email": "bob@example.com"})).await;
+    assert_eq!((requested.status, requested.json()["window_s"].as_i64()), (200, Some(600)), "{requested:?}");
+    let done = step("confirm-new", serde_json::json!({"token": token, "flow": flow, "code": code_of_last_mail(&sink)})).await;
+    assert_eq!((done.status, done.json()["email"].as_str()), (200, Some("bob@example.com")), "{done:?}");
+    let fresh = done.json()["token"].as_str().unwrap().to_owned();
+    let (loaded, _) = profile.post("/api/profile/load", &serde_json::json!({"token": fresh}), None).await.unwrap();
+    assert_eq!((loaded.status, loaded.json()["email"].as_str()), (200, Some("bob@example.com")), "{loaded:?}");
+    let (old, _) = profile.post("/api/profile/load", &serde_json::json!({"token": token}), None).await.unwrap();
+    assert_eq!(old.status, 410, "every old token was revoked");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_example_composed_for_spin_places_an_order_only_for_an_active_account_the_sign_up_component_made() {
     let sink = SmtpSink::start("127.0.0.1:0").await.unwrap();

@@ -1,4 +1,6 @@
-//! Helpers shared by the test crates (`tests/api`, `tests/spin`): a real SMTP server on loopback
-//! that keeps what it receives ([`smtp`]).
+//! Helpers shared by the test crates (`tests/api`, `tests/spin`, the host's adapter tests): a real
+//! SMTP server on loopback that keeps what it receives ([`smtp`]), and a real Redis server the test
+//! can stop and start again ([`redis`]).
 
+pub mod redis;
 pub mod smtp;

@@ -561,7 +561,7 @@ fn the_profile_page_has_the_editor_and_the_recovery_form_under_a_strict_csp() {
         r#"<p id="passphrase-rule" class="rule" data-min="15" data-max="256""#,
         r#"<button id="save""#,
         r#"<p id="result" role="status""#,
-        r#"<section id="email-change" hidden></section>"#,
+        r#"<section id="email-change" hidden>"#,
         r#"<section id="recovery" hidden>"#,
         r#"<input id="recovery-email""#,
         r#"<button id="recovery-send""#,

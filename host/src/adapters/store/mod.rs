@@ -9,7 +9,7 @@ pub use sql::{SqlStore, sqlite_path};
 
 use gpt_user_sql::store::UserKey;
 
-use crate::bindings::store::{self, Op};
+use crate::bindings::store::{self, EmailChange, Op};
 use crate::bindings::types::{self, Error, Secret, SecretPurpose, User};
 use crate::runtime::HostState;
 
@@ -30,6 +30,10 @@ impl store::Host for HostState {
 
     async fn find_secret(&mut self, hash: String, purpose: SecretPurpose, now: i64) -> Result<Option<Secret>, Error> {
         Ok(self.shared.store.find_secret(&hash, purpose.into(), now).await?.map(Into::into))
+    }
+
+    async fn find_email_change(&mut self, id: String) -> Result<Option<EmailChange>, Error> {
+        Ok(self.shared.store.find_email_change(&id).await?.map(Into::into))
     }
 
     async fn apply(&mut self, ops: Vec<Op>) -> Result<(), Error> {

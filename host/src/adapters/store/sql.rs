@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use gpt_user_core::ports::{Op, Secret, SecretPurpose, StoreError, User};
+use gpt_user_core::ports::{EmailChange, Op, Secret, SecretPurpose, StoreError, User};
 use gpt_user_sql::store::{self, UserKey};
 use gpt_user_sql::{Conn, Dialect, Param};
 use sqlx::any::{AnyPoolOptions, AnyRow};
@@ -92,6 +92,10 @@ impl SqlStore {
         self.with_conn(async |c| store::find_secret(c, hash, purpose, now).await).await
     }
 
+    pub async fn find_email_change(&self, id: &str) -> Result<Option<EmailChange>, StoreError> {
+        self.with_conn(async |c| store::find_email_change(c, id).await).await
+    }
+
     /// All operations in one transaction; the first failure rolls everything back.
     pub async fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
         let queues_mail = ops.iter().any(|op| matches!(op, Op::EnqueueMail(..)));
@@ -109,15 +113,21 @@ impl SqlStore {
     }
 
     /// Deletes pending accounts whose last sign-up attempt (`updated_at`, which a re-sign-up
-    /// moves) is before `pending_before`, expired secrets, and delivered mail and counts of failed
-    /// checks (below the lock) older than `sent_before`. Returns the number of accounts deleted.
+    /// moves) is before `pending_before`, expired secrets, expired email changes and ephemeral
+    /// values (codes, counters; those in Redis expire there), and delivered mail and counts of
+    /// failed checks (below the lock) older than `sent_before`. Returns the number of accounts deleted.
     pub async fn housekeep(&self, now: i64, pending_before: i64, sent_before: i64) -> Result<u64, sqlx::Error> {
-        use gpt_user_sql::housekeeping::{DELETE_OLD_AUTH_FAILURES, DELETE_SECRETS, DELETE_SENT_MAIL, DELETE_STALE_PENDING_USERS};
+        use gpt_user_sql::housekeeping::{
+            DELETE_EXPIRED_EMAIL_CHANGES, DELETE_EXPIRED_EPHEMERAL, DELETE_OLD_AUTH_FAILURES, DELETE_SECRETS, DELETE_SENT_MAIL,
+            DELETE_STALE_PENDING_USERS,
+        };
         let mut tx = self.pool.begin().await?;
         sqlx::query(DELETE_SECRETS).bind(now).bind(pending_before).execute(&mut *tx).await?;
+        sqlx::query(DELETE_EXPIRED_EMAIL_CHANGES).bind(now).execute(&mut *tx).await?;
         let users = sqlx::query(DELETE_STALE_PENDING_USERS).bind(pending_before).fetch_all(&mut *tx).await?;
         sqlx::query(DELETE_SENT_MAIL).bind(sent_before).execute(&mut *tx).await?;
         sqlx::query(DELETE_OLD_AUTH_FAILURES).bind(sent_before).bind(gpt_user_core::ports::AUTH_LOCK_AFTER).execute(&mut *tx).await?;
+        sqlx::query(DELETE_EXPIRED_EPHEMERAL).bind(now).execute(&mut *tx).await?;
         tx.commit().await?;
         Ok(users.len() as u64)
     }

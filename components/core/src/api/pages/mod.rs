@@ -1,6 +1,10 @@
 //! Browser pages. Self-contained: inline script and style allowed by their hashes in a strict CSP,
 //! no third-party assets, the token read from the URL fragment (never sent to the server by the browser).
 
+mod email_change;
+
+use email_change::{EMAIL_CHANGE_SCRIPT, email_change_section};
+
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
@@ -50,13 +54,13 @@ async function post(path, body) {
   const r = await fetch(path, {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body)});
   let j = {};
   try { j = await r.json(); } catch (e) { j = {}; }
-  return [r.status, j];
+  return [r.status, j, Number(r.headers.get('Retry-After')) || 0];
 }
 // The token leaves the address bar at once; this tab keeps it, so a reload still knows the link
-// (and says it is used once it is).
+// (and says it is used once it is). A finished email change replaces it with the fresh one.
 const linked = new URLSearchParams(location.hash.slice(1)).get('token');
 if (linked) { sessionStorage.setItem('profile-token', linked); }
-const token = linked || sessionStorage.getItem('profile-token');
+let token = linked || sessionStorage.getItem('profile-token');
 if (location.hash) { history.replaceState(null, '', location.pathname + location.search); }
 function gone() {
   sessionStorage.removeItem('profile-token');
@@ -84,6 +88,7 @@ async function load() {
     out.className = '';
     editor.hidden = false;
     save.disabled = false;
+    $('email-change').hidden = false;
   } catch (e) {
     show(out, out.dataset.failed, false);
   }
@@ -109,6 +114,8 @@ save.addEventListener('click', async () => {
       $('passphrase').value = '';
       $('passphrase2').value = '';
       for (const el of editor.querySelectorAll('input, select')) { el.disabled = true; }
+      // The save used the link, so an email change could not be authorised with it any more.
+      $('email-change').hidden = true;
       if (j.locale) { document.documentElement.lang = j.locale; }
       return;
     }
@@ -135,6 +142,10 @@ recoverySend.addEventListener('click', async () => {
   recoverySend.disabled = false;
 });
 recoveryEmail.addEventListener('keydown', (e) => { if (e.key === 'Enter') { recoverySend.click(); } });
+"#;
+
+/// Runs last, once every part of the profile page's script has set up its listeners.
+const PROFILE_START: &str = r#"
 if (token) { load(); } else { $('recovery').hidden = false; }
 "#;
 
@@ -143,7 +154,10 @@ const STYLE: &str = "body{font-family:system-ui,sans-serif;max-width:36rem;margi
 button{font-size:1.1rem;padding:.6rem 1.4rem;cursor:pointer;margin-top:1rem}\
 label{display:block;margin-top:1rem}input,select{font-size:1rem;padding:.4rem;width:100%;box-sizing:border-box}\
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.3rem 1rem}dd{margin:0}.rule{font-size:.9rem;color:#555}\
-.ok{color:#14622e}.error{color:#9b1c1c}.pin{font-size:1.4rem;letter-spacing:.1em}";
+.ok{color:#14622e}.error{color:#9b1c1c}.pin{font-size:1.4rem;letter-spacing:.1em}\
+button+button{margin-left:.6rem}button:disabled{cursor:default}\
+input.code{font-family:ui-monospace,monospace;font-size:1.6rem;letter-spacing:.3em;max-width:10ch;margin-right:.6rem}\
+#email-change{margin-top:2rem;border-top:1px solid #ccc}";
 
 /// `GET /signup/verify#token=…`: asks for one click before it verifies, so link scanners that
 /// prefetch the URL verify no one.
@@ -177,6 +191,7 @@ pub fn profile(ctx: &Ctx<'_>, _: &Request, locale: &str) -> Result<Response, Fai
     let with_lengths = |id: &str| escape(&ctx.l10n.format(locale, id, &[("min", &min), ("max", &max)]));
     let minutes = (super::profile_init::PROFILE_TTL_MS / 60_000).to_string();
     let recovery_intro = escape(&ctx.l10n.format(locale, "page-profile-recovery-intro", &[("minutes", &minutes)]));
+    let script = format!("{PROFILE_SCRIPT}{EMAIL_CHANGE_SCRIPT}{PROFILE_START}");
     let body = format!(
         "<!doctype html><html lang=\"{locale}\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width,initial-scale=1\"><title>{title}</title><style>{STYLE}</style></head>\
@@ -193,14 +208,14 @@ pub fn profile(ctx: &Ctx<'_>, _: &Request, locale: &str) -> Result<Response, Fai
 <label for=\"passphrase2\">{passphrase2}</label><input id=\"passphrase2\" type=\"password\" autocomplete=\"new-password\">\
 <p id=\"passphrase-rule\" class=\"rule\" data-min=\"{min}\" data-max=\"{max}\" data-short=\"{short}\" data-long=\"{long}\">{rule}</p>\
 <button id=\"save\" type=\"button\" disabled>{save}</button>\
-<section id=\"email-change\" hidden></section></section>\
+{email_change}</section>\
 <p id=\"result\" role=\"status\" aria-live=\"polite\" data-loading=\"{loading}\" data-saving=\"{saving}\" \
 data-mismatch=\"{mismatch}\" data-expired=\"{expired}\" data-failed=\"{failed}\"></p>\
 <section id=\"recovery\" hidden><h2>{recovery_title}</h2><p>{recovery_intro}</p>\
 <label for=\"recovery-email\">{recovery_email}</label><input id=\"recovery-email\" type=\"email\" autocomplete=\"email\" maxlength=\"254\">\
 <button id=\"recovery-send\" type=\"button\">{recovery_send}</button>\
 <p id=\"recovery-result\" role=\"status\" aria-live=\"polite\" data-sending=\"{sending}\" data-failed=\"{failed}\"></p></section>\
-</main><script>{PROFILE_SCRIPT}</script></body></html>",
+</main><script>{script}</script></body></html>",
         title = t("page-profile-title"),
         intro = t("page-profile-intro"),
         pin = t("page-profile-pin"),
@@ -231,8 +246,9 @@ data-mismatch=\"{mismatch}\" data-expired=\"{expired}\" data-failed=\"{failed}\"
         recovery_email = t("page-profile-recovery-email"),
         recovery_send = t("page-profile-recovery-send"),
         sending = t("page-profile-recovery-sending"),
+        email_change = email_change_section(ctx, locale),
     );
-    Ok(html(body, Some(PROFILE_SCRIPT)))
+    Ok(html(body, Some(&script)))
 }
 
 /// `GET /privacy`: the privacy policy a GPT must link to, in the browser's language.
