@@ -96,7 +96,7 @@ for i in $(seq 1 "$hosts"); do
     mkdir -p "$work/data-$i"
     GPT_USER_DATABASE_URL="$database_url" GPT_USER_REDIS_URL="$redis_url" GPT_USER_API_KEYS="$key" \
     GPT_USER_SMTP_URL="smtp://127.0.0.1:$smtp" GPT_USER_BASE_URL="$base" \
-    GPT_USER_MAIL_RETRY_BASE_MS=100 GPT_USER_MAIL_RETRY_MAX_MS=400 GPT_USER_MAIL_POLL_MS=100 RUST_LOG=warn \
+    GPT_USER_MAIL_RETRY_BASE_MS=100 GPT_USER_MAIL_RETRY_MAX_MS=400 GPT_USER_MAIL_POLL_MS=100 RUST_LOG=warn NO_COLOR=1 \
         "$bin" serve --listen "127.0.0.1:$port" --data-dir "$work/data-$i" >"$work/host-$i.log" 2>&1 &
     pids+=($!)
 done
@@ -105,7 +105,7 @@ for i in $(seq 1 "$hosts"); do
     for _ in $(seq 1 150); do healthy "http://127.0.0.1:$port" && break; sleep 0.2; done
     healthy "http://127.0.0.1:$port" || { say "host $i (127.0.0.1:$port) did not come up:"; cat "$work/host-$i.log" >&2; exit 1; }
 done
-(cd "$work" && python3 ../../scripts/roundrobin.py --listen "127.0.0.1:$lb" "${ports[@]/#/127.0.0.1:}" 2>balancer.log) &
+python3 scripts/roundrobin.py --listen "127.0.0.1:$lb" "${ports[@]/#/127.0.0.1:}" 2>"$work/balancer.log" &
 lb_pid=$!
 for _ in $(seq 1 50); do healthy "$base" && break; sleep 0.1; done
 healthy "$base" || { say "the balancer did not come up:"; cat "$work/balancer.log" >&2; exit 1; }
@@ -132,9 +132,9 @@ set -e
 received=$(wc -l <"$mail_log")
 twice=$(sort "$mail_log" | uniq -d)
 sent=$(psql "$database_url" -qAt -c "SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL")
-kill "$lb_pid" 2>/dev/null; wait "$lb_pid" 2>/dev/null; lb_pid=
+kill "$lb_pid" 2>/dev/null; wait "$lb_pid" 2>/dev/null || true; lb_pid=
 cat "$work/balancer.log" >&2
-errors=$(cat "$work"/host-*.log | grep -c -E ' (ERROR|WARN) ' || true)
+errors=$(cat "$work"/host-*.log | grep -c -E '(ERROR|WARN)' || true)
 say "$received messages received by the suite's SMTP listeners, $(sort -u "$mail_log" | wc -l) distinct Message-IDs; the outbox marked $sent sent"
 say "host logs (RUST_LOG=warn, $errors warnings/errors): $work/host-*.log"
 if [ -n "$twice" ]; then

@@ -133,7 +133,7 @@ fn values(params: Vec<Param>) -> Vec<Value> {
         .map(|p| match p {
             Param::Text(s) => Value::Text(s),
             Param::Int(i) => Value::Integer(i),
-            Param::Null => Value::Null,
+            Param::Null | Param::NullInt => Value::Null,
         })
         .collect()
 }

@@ -41,7 +41,10 @@ pub enum Dialect {
 pub enum Param {
     Text(String),
     Int(i64),
+    /// A text `NULL`.
     Null,
+    /// An integer `NULL` (PostgreSQL types a bound `NULL`: a text one does not fit a BIGINT column).
+    NullInt,
 }
 
 impl From<String> for Param {
@@ -64,7 +67,7 @@ impl From<i64> for Param {
 
 impl From<Option<i64>> for Param {
     fn from(i: Option<i64>) -> Self {
-        i.map_or(Self::Null, Self::Int)
+        i.map_or(Self::NullInt, Self::Int)
     }
 }
 

@@ -150,6 +150,7 @@ fn bind<'q>(sql: &'q str, params: Vec<Param>) -> sqlx::query::Query<'q, sqlx::An
         Param::Text(s) => q.bind(s),
         Param::Int(i) => q.bind(i),
         Param::Null => q.bind(None::<String>),
+        Param::NullInt => q.bind(None::<i64>),
     })
 }
 

@@ -38,11 +38,6 @@ pub fn resend(ctx: &Ctx<'_>, req: &Request, locale: &str) -> Result<Response, Fa
     run(req, locale, |map| {
         let Step { user, flow, now } = load(ctx, map)?;
         expect(&flow, &[EmailChangeState::ConfirmCurrent, EmailChangeState::ConfirmNew])?;
-        // Dead by its count even if the write that marks it dead failed.
-        let tries = ctx.ephemeral.get(&tries_key(&flow.id, flow.state), now)?;
-        if tries.and_then(|n| n.parse::<u32>().ok()).is_some_and(|n| n >= MAX_WRONG_CODES) {
-            return Err(ApiError::FlowDead);
-        }
         let (to, kind, code_ends) = match (flow.state, &flow.new_email, flow.window_ends_at) {
             (EmailChangeState::ConfirmNew, Some(to), Some(window_ends)) => {
                 if now >= window_ends {
