@@ -1,7 +1,78 @@
 #!/usr/bin/env bash
-# Prints the host's HTTP throughput and latencies (see tests/benches/http.rs). Dev profile with
-# optimised dependencies (as the tests), so it needs no second release build of wasmtime.
+# The benchmark of issue 10 (a benchmark, not a test): prints one table from one run on this
+# machine — Update_Load (valid token), SignUp_Verify (unknown token), SignUp_Init (Argon2id) and
+# Auth_Check at 32 connections, fixed duration after a warm-up, through our host (release build,
+# wasm components) and through the native baseline (the same core compiled natively behind the
+# same server and adapters: the hidden `gpt-user serve --native`), with the ratio host/native;
+# then the host's RSS before and after 100k requests; then the read path on the host with 10k and
+# with 1M accounts seeded into its database (GPT_USER_BENCH_SCALE=0 skips that part); then the
+# composed Spin app instantiated per request under the tests/spin harness (tests/spin/benches).
+#
+# Both servers run from the one release binary, in dev mode (GPT actions without a key, the dev
+# mailbox that the setup reads tokens from), each on a fresh SQLite data dir, with RUST_LOG=warn
+# (no per-request log line on either). The load generator is `tests/benches/http.rs` (table
+# mode), built in the dev profile with optimised dependencies, as the tests are.
+#
+# GPT_USER_BENCH_SECONDS (10), GPT_USER_BENCH_WARMUP_SECONDS (2), GPT_USER_BENCH_RSS_REQUESTS
+# (100000) change the run. The machine's other load is printed before and after: on a shared
+# machine, read the ratios, not the absolute numbers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-RUST_LOG=warn cargo bench -p gpt-user-tests --profile dev --bench http "$@"
+
+cargo build --release -p gpt-user
+cargo bench --no-run -p gpt-user-tests --profile dev --bench http
+cargo bench --no-run -p gpt-user-spin-tests --profile dev --bench instantiate
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/gpt-user-bench.XXXXXX")
+pids=()
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
+
+# serve NAME [--native]: starts a server on a free port; sets $url and $pid.
+serve() {
+    local name=$1; shift
+    local port; port=$(free_port)
+    mkdir -p "$work/$name"
+    RUST_LOG=warn target/release/gpt-user serve --dev --listen "127.0.0.1:$port" --data-dir "$work/$name" "$@" \
+        >"$work/$name.log" 2>&1 &
+    pid=$!
+    pids+=("$pid")
+    url="http://127.0.0.1:$port"
+    for _ in $(seq 1 300); do
+        if curl -fsS "$url/healthz" >/dev/null 2>&1; then return; fi
+        if ! kill -0 "$pid" 2>/dev/null; then cat "$work/$name.log" >&2; echo "bench: $name did not start" >&2; exit 1; fi
+        sleep 0.1
+    done
+    echo "bench: $name did not answer /healthz" >&2; exit 1
+}
+
+serve host
+host_url=$url host_pid=$pid
+serve native --native
+native_url=$url
+
+echo "machine: $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
+others() {
+    echo "other processes using CPU ($1, over 2 s):"
+    top -b -n 2 -d 2 -w 200 | awk '/^top -/ { n++ } n == 2 && /^ *[0-9]/ && $9 + 0 > 5 { print "  " $9 "% " $12 }' | head -n 8
+}
+others "before"
+db="$work/host/gpt-user.db"
+[ "${GPT_USER_BENCH_SCALE:-1}" = 0 ] && db=""
+GPT_USER_BENCH_HOST=$host_url GPT_USER_BENCH_NATIVE=$native_url GPT_USER_BENCH_HOST_PID=$host_pid \
+    GPT_USER_BENCH_HOST_DB="$db" RUST_LOG=warn \
+    cargo bench -q -p gpt-user-tests --profile dev --bench http
+cargo bench -q -p gpt-user-spin-tests --profile dev --bench instantiate
+echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
+others "after"
+if grep -qiE 'error|panic' "$work/host.log" "$work/native.log"; then
+    echo "server logs with errors:"
+    grep -hiE 'error|panic' "$work/host.log" "$work/native.log" | head -n 20
+fi

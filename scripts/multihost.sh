@@ -60,7 +60,8 @@ cleanup() {
     exit "$status"
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # One fresh database for all hosts.
 db="gpt_user_multihost_$(python3 -c 'import secrets; print(secrets.token_hex(8))')"

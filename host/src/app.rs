@@ -15,8 +15,9 @@ use crate::adapters::store::SqlStore;
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::manifest::{Manifest, Route};
+use crate::native::NativeRuntime;
 use crate::runtime::{Limits, Runtime, Shared};
-use crate::server::Server;
+use crate::server::{Handler, Server};
 use crate::{artifacts, devmail};
 
 /// Pending accounts are deleted this long after their last sign-up attempt; delivered mail and
@@ -27,7 +28,7 @@ pub struct Application {
     listener: TcpListener,
     addr: SocketAddr,
     manifest: Arc<Manifest>,
-    runtime: Arc<Runtime>,
+    runtime: Handler,
     dispatcher: Arc<Dispatcher>,
     store: SqlStore,
     clock: Clock,
@@ -48,6 +49,16 @@ impl Application {
     /// Like [`Application::build`], plus components served at extra routes (tests use this for
     /// a component that traps).
     pub async fn build_with(config: Config, extra: Vec<(Route, &'static [u8])>) -> anyhow::Result<Self> {
+        Self::build_inner(config, extra, false).await
+    }
+
+    /// The benchmark's native baseline (`gpt-user serve --native`, see [`crate::native`]): the
+    /// same routes, adapters and server, the core compiled natively instead of the components.
+    pub async fn build_native(config: Config) -> anyhow::Result<Self> {
+        Self::build_inner(config, Vec::new(), true).await
+    }
+
+    async fn build_inner(config: Config, extra: Vec<(Route, &'static [u8])>, native: bool) -> anyhow::Result<Self> {
         // First, before anything slow: a refused configuration answers at once.
         config.validate()?;
         let keys = config.api_keys();
@@ -90,7 +101,11 @@ impl Application {
             memory_limit: config.memory_limit_mib << 20,
             max_instances: config.max_instances,
         };
-        let runtime = Runtime::new(&components, shared, limits)?;
+        let runtime = if native {
+            Handler::Native(Arc::new(NativeRuntime::new(shared, limits.timeout, limits.max_instances)?))
+        } else {
+            Handler::Wasm(Arc::new(Runtime::new(&components, shared, limits)?))
+        };
 
         let smtp_url = config.smtp_url.as_ref().map(|s| s.expose().to_owned());
         let transport = Transport::new(smtp_url.as_deref(), config.mailbox_dir())?;
@@ -117,7 +132,7 @@ impl Application {
             listener,
             addr,
             manifest: Arc::new(manifest),
-            runtime: Arc::new(runtime),
+            runtime,
             dispatcher,
             store,
             clock,

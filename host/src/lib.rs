@@ -19,6 +19,7 @@ pub mod clock;
 pub mod config;
 mod devmail;
 pub mod manifest;
+mod native;
 pub mod operator;
 mod reply;
 mod runtime;

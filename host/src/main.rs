@@ -30,6 +30,10 @@ enum Command {
         /// Data directory (SQLite file, dev mailbox, gpt-user.toml) [default: ./.gpt-user].
         #[arg(long)]
         data_dir: Option<PathBuf>,
+        /// The benchmark's native baseline: the same core compiled natively, no wasm
+        /// (`scripts/bench.sh` only).
+        #[arg(long, hide = true)]
+        native: bool,
     },
     /// Accounts: list, show, block, unblock, delete.
     Users(operator::Users),
@@ -62,13 +66,13 @@ async fn main() -> ExitCode {
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { dev, listen, data_dir } => {
+        Command::Serve { dev, listen, data_dir, native } => {
             let mut config = gpt_user::Config::load(data_dir.as_deref())?;
             if let Some(listen) = listen {
                 config.listen = listen;
             }
             config.dev |= dev;
-            let app = gpt_user::Application::build(config).await?;
+            let app = if native { gpt_user::Application::build_native(config).await? } else { gpt_user::Application::build(config).await? };
             let stop = app.stopper();
             tokio::spawn(async move {
                 if tokio::signal::ctrl_c().await.is_ok() {

@@ -21,15 +21,32 @@ use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 
 use crate::manifest::Manifest;
+use crate::native::NativeRuntime;
 use crate::runtime::{Body, Runtime};
 use crate::{devmail, reply};
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
+/// What answers a routed request: the flow components on wasmtime, or the benchmark's native
+/// baseline of the same core ([`crate::native`]).
+pub enum Handler {
+    Wasm(Arc<Runtime>),
+    Native(Arc<NativeRuntime>),
+}
+
+impl Handler {
+    async fn handle(&self, component: &str, req: hyper::Request<hyper::body::Incoming>) -> hyper::Response<Body> {
+        match self {
+            Self::Wasm(runtime) => runtime.handle(component, req).await,
+            Self::Native(native) => native.handle(component, req).await,
+        }
+    }
+}
+
 pub struct Server {
     pub manifest: Arc<Manifest>,
-    pub runtime: Arc<Runtime>,
+    pub runtime: Handler,
     /// The dev mailbox, when it may be shown (dev mode, no SMTP).
     pub mailbox: Option<PathBuf>,
     pub header_read_timeout: Duration,

@@ -276,31 +276,7 @@ impl Control {
     }
 }
 
-/// A new, empty PostgreSQL database (`GPT_USER_TEST_POSTGRES_URL` names the server):
-/// `(admin URL, database name)`. Dropped again when the test's app is dropped.
-pub async fn fresh_postgres_database() -> (String, String) {
-    use sqlx::Connection as _;
-    let admin = std::env::var("GPT_USER_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    sqlx::any::install_default_drivers();
-    let name = format!("gpt_user_test_{}", uuid::Uuid::new_v4().simple());
-    let mut conn = sqlx::AnyConnection::connect(&admin).await.expect("PostgreSQL is reachable (GPT_USER_TEST_POSTGRES_URL)");
-    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
-    (admin, name)
-}
-
-/// Drops a test database from a thread of its own (`Drop` cannot await).
-pub fn drop_postgres_database(admin: String, name: String) {
-    let _ = std::thread::spawn(move || {
-        use sqlx::Connection as _;
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin).await {
-                let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
-            }
-        });
-    })
-    .join();
-}
+pub use gpt_user_test_support::postgres::{drop_postgres_database, fresh_postgres_database};
 
 impl TestApp {
     #[allow(clippy::too_many_arguments)]

@@ -5,12 +5,9 @@
 //! SQLite, PostgreSQL and SQLite with Redis holding the codes, unless it says otherwise. Every
 //! code read from mail is remembered: the drop check fails if one shows in the log or an answer.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::helpers::{Answer, Backend, EcFlow, EcUser, Options, TestApp, email, masked, spawn_app, spawn_with, words, wrong_code};
 use crate::on_every_store;
@@ -481,92 +478,10 @@ fn the_log_check_finds_a_code_as_a_word_and_not_inside_other_digits() {
     }
 }
 
-/// A `redis-server` of this test's own on a free port. Its append-only file (fsync on every
-/// write) in a directory of its own keeps what it held across a stop and a start.
-struct OwnRedis {
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let dir = std::env::temp_dir().join(format!("gpt-user-redis-{}", uuid::Uuid::new_v4().simple()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut redis = Self { port, dir, child: None };
-        redis.launch().await;
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    async fn launch(&mut self) {
-        let binary = std::env::var("GPT_USER_TEST_REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-        let port = self.port.to_string();
-        let child = Command::new(&binary)
-            .args(["--port", port.as_str(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always", "--dir"])
-            .arg(&self.dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {binary} ({e}): install redis-server (.ci/run does)"));
-        self.child = Some(child);
-        // Up once it answers PING (it answers -LOADING while it reads its append-only file).
-        for _ in 0..100 {
-            if self.command("PING").await.as_deref() == Some("+PONG") {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("redis-server did not come up on port {}", self.port);
-    }
-
-    /// Sends one inline command; the first line of the reply (empty if the server closed the
-    /// connection), or `None` if it cannot be reached.
-    async fn command(&self, command: &str) -> Option<String> {
-        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.ok()?;
-        stream.write_all(format!("{command}\r\n").as_bytes()).await.ok()?;
-        let mut buf = vec![0u8; 512];
-        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await.ok()?.unwrap_or(0);
-        Some(String::from_utf8_lossy(&buf[..n]).lines().next().unwrap_or_default().to_owned())
-    }
-
-    /// A clean shutdown (the append-only file is complete); waits until the port is closed.
-    async fn stop(&mut self) {
-        let _ = self.command("SHUTDOWN").await;
-        let mut child = self.child.take().expect("a running redis-server");
-        for _ in 0..100 {
-            if child.try_wait().unwrap().is_some() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        if child.try_wait().unwrap().is_none() {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("redis-server did not shut down");
-        }
-        assert!(tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_err(), "Redis is down");
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_stopped_a_step_is_503_writes_nothing_and_the_flow_goes_on_once_redis_is_back() {
     // Declared before the app, so the host stops before its Redis does.
-    let mut redis = OwnRedis::start().await;
+    let mut redis = gpt_user_test_support::redis::RedisServer::start_persistent().unwrap();
     let mut options = Options::new(Backend::Redis);
     options.redis_url = Some(redis.url());
     let app = spawn_with(options).await;
@@ -578,7 +493,7 @@ async fn with_redis_stopped_a_step_is_503_writes_nothing_and_the_flow_goes_on_on
     let (probe_flow, probe_code) = app.ec_started(&probe).await;
     let before = flow_row(&app, &flow.flow).await.expect("the flow is stored");
 
-    redis.stop().await;
+    redis.stop();
     let a = app.ec(&flow, "confirm-current", json!({"code": code})).await;
     a.expect(503, "SERVICE_UNAVAILABLE");
     clock.advance(MINUTE);
@@ -588,7 +503,7 @@ async fn with_redis_stopped_a_step_is_503_writes_nothing_and_the_flow_goes_on_on
     assert_eq!(queued(&app, &user.email, "email-change-current").await, 1, "no code mailed while Redis was down");
     assert!(app.try_next_mail(&user.email, Duration::from_secs(1)).await.is_none());
 
-    redis.launch().await;
+    redis.restart().unwrap();
     // The host reconnects on its own; a call or two may still fail while it does. A probe flow of
     // another user tells when Redis answers again (its wrong codes are its own business).
     let mut back = false;

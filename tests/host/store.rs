@@ -14,33 +14,11 @@ use gpt_user::{Application, Config, Secret};
 use gpt_user_test_support::smtp::{Inbox, SinkOptions, SmtpSink};
 use serde_json::json;
 
-use crate::helpers::{Backend, PASSPHRASE, drop_postgres_database, email, fresh_postgres_database, init_logging, spawn_app};
+use gpt_user_test_support::postgres::PgDatabase;
+
+use crate::helpers::{Backend, PASSPHRASE, email, init_logging, spawn_app};
 
 const DAY: Duration = Duration::from_secs(24 * 3600);
-
-/// A fresh PostgreSQL database for hosts this test starts; dropped with the value.
-struct PgDatabase {
-    admin: String,
-    name: String,
-}
-
-impl PgDatabase {
-    async fn fresh() -> Self {
-        let (admin, name) = fresh_postgres_database().await;
-        Self { admin, name }
-    }
-
-    fn url(&self) -> String {
-        let (server, _) = self.admin.rsplit_once('/').unwrap();
-        format!("{server}/{}", self.name)
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        drop_postgres_database(self.admin.clone(), self.name.clone());
-    }
-}
 
 /// One host of a multi-host test: its own data dir, the shared database and relay.
 fn host_config(database_url: &str, smtp: &SmtpSink) -> (Config, PathBuf) {

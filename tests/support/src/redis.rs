@@ -1,5 +1,6 @@
-//! A real `redis-server` on a free loopback port, owned by the test: no persistence, its own
-//! directory, killed on drop. [`RedisServer::stop`] and [`RedisServer::restart`] make an outage
+//! A real `redis-server` on a free loopback port, owned by the test: its own directory, killed on
+//! drop; without persistence ([`RedisServer::start`]) or keeping every write in an append-only file
+//! fsynced at once ([`RedisServer::start_persistent`]: what it held survives a stop). [`RedisServer::stop`] and [`RedisServer::restart`] make an outage
 //! (the process is killed, as by a crash) and end it on the same port; [`RedisServer::pause`]
 //! makes a server that hangs.
 
@@ -15,16 +16,27 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    persistent: bool,
 }
 
 impl RedisServer {
     /// Starts `redis-server` (it must be on `PATH`: `scripts/setup.sh --test` installs it) and
     /// waits until it answers `PING`.
     pub fn start() -> anyhow::Result<Self> {
+        Self::launch(false)
+    }
+
+    /// Like [`RedisServer::start`], with an append-only file fsynced on every write: a
+    /// [`RedisServer::restart`] comes back with what the server held.
+    pub fn start_persistent() -> anyhow::Result<Self> {
+        Self::launch(true)
+    }
+
+    fn launch(persistent: bool) -> anyhow::Result<Self> {
         let port = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port();
         let dir = std::env::temp_dir().join(format!("gpt-user-redis-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir)?;
-        let mut server = Self { port, dir, child: None };
+        let mut server = Self { port, dir, child: None, persistent };
         server.restart()?;
         Ok(server)
     }
@@ -38,7 +50,7 @@ impl RedisServer {
         self.port
     }
 
-    /// Kills the server (its data is gone: nothing is persisted) and waits until it has exited.
+    /// Kills the server (without persistence its data is gone) and waits until it has exited.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -63,11 +75,14 @@ impl RedisServer {
         Ok(())
     }
 
-    /// Starts the server again on the same port (stopping it first if it runs), empty.
+    /// Starts the server again on the same port (stopping it first if it runs): empty, or with
+    /// what it held if persistent.
     pub fn restart(&mut self) -> anyhow::Result<()> {
         self.stop();
+        let aof: &[&str] = if self.persistent { &["--appendonly", "yes", "--appendfsync", "always"] } else { &["--appendonly", "no"] };
         let child = Command::new("redis-server")
-            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", "", "--appendonly", "no"])
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", ""])
+            .args(aof)
             .arg("--dir")
             .arg(&self.dir)
             .stdin(Stdio::null())

@@ -19,7 +19,7 @@ use super::openapi::{OperationDoc, EMAIL_PATTERN, error_response, gpt_action_err
 use super::signup_init::{recovery_url, verification_ops};
 use super::{ApiError, Ctx, Failure, Request, Response, json};
 use crate::domain::{Email, Invalid, Pin, Token};
-use crate::ports::{self, Op, Secret, SecretPurpose, User, UserStatus};
+use crate::ports::{self, Op, Secret, SecretPurpose, Timestamp, User, UserStatus};
 use crate::settings::Settings;
 
 /// Profile links live one hour.
@@ -97,15 +97,14 @@ fn profile_link_ops(ctx: &Ctx<'_>, user: &User) -> Result<Vec<Op>, ApiError> {
     let mail = render(ctx, &user.locale, "profile-link", &user.email, &[("link", &link), ("valid-minutes", &minutes)])?;
     Ok(vec![
         Op::CheckSendLimit(send_limit(ctx, &mail)),
-        Op::InsertSecret(Secret {
-            hash: token.hash().0,
-            purpose: SecretPurpose::Profile,
-            user_id: user.id.clone(),
-            created_at: now,
-            expires_at: now + PROFILE_TTL_MS,
-        }),
+        Op::InsertSecret(profile_secret(&token, &user.id, now)),
         Op::EnqueueMail(mail, now),
     ])
+}
+
+/// A profile token as stored: its hash, for `PROFILE_TTL_MS` from `now`.
+pub(super) fn profile_secret(token: &Token, user_id: &str, now: Timestamp) -> Secret {
+    Secret { hash: token.hash().0, purpose: SecretPurpose::Profile, user_id: user_id.to_owned(), created_at: now, expires_at: now + PROFILE_TTL_MS }
 }
 
 fn valid_minutes() -> String {

@@ -7,6 +7,7 @@
 use std::time::{Duration, Instant};
 
 use gpt_user_core::ports::StoreError;
+use gpt_user_test_support::postgres::PgDatabase;
 use gpt_user_test_support::redis::RedisServer;
 
 use super::redis::DEADLINE;
@@ -248,45 +249,5 @@ impl Backend for NameOnly {
     }
     async fn delete(&self, _: &str) -> Result<(), StoreError> {
         unreachable!()
-    }
-}
-
-/// A fresh PostgreSQL database, dropped with the value.
-struct PgDatabase {
-    admin: String,
-    name: String,
-}
-
-impl PgDatabase {
-    async fn fresh() -> Self {
-        use sqlx::Connection as _;
-        let admin = std::env::var("GPT_USER_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        sqlx::any::install_default_drivers();
-        let name = format!("gpt_user_test_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = sqlx::AnyConnection::connect(&admin).await.expect("PostgreSQL is reachable (GPT_USER_TEST_POSTGRES_URL)");
-        sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
-        Self { admin, name }
-    }
-
-    fn url(&self) -> String {
-        let (server, _) = self.admin.rsplit_once('/').unwrap();
-        format!("{server}/{}", self.name)
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let (admin, name) = (self.admin.clone(), self.name.clone());
-        // Drop cannot await: a thread with a runtime of its own.
-        let _ = std::thread::spawn(move || {
-            use sqlx::Connection as _;
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async {
-                if let Ok(mut conn) = sqlx::AnyConnection::connect(&admin).await {
-                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await;
-                }
-            });
-        })
-        .join();
     }
 }

@@ -2,10 +2,10 @@
 
 use super::*;
 use crate::api::Request;
-use crate::api::profile_init::PROFILE_TTL_MS;
+use crate::api::profile_init::profile_secret;
 use crate::api::signup_init::recovery_url;
 use crate::domain::Token;
-use crate::ports::{Secret, SecretPurpose, StoreError};
+use crate::ports::StoreError;
 
 /// `POST /api/email-change/confirm-current {token, flow, code}` → `{state: "enter_new"}`.
 pub fn confirm_current(ctx: &Ctx<'_>, req: &Request, locale: &str) -> Result<Response, Failure> {
@@ -38,13 +38,7 @@ pub fn confirm_new(ctx: &Ctx<'_>, req: &Request, locale: &str) -> Result<Respons
             Op::UpdateEmailChange(EmailChange { state: EmailChangeState::Done, ..flow.clone() }),
             Op::ChangeEmail(user.id.clone(), new_email.clone(), now),
             Op::RevokeAllSecrets(user.id.clone()),
-            Op::InsertSecret(Secret {
-                hash: token.hash().0,
-                purpose: SecretPurpose::Profile,
-                user_id: user.id.clone(),
-                created_at: now,
-                expires_at: now + PROFILE_TTL_MS,
-            }),
+            Op::InsertSecret(profile_secret(&token, &user.id, now)),
             // A security notice: sent whatever the send limit says.
             Op::EnqueueMail(notice, now),
         ];

@@ -1,0 +1,75 @@
+//! The per-request cost of the app as Spin runs it (issue 10), without Spin: the sign-up flow
+//! component with the Spin adapter plugged in, instantiated for every request under wasmtime by
+//! this crate's harness ([`App`]: `ProxyPre`, a fresh `Store` and instance per request, the
+//! harness's SQLite host) — the proxy for `spin up`. In-process, no HTTP: `GET /healthz` is
+//! the instantiation plus the core's `negotiate`; SignUp_Verify with an unknown token adds the
+//! JSON and one store lookup. Printed by `scripts/bench.sh` under the host/native table;
+//! `cargo bench -p gpt-user-spin-tests --bench instantiate` alone.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use gpt_user_spin_tests::served::App;
+
+const CONCURRENCY: usize = 32;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let seconds: u64 = std::env::var("GPT_USER_BENCH_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(10);
+    let warmup: u64 = std::env::var("GPT_USER_BENCH_WARMUP_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(2);
+    let dir = std::env::temp_dir().join(format!("gpt-user-spin-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let app = Arc::new(App::new(dir.join("spin.db"), &[("dev", "true")])?);
+    println!();
+    println!("composed Spin app (signup flow + adapter), a fresh instance per request, tests/spin harness under wasmtime, in-process (no HTTP), {CONCURRENCY} concurrent, {seconds} s after {warmup} s warm-up:");
+    for (name, expect, verify) in [("GET /healthz (200)", 200, false), ("SignUp_Verify, unknown token (410)", 410, true)] {
+        let (rate, mut latencies) = run(&app, verify, expect, Duration::from_secs(warmup), Duration::from_secs(seconds)).await?;
+        latencies.sort();
+        let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+        println!("  {name:<38} {rate:>8.0} req/s  p50 {:>8.2} ms  p99 {:>8.2} ms  (n={})", ms(pct(0.5)), ms(pct(0.99)), latencies.len());
+    }
+    let _ = std::fs::remove_dir_all(dir);
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+async fn run(app: &Arc<App>, verify: bool, expect: u16, warmup: Duration, duration: Duration) -> anyhow::Result<(f64, Vec<Duration>)> {
+    let started = Instant::now();
+    let (measure_from, end) = (started + warmup, started + warmup + duration);
+    let tasks: Vec<_> = (0..CONCURRENCY)
+        .map(|_| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                loop {
+                    let t = Instant::now();
+                    if t >= end {
+                        return anyhow::Ok(latencies);
+                    }
+                    let (answer, guest) = if verify {
+                        app.post("/api/signup/verify", &serde_json::json!({"token": "A".repeat(43)}), None).await?
+                    } else {
+                        app.send(hyper::Request::get("http://127.0.0.1:3000/healthz").body(Bytes::new())?).await?
+                    };
+                    // The instance is done when its task is: count that, as a server's slot would.
+                    guest.await??;
+                    let done = Instant::now();
+                    anyhow::ensure!(answer.status == expect, "answered {} instead of {expect}", answer.status);
+                    if t >= measure_from && done <= end {
+                        latencies.push(done - t);
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await??);
+    }
+    anyhow::ensure!(!all.is_empty(), "no request completed in the window");
+    Ok((all.len() as f64 / duration.as_secs_f64(), all))
+}
