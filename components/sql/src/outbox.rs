@@ -39,9 +39,12 @@ pub async fn enqueue<C: Conn>(conn: &mut C, m: Message, queued_at: Timestamp) ->
 pub async fn claim_next<C: Conn>(conn: &mut C, now: Timestamp, lock_until: Timestamp) -> Result<Option<OutboxRow>, StoreError> {
     // PostgreSQL: concurrent claimers skip the row another claim is writing. SQLite has one writer
     // at a time, so the inner SELECT and the UPDATE cannot interleave with another claim.
+    // `id = (SELECT …)`, not `id IN (…)`: PostgreSQL may plan `IN` as a semi join that runs the
+    // `LIMIT 1` subquery once per outer row, and then one claim leases every due message (found by
+    // `tests/api/mail.rs`: 12 leased, 2 sent, 10 waiting out the lease).
     let skip_locked = if conn.dialect() == Dialect::Postgres { " FOR UPDATE SKIP LOCKED" } else { "" };
     let sql = format!(
-        "UPDATE outbox SET locked_until = $1, lease_id = $2 WHERE id IN (SELECT id FROM outbox \
+        "UPDATE outbox SET locked_until = $1, lease_id = $2 WHERE id = (SELECT id FROM outbox \
          WHERE sent_at IS NULL AND next_attempt_at <= $3 AND locked_until <= $4 ORDER BY queued_at LIMIT 1{skip_locked}) \
          AND sent_at IS NULL AND locked_until <= $5 \
          RETURNING id, lease_id, recipient, kind, subject, text_body, html_body, attempts"
