@@ -26,6 +26,19 @@ pub struct GuestBody {
 }
 
 impl GuestBody {
+    /// [`GuestBody::read`] before `deadline`, or the host's own answer: `400` for a body that
+    /// cannot be read, `408` for one not in by then. Both runtimes (wasm, native) read a body so.
+    pub async fn read_by(body: Incoming, deadline: tokio::time::Instant) -> Result<Self, hyper::Response<crate::runtime::Body>> {
+        match tokio::time::timeout_at(deadline, Self::read(body)).await {
+            Ok(Ok(body)) => Ok(body),
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "request body unreadable");
+                Err(crate::reply::bad_request())
+            }
+            Err(_) => Err(crate::reply::request_timeout()),
+        }
+    }
+
     /// Reads the body up to [`BUFFER_LIMIT`]. Trailers are dropped: no component reads them.
     pub async fn read(mut body: Incoming) -> Result<Self, hyper::Error> {
         if body.size_hint().lower() > BUFFER_LIMIT as u64 {

@@ -75,13 +75,9 @@ impl NativeRuntime {
         };
         let deadline = Instant::now() + self.timeout;
         let (parts, body) = req.into_parts();
-        let mut body = match tokio::time::timeout_at(deadline, GuestBody::read(body)).await {
-            Ok(Ok(body)) => body,
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "request body unreadable");
-                return reply::bad_request();
-            }
-            Err(_) => return reply::request_timeout(),
+        let mut body = match GuestBody::read_by(body, deadline).await {
+            Ok(body) => body,
+            Err(answer) => return answer,
         };
         let Ok(slot) = self.slots.clone().try_acquire_owned() else {
             return reply::busy();

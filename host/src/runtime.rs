@@ -204,13 +204,9 @@ impl Runtime {
     pub async fn handle(&self, component: &str, req: hyper::Request<hyper::body::Incoming>) -> hyper::Response<Body> {
         let deadline = tokio::time::Instant::now() + self.timeout;
         let (parts, body) = req.into_parts();
-        let body = match tokio::time::timeout_at(deadline, GuestBody::read(body)).await {
-            Ok(Ok(body)) => body,
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "request body unreadable");
-                return reply::bad_request();
-            }
-            Err(_) => return reply::request_timeout(),
+        let body = match GuestBody::read_by(body, deadline).await {
+            Ok(body) => body,
+            Err(answer) => return answer,
         };
         // Taken only once the body is here: slow clients hold no instance.
         let Ok(slot) = self.slots.clone().try_acquire_owned() else {
