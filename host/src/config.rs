@@ -42,8 +42,8 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Allowed `email_change_window_s` (SPEC §2.3; the core clamps to the same range).
-pub const EMAIL_CHANGE_WINDOWS_S: std::ops::RangeInclusive<u32> = 60..=3600;
+/// Allowed `email_change_window_s` (SPEC §2.3): the core's range.
+pub const EMAIL_CHANGE_WINDOWS_S: std::ops::RangeInclusive<u32> = gpt_user_core::Settings::EMAIL_CHANGE_WINDOWS_S;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]

@@ -170,17 +170,9 @@ impl Ports<'_> {
             .unwrap_or_else(|_| Err(StoreError::Unavailable("request deadline".into())))
     }
 
-    /// The ephemeral adapter's failure as the guest sees it (`adapters::ephemeral`): logged here,
-    /// `unavailable` or `other` without detail.
+    /// The ephemeral adapter's failure as the guest sees it (`adapters::ephemeral::reported`).
     fn ephemeral<T>(&self, op: &'static str, key: &str, call: impl Future<Output = Result<T, StoreError>>) -> Result<T, StoreError> {
-        let backend = &*self.shared.ephemeral;
-        self.wait(call).map_err(|e| {
-            tracing::warn!(backend = backend.name(), op, key, error = %e, "ephemeral store failed");
-            match e {
-                StoreError::Unavailable(_) => StoreError::Unavailable("ephemeral store unavailable".into()),
-                _ => StoreError::Other("ephemeral store error".into()),
-            }
-        })
+        crate::adapters::ephemeral::reported(&*self.shared.ephemeral, op, key, self.wait(call))
     }
 }
 

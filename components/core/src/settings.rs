@@ -47,6 +47,9 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// Allowed `email_change_window_s`, in seconds.
+    pub const EMAIL_CHANGE_WINDOWS_S: std::ops::RangeInclusive<u32> = 60..=3600;
+
     /// Builds settings from a key lookup; a missing or unparsable value keeps the default.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
         let d = Self::default();
@@ -76,7 +79,7 @@ impl Settings {
                 t: cost("argon2_t", d.argon2.t, Argon2Params::T),
                 p: cost("argon2_p", d.argon2.p, Argon2Params::P),
             },
-            email_change_window_s: cost("email_change_window_s", d.email_change_window_s, 60..=3600),
+            email_change_window_s: cost("email_change_window_s", d.email_change_window_s, Self::EMAIL_CHANGE_WINDOWS_S),
         }
     }
 }

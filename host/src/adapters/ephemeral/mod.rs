@@ -53,13 +53,20 @@ impl ephemeral::Host for HostState {
     }
 }
 
-/// The one place a backend's failure is logged and turned into what the guest may act on.
+/// [`reported`], as the WIT error the guest gets.
 fn logged<T>(backend: &dyn Backend, op: &'static str, key: &str, result: Result<T, StoreError>) -> Result<T, Error> {
+    reported(backend, op, key, result).map_err(Into::into)
+}
+
+/// The one place a backend's failure is logged and turned into what a flow may act on
+/// (`unavailable` or `other`, without the backend's detail): for the components and for the
+/// benchmark's native baseline alike.
+pub(crate) fn reported<T>(backend: &dyn Backend, op: &'static str, key: &str, result: Result<T, StoreError>) -> Result<T, StoreError> {
     result.map_err(|e| {
         tracing::warn!(backend = backend.name(), op, key, error = %e, "ephemeral store failed");
         match e {
-            StoreError::Unavailable(_) => Error::Unavailable("ephemeral store unavailable".into()),
-            _ => Error::Other("ephemeral store error".into()),
+            StoreError::Unavailable(_) => StoreError::Unavailable("ephemeral store unavailable".into()),
+            _ => StoreError::Other("ephemeral store error".into()),
         }
     })
 }
