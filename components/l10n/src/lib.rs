@@ -13,7 +13,7 @@
 mod email;
 
 use std::collections::HashSet;
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 use fluent_bundle::concurrent::FluentBundle;
 use fluent_bundle::{FluentArgs, FluentResource};
@@ -25,13 +25,63 @@ pub const LOCALES: [&str; 2] = ["en", "ru"];
 
 const SOURCES: [(&str, &str); 2] = [("en", include_str!("../locales/en.ftl")), ("ru", include_str!("../locales/ru.ftl"))];
 
-/// The loaded bundles. Build once and share: parsing is the expensive part.
+/// The texts of every locale. Cheap to create: nothing is parsed until a message is formatted,
+/// and then only that message (issue 10: on Spin every request is a fresh instance, so parsing
+/// whole bundles up front was paid per request, even by requests that format nothing). Parsed
+/// messages stay in their locale's bundle for the life of the `Texts`, so a long-lived host
+/// parses each message once.
 pub struct Texts {
-    bundles: Vec<(&'static str, FluentBundle<FluentResource>)>,
+    locales: Vec<Locale>,
     /// Where formatting problems are reported; see [`Texts::with_log`].
     log: fn(&str),
     /// Problems already reported: each distinct one is logged once, not on every request.
     reported: Mutex<HashSet<String>>,
+}
+
+/// One locale: its Fluent source and the bundle of the messages parsed from it so far.
+struct Locale {
+    tag: &'static str,
+    source: &'static str,
+    bundle: RwLock<FluentBundle<FluentResource>>,
+}
+
+impl Locale {
+    fn new(tag: &'static str, source: &'static str) -> Self {
+        let mut bundle = FluentBundle::new_concurrent(vec![tag.parse().expect("static locale tags parse")]);
+        // No Unicode isolation marks: texts go into JSON, plain-text mail and HTML.
+        bundle.set_use_isolating(false);
+        Self { tag, source, bundle: RwLock::new(bundle) }
+    }
+}
+
+/// The Fluent source of message `id` in `source`: its first line (`id = …` at the start of a
+/// line) and the lines that continue it: indented or blank ones, and a `}` at column 0 closing a
+/// multi-line placeable (Fluent's parser accepts it there). Fluent starts every entry (message,
+/// term, comment) at column 0 with a letter, `-` or `#`, so the entry ends before the next line
+/// that starts with anything else. `None` if `source` has no such message.
+fn entry<'s>(source: &'s str, id: &str) -> Option<&'s str> {
+    let mut from = 0;
+    let start = loop {
+        let at = from + source[from..].find(id)?;
+        let line_start = at == 0 || source.as_bytes()[at - 1] == b'\n';
+        let rest = source[at + id.len()..].trim_start_matches(' ');
+        if line_start && rest.starts_with('=') {
+            break at;
+        }
+        from = at + id.len();
+    };
+    let mut end = source.len();
+    let mut offset = start + source[start..].find('\n').map_or(source.len() - start, |n| n + 1);
+    while offset < source.len() {
+        let line_end = source[offset..].find('\n').map_or(source.len(), |n| offset + n + 1);
+        let line = &source[offset..line_end];
+        if !(line.trim().is_empty() || line.starts_with([' ', '\t', '}'])) {
+            end = offset;
+            break;
+        }
+        offset = line_end;
+    }
+    Some(&source[start..end])
 }
 
 /// The default log: standard error, which is the log on Spin (and a plain line on the host).
@@ -51,22 +101,12 @@ impl Texts {
     }
 
     /// Like [`Texts::new`], reporting formatting problems (a missing argument, an unknown
-    /// reference) through `log`, once each. A report names the message, the locale and the
-    /// problem — Fluent's errors name variables, never their values, which may hold tokens.
+    /// reference, a message that does not parse) through `log`, once each. A report names the
+    /// message, the locale and the problem — Fluent's errors name variables, never their
+    /// values, which may hold tokens.
     pub fn with_log(log: fn(&str)) -> Self {
-        let bundles = SOURCES
-            .iter()
-            .map(|(locale, source)| {
-                let resource = FluentResource::try_new((*source).to_owned()).expect("embedded .ftl files parse");
-                let langid = locale.parse().expect("static locale tags parse");
-                let mut bundle = FluentBundle::new_concurrent(vec![langid]);
-                // No Unicode isolation marks: texts go into JSON, plain-text mail and HTML.
-                bundle.set_use_isolating(false);
-                bundle.add_resource(resource).expect("embedded .ftl files have unique ids");
-                (*locale, bundle)
-            })
-            .collect();
-        Self { bundles, log, reported: Mutex::new(HashSet::new()) }
+        let locales = SOURCES.iter().map(|(tag, source)| Locale::new(tag, source)).collect();
+        Self { locales, log, reported: Mutex::new(HashSet::new()) }
     }
 
     /// Picks a supported locale from an `Accept-Language` value or a list of tags; `en` if none fits.
@@ -95,9 +135,8 @@ impl Texts {
             .unwrap_or(LOCALES[0])
     }
 
-    fn bundle(&self, locale: &str) -> &FluentBundle<FluentResource> {
-        let found = self.bundles.iter().find(|(l, _)| *l == locale);
-        &found.unwrap_or(&self.bundles[0]).1
+    fn locale(&self, tag: &str) -> &Locale {
+        self.locales.iter().find(|l| l.tag == tag).unwrap_or(&self.locales[0])
     }
 
     /// Formats `id` in `locale` (falling back to English, then to the id itself).
@@ -110,16 +149,44 @@ impl Texts {
         for (k, v) in args {
             fluent_args.set(*k, *v);
         }
-        [self.bundle(locale), self.bundle(LOCALES[0])].into_iter().find_map(|bundle| {
-            let pattern = bundle.get_message(id)?.value()?;
-            let mut errors = vec![];
-            let text = bundle.format_pattern(pattern, Some(&fluent_args), &mut errors).into_owned();
-            for error in errors {
-                let bundle_locale = bundle.locales.first().map(ToString::to_string).unwrap_or_default();
-                self.report(format!("gpt-user-l10n: formatting {id:?} ({bundle_locale}): {error}"));
+        [self.locale(locale), self.locale(LOCALES[0])].into_iter().find_map(|locale| self.format_in(locale, id, &fluent_args))
+    }
+
+    /// Formats `id` with `locale`'s bundle, adding the message to it first if this is its first use.
+    fn format_in(&self, locale: &Locale, id: &str, args: &FluentArgs) -> Option<String> {
+        // A poisoned lock only means a panic elsewhere while it was held; the bundle is whole:
+        // `add_resource` is the only change and it is not interrupted by our code.
+        let read = locale.bundle.read().unwrap_or_else(|e| e.into_inner());
+        if read.has_message(id) {
+            return self.format_with(&read, locale.tag, id, args);
+        }
+        drop(read);
+        let source = entry(locale.source, id)?;
+        let mut write = locale.bundle.write().unwrap_or_else(|e| e.into_inner());
+        if !write.has_message(id) {
+            let resource = FluentResource::try_new(source.to_owned()).unwrap_or_else(|(resource, errors)| {
+                for error in errors {
+                    self.report(format!("gpt-user-l10n: parsing {id:?} ({}): {error:?}", locale.tag));
+                }
+                resource
+            });
+            if let Err(errors) = write.add_resource(resource) {
+                for error in errors {
+                    self.report(format!("gpt-user-l10n: adding {id:?} ({}): {error}", locale.tag));
+                }
             }
-            Some(text)
-        })
+        }
+        self.format_with(&write, locale.tag, id, args)
+    }
+
+    fn format_with(&self, bundle: &FluentBundle<FluentResource>, tag: &str, id: &str, args: &FluentArgs) -> Option<String> {
+        let pattern = bundle.get_message(id)?.value()?;
+        let mut errors = vec![];
+        let text = bundle.format_pattern(pattern, Some(args), &mut errors).into_owned();
+        for error in errors {
+            self.report(format!("gpt-user-l10n: formatting {id:?} ({tag}): {error}"));
+        }
+        Some(text)
     }
 
     /// Logs `line` unless it was logged before.
@@ -159,6 +226,60 @@ mod tests {
         let en = parse(SOURCES[0].1);
         let ru = parse(SOURCES[1].1);
         assert_eq!(en, ru, "en.ftl and ru.ftl must define the same ids in the same order");
+    }
+
+    /// Every `$variable` the source of a message mentions.
+    fn variables(source: &str) -> Vec<&str> {
+        source.split("{ $").skip(1).filter_map(|rest| rest.split([' ', '}']).next()).collect()
+    }
+
+    #[test]
+    fn each_message_parsed_alone_formats_as_in_the_whole_file() {
+        for (tag, source) in SOURCES {
+            let mut whole = FluentBundle::new_concurrent(vec![tag.parse().unwrap()]);
+            whole.set_use_isolating(false);
+            whole.add_resource(FluentResource::try_new(source.to_owned()).unwrap()).unwrap();
+            let ids: Vec<&str> = source.lines().filter_map(|l| l.split_once(" = ").map(|(id, _)| id)).filter(|id| !id.starts_with('#')).collect();
+            assert!(ids.len() > 100, "{tag}: {} messages", ids.len());
+            let texts = Texts::with_log(|line| panic!("{line}"));
+            let locale = texts.locale(tag);
+            for id in ids {
+                let alone = entry(source, id).unwrap_or_else(|| panic!("{tag}: no entry {id}"));
+                let parsed = FluentResource::try_new(alone.to_owned()).unwrap_or_else(|(_, e)| panic!("{tag}/{id} alone: {e:?}"));
+                assert_eq!(parsed.entries().count(), 1, "{tag}/{id} alone is one entry: {alone:?}");
+                let mut args = FluentArgs::new();
+                for name in variables(alone) {
+                    args.set(name, format!("<{name}>"));
+                }
+                let expected = whole.format_pattern(whole.get_message(id).unwrap().value().unwrap(), Some(&args), &mut vec![]).into_owned();
+                assert_eq!(texts.format_in(locale, id, &args).as_deref(), Some(expected.as_str()), "{tag}/{id}");
+            }
+        }
+    }
+
+    #[test]
+    fn entries_are_found_by_whole_id_at_the_start_of_a_line_only() {
+        let source = "# a-b = comment\na = one\na-b = two\n  continued\n\n  after a blank\nc=three { $x ->\n  *[y] z\n}\nd = four";
+        assert_eq!(entry(source, "a"), Some("a = one\n"));
+        assert_eq!(entry(source, "a-b"), Some("a-b = two\n  continued\n\n  after a blank\n"));
+        assert_eq!(entry(source, "c"), Some("c=three { $x ->\n  *[y] z\n}\n"));
+        assert_eq!(entry(source, "d"), Some("d = four"));
+        assert_eq!(entry(source, "b"), None);
+        assert_eq!(entry(source, "continued"), None);
+    }
+
+    #[test]
+    fn nothing_is_parsed_until_used_and_then_only_the_message_used() {
+        let t = Texts::new();
+        assert_eq!(t.negotiate("ru"), "ru");
+        let parsed = |tag: &str, id: &str| t.locale(tag).bundle.read().unwrap().has_message(id);
+        assert!(!parsed("en", "error-not-found") && !parsed("ru", "error-not-found"));
+        assert_eq!(t.format("ru", "error-not-found", &[]), "По этому адресу ничего нет.");
+        assert!(parsed("ru", "error-not-found"));
+        assert!(!parsed("en", "error-not-found"), "no fallback needed, English untouched");
+        assert!(!parsed("ru", "error-invalid-json"), "only the message used");
+        // Formatting it again uses the parsed message.
+        assert_eq!(t.format("ru", "error-not-found", &[]), "По этому адресу ничего нет.");
     }
 
     #[test]

@@ -1,7 +1,9 @@
-//! One Spin SQLite connection per call, the schema migrated on first use, the shared SQL layer's
-//! [`Conn`] over it, and the mapping of SQLite failures onto the store's errors (never SQL text
-//! to the flow).
+//! One Spin SQLite connection per instance, the schema migrated on first use, the shared SQL
+//! layer's [`Conn`] over it, and the mapping of SQLite failures onto the store's errors (never
+//! SQL text to the flow).
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use gpt_user_core::ports::StoreError;
@@ -15,19 +17,42 @@ use crate::bindings::fermyon::spin::sqlite::{Connection, Error as SqlError, Quer
 /// not all later ones.
 static SCHEMA_READY: AtomicBool = AtomicBool::new(false);
 
+thread_local! {
+    /// The request's connection, opened by its first call and kept until [`Db::close`] (the end
+    /// of `mail.flush`, which a flow calls last in every request): each `open` is a new SQLite
+    /// connection on Spin's side, which reads and parses the whole schema again on its first
+    /// statement (issue 10: a request made two or three of them, one per store call and one for
+    /// `flush`). Not kept across requests, so an instance Spin reuses sees a database file
+    /// replaced meanwhile. Also dropped when Spin calls it invalid.
+    static CONNECTION: RefCell<Option<Rc<Connection>>> = const { RefCell::new(None) };
+}
+
 pub struct Db {
-    conn: Connection,
+    conn: Rc<Connection>,
 }
 
 impl Db {
-    /// Opens Spin's `default` database (`sqlite_databases = ["default"]`) with the schema in place.
+    /// Spin's `default` database (`sqlite_databases = ["default"]`) with the schema in place.
     pub fn open() -> Result<Self, StoreError> {
-        let db = Self { conn: Connection::open("default").map_err(error)? };
+        let conn = match CONNECTION.with_borrow(Clone::clone) {
+            Some(conn) => conn,
+            None => {
+                let conn = Rc::new(Connection::open("default").map_err(error)?);
+                CONNECTION.set(Some(conn.clone()));
+                conn
+            }
+        };
+        let db = Self { conn };
         if !SCHEMA_READY.load(Ordering::Acquire) {
             db.migrate()?;
             SCHEMA_READY.store(true, Ordering::Release);
         }
         Ok(db)
+    }
+
+    /// Closes the request's connection; the next call opens a new one.
+    pub fn close() {
+        CONNECTION.set(None);
     }
 
     /// Applies the shared migrations the database lacks, each version once and recorded in
@@ -38,7 +63,11 @@ impl Db {
     /// Spin, nearly every request — takes no write lock. Then the adapter's own tables.
     fn migrate(&self) -> Result<(), StoreError> {
         let latest = MIGRATIONS.last().map_or(0, |(version, _)| *version);
-        if self.applied_version() < latest {
+        let (applied, own_tables) = self.applied();
+        if applied >= latest && own_tables {
+            return Ok(());
+        }
+        if applied < latest {
             self.transaction(|db| {
                 db.exec(CREATE_SCHEMA_MIGRATIONS, &[])?;
                 for (version, sql) in MIGRATIONS {
@@ -65,21 +94,30 @@ impl Db {
 
     /// The highest migration applied, 0 if none (or no `schema_migrations` table: a new
     /// database, or one made before migrations were recorded here; version 1 and 2 are
-    /// idempotent, so such a database is brought up to date like a new one).
-    fn applied_version(&self) -> i64 {
-        match self.conn.execute("SELECT MAX(version) FROM schema_migrations", &[]) {
-            Ok(result) => match result.rows.first().and_then(|r| r.values.first()) {
-                Some(Value::Integer(version)) => *version,
-                _ => 0,
+    /// idempotent, so such a database is brought up to date like a new one), and whether the
+    /// adapter's own table (`housekeeping::SCHEMA`) exists — one statement, as every fresh
+    /// instance asks.
+    fn applied(&self) -> (i64, bool) {
+        let sql = "SELECT (SELECT MAX(version) FROM schema_migrations), \
+                   (SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'spin_housekeeping')";
+        match self.conn.execute(sql, &[]) {
+            Ok(result) => match result.rows.first().map(|r| r.values.as_slice()) {
+                Some([version, own]) => {
+                    let version = if let Value::Integer(v) = version { *v } else { 0 };
+                    (version, matches!(own, Value::Integer(n) if *n > 0))
+                }
+                _ => (0, false),
             },
-            Err(_) => 0,
+            Err(_) => (0, false),
         }
     }
 
     pub fn exec(&self, sql: &str, params: &[Value]) -> Result<QueryResult, StoreError> {
         self.conn.execute(sql, params).map_err(|e| {
-            if matches!(&e, SqlError::Io(msg) if msg.contains("no such table")) {
-                SCHEMA_READY.store(false, Ordering::Release);
+            match &e {
+                SqlError::Io(msg) if msg.contains("no such table") => SCHEMA_READY.store(false, Ordering::Release),
+                SqlError::InvalidConnection => CONNECTION.set(None),
+                _ => {}
             }
             error(e)
         })

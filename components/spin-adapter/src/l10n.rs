@@ -8,7 +8,8 @@ use crate::bindings::exports::gpt_user::accounts::l10n::Guest;
 use crate::bindings::exports::gpt_user::accounts::types::Message;
 use crate::Adapter;
 
-/// Parsed once per instance: parsing the bundles is the expensive part.
+/// One per instance; a message is parsed on its first use in the instance (`negotiate` parses
+/// nothing), so a request pays only for the messages it formats.
 fn texts() -> &'static Texts {
     static TEXTS: OnceLock<Texts> = OnceLock::new();
     TEXTS.get_or_init(Texts::new)

@@ -15,7 +15,7 @@
 //!   at most once per 5 minutes across instances: Spin has no timers.
 //!
 //! Spin may reuse one instance for many requests, so nothing here keeps per-request state; the
-//! only globals are the parsed bundles and a "schema is created" flag, both valid for any request.
+//! only globals are the messages parsed so far and a "schema is created" flag, both valid for any request.
 
 mod config;
 mod db;

@@ -14,13 +14,16 @@ impl Guest for Adapter {
     }
 
     fn flush() {
-        let db = match Db::open() {
-            Ok(db) => db,
-            Err(e) => return eprintln!("spin-adapter: flush skipped: {e:?}"),
-        };
-        // Housekeeping first: it is a few bounded statements, while a send to a relay that
-        // hangs never returns (see `smtp::send`) and would otherwise starve it.
-        housekeeping::run_if_due(&db, outbox::now_ms());
-        outbox::deliver_due(&db);
+        match Db::open() {
+            Ok(db) => {
+                // Housekeeping first: it is a few bounded statements, while a send to a relay
+                // that hangs never returns (see `smtp::send`) and would otherwise starve it.
+                housekeeping::run_if_due(&db, outbox::now_ms());
+                outbox::deliver_due(&db);
+            }
+            Err(e) => eprintln!("spin-adapter: flush skipped: {e:?}"),
+        }
+        // The request is over: the flow calls `flush` last.
+        Db::close();
     }
 }

@@ -219,6 +219,8 @@ fn a_database_replaced_under_a_living_instance_gets_its_tables_back() {
     let h = harness("replaced", &closed_port().to_string());
     let mut a = h.instance().unwrap();
     assert_eq!(a.find_user_by_email("ann@example.com").unwrap(), Ok(None));
+    // Within a request the adapter keeps its connection; `flush` ends the request.
+    a.flush().unwrap();
     std::fs::remove_file(&h.sqlite_file).unwrap();
     assert!(matches!(a.find_user_by_email("ann@example.com").unwrap(), Err(Error::Other(_))), "one call fails");
     assert_eq!(a.find_user_by_email("ann@example.com").unwrap(), Ok(None), "then the schema is created again");
@@ -299,4 +301,29 @@ fn a_started_email_change_is_found_by_its_id() {
     a.apply(&[Op::StartEmailChange(change.clone())]).unwrap().unwrap();
     assert_eq!(h.instance().unwrap().find_email_change("flow-1").unwrap(), Ok(Some(change)));
     assert_eq!(a.find_email_change("nobody").unwrap(), Ok(None));
+}
+
+#[test]
+fn a_flush_with_nothing_due_does_not_wait_for_another_instances_write_lock() {
+    let h = harness("flush-no-write-lock", &closed_port().to_string());
+    let mut a = h.instance().unwrap();
+    // The first flush creates the schema and runs housekeeping, which is then not due for 5 min.
+    a.flush().unwrap();
+    // Another instance holds SQLite's one write lock (a transaction in progress).
+    let other = rusqlite::Connection::open(&h.sqlite_file).unwrap();
+    other.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = std::time::Instant::now();
+    a.flush().unwrap();
+    let waited = started.elapsed();
+    other.execute_batch("ROLLBACK").unwrap();
+    // The harness's busy timeout is 5 s: an UPDATE that claims nothing would still wait for the
+    // lock that long and then fail. A plain read first does not wait at all.
+    assert!(waited < Duration::from_secs(2), "flush waited {waited:?} for a write lock though no mail was due");
+    // With mail due, a flush does claim it once the lock is free.
+    let (relay, mailbox) = SmtpSink::spawn_thread("127.0.0.1:0".parse().unwrap()).unwrap();
+    let h2 = harness("flush-no-write-lock-due", &relay.to_string());
+    let mut b = h2.instance().unwrap();
+    b.enqueue(&mail("ann@example.com")).unwrap().unwrap();
+    b.flush().unwrap();
+    assert_eq!(mailbox.raw_messages().len(), 1);
 }
