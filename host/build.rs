@@ -17,8 +17,6 @@ fn main() {
     }
     println!("cargo:rerun-if-changed={}", root.join("spin.toml").display());
     println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
-    // The guest's rustflags (simd128) live there.
-    println!("cargo:rerun-if-changed={}", root.join(".cargo/config.toml").display());
 
     let manifest = std::fs::read_to_string(root.join("spin.toml")).expect("spin.toml is readable");
     let manifest: toml::Table = manifest.parse().expect("spin.toml is valid TOML");

@@ -17,8 +17,6 @@ fn main() {
     }
     println!("cargo:rerun-if-changed={}", root.join("spin.toml").display());
     println!("cargo:rerun-if-changed={}", root.join("Cargo.lock").display());
-    // The guest's rustflags (simd128) live there.
-    println!("cargo:rerun-if-changed={}", root.join(".cargo/config.toml").display());
 
     let manifest: toml::Table = std::fs::read_to_string(root.join("spin.toml")).unwrap().parse().expect("spin.toml is valid TOML");
     let mut flows: Vec<(String, String)> = Vec::new();
