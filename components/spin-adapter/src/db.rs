@@ -1,4 +1,4 @@
-//! One Spin SQLite connection per instance, the schema migrated on first use, the shared SQL
+//! One Spin SQLite connection per request, the schema migrated on first use, the shared SQL
 //! layer's [`Conn`] over it, and the mapping of SQLite failures onto the store's errors (never
 //! SQL text to the flow).
 

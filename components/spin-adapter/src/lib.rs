@@ -14,8 +14,9 @@
 //!   old sent mail) also runs in `flush`,
 //!   at most once per 5 minutes across instances: Spin has no timers.
 //!
-//! Spin may reuse one instance for many requests, so nothing here keeps per-request state; the
-//! only globals are the messages parsed so far and a "schema is created" flag, both valid for any request.
+//! Spin may reuse one instance for many requests, so the globals are the messages parsed so far
+//! and a "schema is created" flag, both valid for any request, and the request's SQLite
+//! connection, which `flush` (a flow's last call in every request) closes.
 
 mod config;
 mod db;
