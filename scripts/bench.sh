@@ -21,8 +21,9 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 
 cargo build --release -p gpt-user
-cargo bench --no-run -p gpt-user-tests --profile dev --bench http
-cargo bench --no-run -p gpt-user-spin-tests --profile dev --bench instantiate
+# The load generators in the dev profile, over the default members as `cargo nextest run` builds
+# them: a `-p` selection would unify features differently and compile wasmtime once more.
+cargo bench --no-run --profile dev
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/gpt-user-bench.XXXXXX")
 pids=()
@@ -68,10 +69,10 @@ db="$work/host/gpt-user.db"
 [ "${GPT_USER_BENCH_SCALE:-1}" = 0 ] && db=""
 GPT_USER_BENCH_HOST=$host_url GPT_USER_BENCH_NATIVE=$native_url GPT_USER_BENCH_HOST_PID=$host_pid \
     GPT_USER_BENCH_HOST_DB="$db" RUST_LOG=warn \
-    cargo bench -q -p gpt-user-tests --profile dev --bench http
+    cargo bench -q --profile dev --bench http
 # Without RUST_BACKTRACE: with it, wasmtime captures a backtrace on every store drop (our host
 # turns that off with concurrency_support(false); a Spin-like engine keeps the default).
-env -u RUST_BACKTRACE cargo bench -q -p gpt-user-spin-tests --profile dev --bench instantiate
+env -u RUST_BACKTRACE cargo bench -q --profile dev --bench instantiate
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 others "after"
 if grep -qiE 'error|panic' "$work/host.log" "$work/native.log"; then

@@ -10,7 +10,7 @@
 //! the host's RSS (`GPT_USER_BENCH_HOST_PID`) before and after `GPT_USER_BENCH_RSS_REQUESTS`
 //! (default 100000) requests.
 //!
-//! **In-process mode** (neither variable set): `cargo bench -p gpt-user-tests --bench http`
+//! **In-process mode** (neither variable set): `cargo bench --profile dev --bench http`
 //! starts a host in this process and prints:
 //!
 //! - SignUp_Verify-like: POST /api/signup/verify with a well-formed unknown token — the whole

@@ -4,7 +4,7 @@
 //! harness's SQLite host) — the proxy for `spin up`. In-process, no HTTP: `GET /healthz` is
 //! the instantiation plus the core's `negotiate`; SignUp_Verify with an unknown token adds the
 //! JSON and one store lookup. Printed by `scripts/bench.sh` under the host/native table;
-//! `cargo bench -p gpt-user-spin-tests --bench instantiate` alone.
+//! `cargo bench --profile dev --bench instantiate` alone.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
