@@ -218,14 +218,14 @@ mod tests {
         assert_eq!(t.negotiate(""), "en");
     }
 
+    /// The message ids of a `.ftl` source, in order.
+    fn ids(source: &str) -> Vec<&str> {
+        source.lines().filter_map(|l| l.split_once(" = ").map(|(id, _)| id.trim())).filter(|id| !id.starts_with('#')).collect()
+    }
+
     #[test]
     fn every_message_exists_in_every_locale() {
-        let parse = |src: &str| -> Vec<String> {
-            src.lines().filter_map(|l| l.split_once(" = ").map(|(id, _)| id.trim().to_owned())).filter(|id| !id.starts_with('#')).collect()
-        };
-        let en = parse(SOURCES[0].1);
-        let ru = parse(SOURCES[1].1);
-        assert_eq!(en, ru, "en.ftl and ru.ftl must define the same ids in the same order");
+        assert_eq!(ids(SOURCES[0].1), ids(SOURCES[1].1), "en.ftl and ru.ftl must define the same ids in the same order");
     }
 
     /// Every `$variable` the source of a message mentions.
@@ -239,7 +239,7 @@ mod tests {
             let mut whole = FluentBundle::new_concurrent(vec![tag.parse().unwrap()]);
             whole.set_use_isolating(false);
             whole.add_resource(FluentResource::try_new(source.to_owned()).unwrap()).unwrap();
-            let ids: Vec<&str> = source.lines().filter_map(|l| l.split_once(" = ").map(|(id, _)| id)).filter(|id| !id.starts_with('#')).collect();
+            let ids = ids(source);
             assert!(ids.len() > 100, "{tag}: {} messages", ids.len());
             let texts = Texts::with_log(|line| panic!("{line}"));
             let locale = texts.locale(tag);
