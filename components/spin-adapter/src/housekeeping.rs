@@ -25,9 +25,18 @@ pub const KEEP_MS: i64 = gpt_user_core::ports::STALE_AFTER_MS;
 /// instance, and a seeding INSERT would take the write lock on every request.
 pub const SCHEMA: [&str; 1] = ["CREATE TABLE IF NOT EXISTS spin_housekeeping (id BIGINT PRIMARY KEY, last_run BIGINT NOT NULL)"];
 
-/// Runs housekeeping if this period's run is still to be done. Errors are logged, never returned:
-/// the request is answered already, and a later request tries again.
-pub fn run_if_due(db: &Db, now: Timestamp) {
+/// The last run as [`crate::mail`]'s flush reads it, in the same statement as whether mail is
+/// due: `None` if housekeeping never ran.
+pub const LAST_RUN: &str = "SELECT last_run FROM spin_housekeeping WHERE id = 1";
+
+/// Runs housekeeping if this period's run is still to be done (`last_run` read by the caller,
+/// from [`LAST_RUN`]). Errors are logged, never returned: the request is answered already, and a
+/// later request tries again.
+pub fn run_if_due(db: &Db, now: Timestamp, last_run: Option<Timestamp>) {
+    // Most requests find the run not due and take no write lock at all.
+    if last_run.is_some_and(|last| last > now - PERIOD_MS) {
+        return;
+    }
     match try_run(db, now) {
         Ok(Some(deleted)) if deleted > 0 => eprintln!("spin-adapter: housekeeping deleted {deleted} stale pending accounts"),
         Ok(_) => {}
@@ -35,13 +44,8 @@ pub fn run_if_due(db: &Db, now: Timestamp) {
     }
 }
 
-/// `None` when not due or another instance won the period; else the pending accounts deleted.
+/// `None` when another instance won the period; else the pending accounts deleted.
 fn try_run(db: &Db, now: Timestamp) -> Result<Option<usize>, Error> {
-    // A plain read first: most requests find the run not due and take no write lock at all.
-    let last = db.exec("SELECT last_run FROM spin_housekeeping WHERE id = 1", &[])?;
-    if last.rows.first().is_some_and(|r| matches!(r.values.first(), Some(Value::Integer(last)) if *last > now - PERIOD_MS)) {
-        return Ok(None);
-    }
     // Claim and deletes in one transaction: if a delete fails, the claim is rolled back too and
     // the next request tries again instead of waiting a whole period.
     db.transaction(|db| {

@@ -4,6 +4,8 @@
 
 use crate::bindings::exports::gpt_user::accounts::mail::Guest;
 use crate::bindings::exports::gpt_user::accounts::types::{Error, Message};
+use crate::bindings::fermyon::spin::sqlite::Value;
+use gpt_user_core::ports::{StoreError, Timestamp};
 use crate::db::Db;
 use crate::{housekeeping, outbox, Adapter};
 
@@ -16,14 +18,38 @@ impl Guest for Adapter {
     fn flush() {
         match Db::open() {
             Ok(db) => {
-                // Housekeeping first: it is a few bounded statements, while a send to a relay
-                // that hangs never returns (see `smtp::send`) and would otherwise starve it.
-                housekeeping::run_if_due(&db, outbox::now_ms());
-                outbox::deliver_due(&db);
+                let now = outbox::now_ms();
+                match due(&db, now) {
+                    Ok((last_run, mail_due)) => {
+                        // Housekeeping first: it is a few bounded statements, while a send to a
+                        // relay that hangs never returns (see `smtp::send`) and would otherwise
+                        // starve it.
+                        housekeeping::run_if_due(&db, now, last_run);
+                        if mail_due {
+                            outbox::deliver_due(&db);
+                        }
+                    }
+                    Err(e) => eprintln!("spin-adapter: flush skipped: {e:?}"),
+                }
             }
             Err(e) => eprintln!("spin-adapter: flush skipped: {e:?}"),
         }
         // The request is over: the flow calls `flush` last.
         Db::close();
     }
+}
+
+/// Housekeeping's last run and whether any mail is due, in one statement: on Spin every request
+/// flushes, nearly always to find neither to do, and each statement is prepared afresh on a new
+/// connection.
+fn due(db: &Db, now: Timestamp) -> Result<(Option<Timestamp>, bool), StoreError> {
+    let sql = format!("SELECT ({}), EXISTS (SELECT 1 FROM outbox WHERE {})", housekeeping::LAST_RUN, gpt_user_sql::outbox::DUE_AT_1);
+    let result = db.exec(&sql, &[Value::Integer(now)])?;
+    Ok(match result.rows.first().map(|r| r.values.as_slice()) {
+        Some([last_run, due]) => (
+            if let Value::Integer(last) = last_run { Some(*last) } else { None },
+            matches!(due, Value::Integer(n) if *n != 0),
+        ),
+        _ => (None, true),
+    })
 }

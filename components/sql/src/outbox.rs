@@ -32,6 +32,11 @@ pub async fn enqueue<C: Conn>(conn: &mut C, m: Message, queued_at: Timestamp) ->
     .await
 }
 
+/// The condition of a message a deliverer may claim at `$1` (now): not sent, its next attempt
+/// due, no live lease. For a caller that asks whether anything is due inside another statement
+/// (the Spin adapter's one read per `flush`).
+pub const DUE_AT_1: &str = "sent_at IS NULL AND next_attempt_at <= $1 AND locked_until <= $1";
+
 /// Claims the oldest due message until `lock_until`, or `None` if nothing is due.
 ///
 /// One message, not a batch: a lease then has to cover a single send, and messages further down
@@ -48,12 +53,7 @@ pub async fn claim_next<C: Conn>(conn: &mut C, now: Timestamp, lock_until: Times
     // request queued behind every other's write lock though nothing was due (issue 10: the
     // composed app's p99 was over 80 ms at 32 concurrent requests).
     if conn.dialect() == Dialect::Sqlite {
-        let due = conn
-            .query(
-                "SELECT 1 FROM outbox WHERE sent_at IS NULL AND next_attempt_at <= $1 AND locked_until <= $2 LIMIT 1",
-                vec![now.into(), now.into()],
-            )
-            .await?;
+        let due = conn.query(&format!("SELECT 1 FROM outbox WHERE {DUE_AT_1} LIMIT 1"), vec![now.into()]).await?;
         if due.is_empty() {
             return Ok(None);
         }
