@@ -4,14 +4,18 @@
 # Auth_Check at 32 connections, fixed duration after a warm-up, through our host (release build,
 # wasm components) and through the native baseline (the same core compiled natively behind the
 # same server and adapters: the hidden `gpt-user serve --native`), with the ratio host/native;
-# then the host's RSS before and after 100k requests; then the read path on the host with 10k and
-# with 1M accounts seeded into its database (GPT_USER_BENCH_SCALE=0 skips that part); then the
-# composed Spin app instantiated per request under the tests/spin harness (tests/spin/benches).
+# then the host's RSS before and after 100k requests; then the composed Spin app instantiated per
+# request (the tests/spin harness, tests/spin/benches/instantiate.rs, served over HTTP) against
+# the host under the same wrk load; then the read path on the host with 10k and with 1M accounts
+# seeded into its database (GPT_USER_BENCH_SCALE=0 skips that part); then the same Spin app
+# driven in-process (the per-request instantiate cost without sockets).
 #
 # Both servers run from the one release binary, in dev mode (GPT actions without a key, the dev
 # mailbox that the setup reads tokens from), each on a fresh SQLite data dir, with RUST_LOG=warn
-# (no per-request log line on either). The load generator is `tests/benches/http.rs` (table
-# mode), built in the dev profile with optimised dependencies, as the tests are.
+# (no per-request log line on either). The table is printed by `tests/benches/http.rs` (table
+# mode), built in the dev profile with optimised dependencies, as the tests are; it loads
+# Update_Load, SignUp_Verify and the Spin-path rows with wrk (1 thread, 32 connections) and
+# SignUp_Init and Auth_Check (unique addresses, one account per connection) with its own loop.
 #
 # GPT_USER_BENCH_SECONDS (10), GPT_USER_BENCH_WARMUP_SECONDS (2), GPT_USER_BENCH_RSS_REQUESTS
 # (100000) change the run. The machine's other load is printed before and after: on a shared
@@ -19,11 +23,26 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+# wrk (Debian's package) loads the read-path rows: our own reqwest loop costs more CPU per request
+# than the host does, and on 2 cores shared with the servers it, not the server, set the rate.
+if ! command -v wrk >/dev/null 2>&1; then
+    echo "bench: installing Debian's wrk"
+    as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+fi
 
 cargo build --release -p gpt-user
 # The load generators in the dev profile, over the default members as `cargo nextest run` builds
 # them: a `-p` selection would unify features differently and compile wasmtime once more.
 cargo bench --no-run --profile dev
+# The tests/spin harness's bench binary, which can also serve the composed app over HTTP.
+instantiate=$(cargo bench --no-run --profile dev --message-format=json 2>/dev/null | python3 -c '
+import json, sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "instantiate" and m.get("executable"):
+        print(m["executable"])')
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/gpt-user-bench.XXXXXX")
 pids=()
@@ -58,6 +77,13 @@ serve host
 host_url=$url host_pid=$pid
 serve native --native
 native_url=$url
+# The composed Spin app (flow + adapter, a fresh instance per request) over HTTP, for the
+# Spin-path rows; without RUST_BACKTRACE, as below.
+spin_port=$(free_port)
+env -u RUST_BACKTRACE GPT_USER_BENCH_SERVE="127.0.0.1:$spin_port" "$instantiate" --bench >"$work/spin.log" 2>&1 &
+pids+=("$!")
+spin_url="http://127.0.0.1:$spin_port"
+for _ in $(seq 1 300); do curl -fsS "$spin_url/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 
 echo "machine: $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 others() {
@@ -68,14 +94,15 @@ others "before"
 db="$work/host/gpt-user.db"
 [ "${GPT_USER_BENCH_SCALE:-1}" = 0 ] && db=""
 GPT_USER_BENCH_HOST=$host_url GPT_USER_BENCH_NATIVE=$native_url GPT_USER_BENCH_HOST_PID=$host_pid \
-    GPT_USER_BENCH_HOST_DB="$db" RUST_LOG=warn \
+    GPT_USER_BENCH_HOST_DB="$db" GPT_USER_BENCH_SPIN="$spin_url" RUST_LOG=warn \
     cargo bench -q --profile dev --bench http
 # Without RUST_BACKTRACE: with it, wasmtime captures a backtrace on every store drop (our host
 # turns that off with concurrency_support(false); a Spin-like engine keeps the default).
-env -u RUST_BACKTRACE cargo bench -q --profile dev --bench instantiate
+env -u RUST_BACKTRACE "$instantiate" --bench
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 others "after"
-if grep -qiE 'error|panic' "$work/host.log" "$work/native.log"; then
+# Level ERROR or a panic (case-sensitive: statements in WARN lines mention `last_error`).
+if grep -qE 'ERROR|panicked' "$work/host.log" "$work/native.log"; then
     echo "server logs with errors:"
-    grep -hiE 'error|panic' "$work/host.log" "$work/native.log" | head -n 20
+    grep -hE 'ERROR|panicked' "$work/host.log" "$work/native.log" | head -n 20
 fi

@@ -8,7 +8,10 @@
 //! duration (`GPT_USER_BENCH_SECONDS`, default 10) after a warm-up that is not counted
 //! (`GPT_USER_BENCH_WARMUP_SECONDS`, default 2), on each server, with the ratio host/native; then
 //! the host's RSS (`GPT_USER_BENCH_HOST_PID`) before and after `GPT_USER_BENCH_RSS_REQUESTS`
-//! (default 100000) requests.
+//! (default 100000) requests. Update_Load and SignUp_Verify are loaded by `wrk` when it is on
+//! the PATH (`load/wrk.rs`; our reqwest loop otherwise). With `GPT_USER_BENCH_SPIN` set to the
+//! URL of the tests/spin harness served over HTTP (`GPT_USER_BENCH_SERVE=addr cargo bench
+//! --profile dev --bench instantiate`), it adds the composed Spin app against the host.
 //!
 //! **In-process mode** (neither variable set): `cargo bench --profile dev --bench http`
 //! starts a host in this process and prints:
@@ -25,6 +28,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
+
+#[path = "load/wrk.rs"]
+mod wrk;
 
 const CONCURRENCY: usize = 32;
 const REQUESTS: usize = 4000;
@@ -206,6 +212,11 @@ mod table {
 
         println!("gpt-user benchmark — {} cores, {CONCURRENCY} connections, {seconds} s per cell after {} s warm-up; host = release `gpt-user serve`, native = `gpt-user serve --native`",
             std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), warmup.as_secs());
+        let wrk = super::wrk::find();
+        println!(
+            "load generator: {} for Update_Load and SignUp_Verify; this program's reqwest loop for SignUp_Init and Auth_Check (unique addresses, one account per connection)",
+            if wrk.is_some() { "wrk (1 thread)" } else { "this program's reqwest loop (no wrk on the PATH)" }
+        );
         let scenarios: [(&str, u16); 4] = [
             ("Update_Load, valid token (200)", 200),
             ("SignUp_Verify, unknown token (410)", 410),
@@ -253,8 +264,41 @@ mod table {
             );
         }
 
+        if let (Some(spin), Some(wrk)) = (std::env::var("GPT_USER_BENCH_SPIN").ok().filter(|u| !u.is_empty()), &wrk) {
+            spin_path(wrk, &servers[0].base, spin.trim_end_matches('/'), warmup, duration)?;
+        }
+
         if let Some(db) = std::env::var("GPT_USER_BENCH_HOST_DB").ok().filter(|p| !p.is_empty()) {
             scale(&client, &servers[0], &db, warmup, duration).await?;
+        }
+        Ok(())
+    }
+
+    /// The composed Spin app instantiated per request (the tests/spin harness served over HTTP
+    /// by its `instantiate` bench) against our host, both under wrk, the same requests.
+    fn spin_path(wrk: &str, host: &str, spin: &str, warmup: Duration, duration: Duration) -> anyhow::Result<()> {
+        println!();
+        println!("composed Spin app per request (tests/spin harness: flow + adapter, fresh instance per request, its SQLite host; served over HTTP) vs our host, wrk 1 thread, {CONCURRENCY} connections:");
+        println!("| {:<34} | {:>9} | {:>10} | {:>10} | {:>9} | {:>10} | {:>10} | {:>10} |", "request", "spin r/s", "spin p50", "spin p99", "host r/s", "host p50", "host p99", "spin/host");
+        println!("|{:-<36}|{:->11}|{:->12}|{:->12}|{:->11}|{:->12}|{:->12}|{:->12}|", "", "", "", "", "", "", "", "");
+        let verify = json!({"token": "A".repeat(43)}).to_string();
+        let mut unexpected = 0;
+        for (name, method, path, body, ok_2xx) in
+            [("GET /healthz", "GET", "/healthz", None, true), ("SignUp_Verify, unknown token (410)", "POST", "/api/signup/verify", Some(verify.as_str()), false)]
+        {
+            // No Origin header: a GPT action's request, answered the same by both.
+            let s = super::wrk::run(wrk, method, &format!("{spin}{path}"), body, None, CONCURRENCY, warmup, duration)?;
+            let h = super::wrk::run(wrk, method, &format!("{host}{path}"), body, None, CONCURRENCY, warmup, duration)?;
+            for r in [&s, &h] {
+                unexpected += r.socket_errors + if ok_2xx { r.non_2xx } else { r.requests - r.non_2xx };
+            }
+            println!(
+                "| {name:<34} | {:>9.0} | {:>10} | {:>10} | {:>9.0} | {:>10} | {:>10} | {:>9.2}× |",
+                s.rate, ms(&s.p50), ms(&s.p99), h.rate, ms(&h.p50), ms(&h.p99), s.rate / h.rate.max(f64::MIN_POSITIVE)
+            );
+        }
+        if unexpected > 0 {
+            println!("({unexpected} requests answered an unexpected status or failed; counted in the rates above)");
         }
         Ok(())
     }
@@ -383,6 +427,9 @@ mod table {
     /// `CONCURRENCY` loops of requests for `warmup + duration`; latencies of requests started
     /// after the warm-up, rate over the measured window.
     async fn measure(client: &reqwest::Client, server: &Server, i: usize, expect: u16, warmup: Duration, duration: Duration) -> anyhow::Result<Stats> {
+        if let (0 | 1, Some(wrk)) = (i, super::wrk::find()) {
+            return measure_wrk(&wrk, server, i, expect, warmup, duration);
+        }
         static SEQ: AtomicU64 = AtomicU64::new(0);
         let started = Instant::now();
         let (measure_from, end) = (started + warmup, started + warmup + duration);
@@ -426,6 +473,20 @@ mod table {
         anyhow::ensure!(!all.is_empty(), "{}: no request of scenario {i} completed in the window", server.name);
         let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
         Ok(Stats { rate: all.len() as f64 / duration.as_secs_f64(), p50: pct(0.5), p99: pct(0.99), n: all.len(), errors: errors.load(Ordering::Relaxed) })
+    }
+
+    /// Scenario 0 or 1 (the same request again and again) under wrk instead of our loop.
+    fn measure_wrk(wrk: &str, server: &Server, i: usize, expect: u16, warmup: Duration, duration: Duration) -> anyhow::Result<Stats> {
+        let base = &server.base;
+        let (path, body) = match i {
+            0 => ("/api/profile/load", json!({"token": server.profile_token})),
+            _ => ("/api/signup/verify", json!({"token": "A".repeat(43)})),
+        };
+        let run = super::wrk::run(wrk, "POST", &format!("{base}{path}"), Some(&body.to_string()), Some(base), CONCURRENCY, warmup, duration)?;
+        // wrk tells only 2xx/3xx from the rest: for a 2xx scenario the rest are unexpected, for
+        // a 410 scenario the 2xx/3xx ones.
+        let unexpected = if expect < 400 { run.non_2xx } else { run.requests - run.non_2xx };
+        Ok(Stats { rate: run.rate, p50: run.p50, p99: run.p99, n: run.requests as usize, errors: unexpected + run.socket_errors })
     }
 
     /// `count` cheap requests (SignUp_Verify unknown token, Update_Load alternating) at

@@ -5,6 +5,10 @@
 //! the instantiation plus the core's `negotiate`; SignUp_Verify with an unknown token adds the
 //! JSON and one store lookup. Printed by `scripts/bench.sh` under the host/native table;
 //! `cargo bench --profile dev --bench instantiate` alone.
+//!
+//! With `GPT_USER_BENCH_SERVE=ADDR` it serves the same app over HTTP/1.1 on `ADDR` instead (each
+//! request a fresh instance, answered when the guest sets its response, as Spin answers), so that
+//! a load generator can compare it with our host over the same sockets (`scripts/bench.sh`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +25,9 @@ async fn main() -> anyhow::Result<()> {
     let dir = std::env::temp_dir().join(format!("gpt-user-spin-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let app = Arc::new(App::new(dir.join("spin.db"), &[("dev", "true")])?);
+    if let Ok(addr) = std::env::var("GPT_USER_BENCH_SERVE") {
+        return serve(app, &addr).await;
+    }
     println!();
     println!("composed Spin app (signup flow + adapter), a fresh instance per request, tests/spin harness under wasmtime, in-process (no HTTP), {CONCURRENCY} concurrent, {seconds} s after {warmup} s warm-up:");
     for (name, expect, verify) in [("GET /healthz (200)", 200, false), ("SignUp_Verify, unknown token (410)", 410, true)] {
@@ -72,4 +79,32 @@ async fn run(app: &Arc<App>, verify: bool, expect: u16, warmup: Duration, durati
     }
     anyhow::ensure!(!all.is_empty(), "no request completed in the window");
     Ok((all.len() as f64 / duration.as_secs_f64(), all))
+}
+
+/// The app behind a plain hyper HTTP/1.1 server, until the process is killed.
+async fn serve(app: Arc<App>, addr: &str) -> anyhow::Result<()> {
+    use http_body_util::{BodyExt, Full};
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    eprintln!("composed Spin app served on http://{}", listener.local_addr()?);
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let app = app.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                let app = app.clone();
+                async move {
+                    let (mut parts, body) = req.into_parts();
+                    // The harness's requests carry the authority the guest expects.
+                    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                    parts.uri = format!("http://127.0.0.1:3000{path}").parse()?;
+                    let body = body.collect().await?.to_bytes();
+                    // The instance may still run after its answer (mail flush), as on Spin.
+                    let (answer, _guest) = app.send(hyper::Request::from_parts(parts, body)).await?;
+                    anyhow::Ok(hyper::Response::builder().status(answer.status).body(Full::new(answer.body))?)
+                }
+            });
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(io, service).await;
+        });
+    }
 }
