@@ -109,15 +109,11 @@ fn new_engine(instances: usize) -> anyhow::Result<Engine> {
         .total_tables(2 * n)
         .total_stacks(n)
         .max_memory_size(256 << 20)
-        // Reset only the pages a request dirtied (Linux >= 6.7) instead of unmapping them: the
-        // guest's 1 MiB shadow stack alone would otherwise cost an madvise and TLB shootdowns per
-        // request. Up to 24 MiB, so that Argon2id's 19 MiB (sign-up, Auth_Check) is zeroed in
-        // place rather than returned to the kernel and faulted in again by the next hash: measured
-        // +15 % SignUp_Init r/s (56.6 -> 65.2, 32 connections, 2 cores). The price: a slot keeps
-        // what its largest request touched, so RSS stays at the high-water mark of concurrent
-        // hashes (~20 MiB each; +540 MiB after 32 at once) instead of shrinking back.
+        // Reset only the pages a request dirtied (Linux >= 6.7), up to 4 MiB, instead of
+        // unmapping them: the guest's 1 MiB shadow stack alone would otherwise cost an madvise
+        // and TLB shootdowns per request.
         .pagemap_scan(wasmtime::Enabled::Auto)
-        .linear_memory_keep_resident(24 << 20)
+        .linear_memory_keep_resident(4 << 20)
         .table_keep_resident(64 << 10)
         .async_stack_keep_resident(64 << 10);
     let mut config = wasmtime::Config::new();
