@@ -2,10 +2,11 @@
 //! `flush`, called by the flow after its answer is finished, is where Spin delivers mail and
 //! runs housekeeping.
 
+use gpt_user_core::ports::{StoreError, Timestamp};
+
 use crate::bindings::exports::gpt_user::accounts::mail::Guest;
 use crate::bindings::exports::gpt_user::accounts::types::{Error, Message};
 use crate::bindings::fermyon::spin::sqlite::Value;
-use gpt_user_core::ports::{StoreError, Timestamp};
 use crate::db::Db;
 use crate::{housekeeping, outbox, Adapter};
 
