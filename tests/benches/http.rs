@@ -410,18 +410,25 @@ mod table {
         }
     }
 
-    /// One request of scenario `i` (see `run`) on connection loop `task`; `seq` makes sign-up
-    /// addresses unique.
-    fn request(client: &reqwest::Client, server: &Server, i: usize, task: usize, seq: u64) -> reqwest::RequestBuilder {
-        let base = &server.base;
+    /// Scenario `i` (see `run`) on connection loop `task`: its path, JSON body, and whether it is
+    /// a browser call (sent with the server's `Origin`); `seq` makes sign-up addresses unique.
+    fn scenario(server: &Server, i: usize, task: usize, seq: u64) -> (&'static str, Value, bool) {
         match i {
-            0 => client.post(format!("{base}/api/profile/load")).header("origin", base).json(&json!({"token": server.profile_token})),
-            1 => client.post(format!("{base}/api/signup/verify")).header("origin", base).json(&json!({"token": "A".repeat(43)})),
-            2 => client
-                .post(format!("{base}/api/signup/init"))
-                .json(&json!({"email": format!("bench-{}-{seq}@example.com", server.name), "consent": true, "locale": "en", "passphrase": PASSPHRASE})),
-            _ => client.post(format!("{base}/api/auth/check")).json(&json!({"pin": server.pins[task % server.pins.len()], "passphrase": PASSPHRASE})),
+            0 => ("/api/profile/load", json!({"token": server.profile_token}), true),
+            1 => ("/api/signup/verify", json!({"token": "A".repeat(43)}), true),
+            2 => (
+                "/api/signup/init",
+                json!({"email": format!("bench-{}-{seq}@example.com", server.name), "consent": true, "locale": "en", "passphrase": PASSPHRASE}),
+                false,
+            ),
+            _ => ("/api/auth/check", json!({"pin": server.pins[task % server.pins.len()], "passphrase": PASSPHRASE}), false),
         }
+    }
+
+    fn request(client: &reqwest::Client, server: &Server, i: usize, task: usize, seq: u64) -> reqwest::RequestBuilder {
+        let (path, body, browser) = scenario(server, i, task, seq);
+        let request = client.post(format!("{}{path}", server.base)).json(&body);
+        if browser { request.header("origin", &server.base) } else { request }
     }
 
     /// `CONCURRENCY` loops of requests for `warmup + duration`; latencies of requests started
@@ -478,11 +485,9 @@ mod table {
     /// Scenario 0 or 1 (the same request again and again) under wrk instead of our loop.
     fn measure_wrk(wrk: &str, server: &Server, i: usize, expect: u16, warmup: Duration, duration: Duration) -> anyhow::Result<Stats> {
         let base = &server.base;
-        let (path, body) = match i {
-            0 => ("/api/profile/load", json!({"token": server.profile_token})),
-            _ => ("/api/signup/verify", json!({"token": "A".repeat(43)})),
-        };
-        let run = super::wrk::run(wrk, "POST", &format!("{base}{path}"), Some(&body.to_string()), Some(base), CONCURRENCY, warmup, duration)?;
+        let (path, body, browser) = scenario(server, i, 0, 0);
+        let origin = browser.then_some(base.as_str());
+        let run = super::wrk::run(wrk, "POST", &format!("{base}{path}"), Some(&body.to_string()), origin, CONCURRENCY, warmup, duration)?;
         // wrk tells only 2xx/3xx from the rest: for a 2xx scenario the rest are unexpected, for
         // a 410 scenario the 2xx/3xx ones.
         let unexpected = if expect < 400 { run.non_2xx } else { run.requests - run.non_2xx };
