@@ -287,8 +287,9 @@ mod table {
             [("GET /healthz", "GET", "/healthz", None, true), ("SignUp_Verify, unknown token (410)", "POST", "/api/signup/verify", Some(verify.as_str()), false)]
         {
             // No Origin header: a GPT action's request, answered the same by both.
-            let s = super::wrk::run(wrk, method, &format!("{spin}{path}"), body, None, CONCURRENCY, warmup, duration)?;
-            let h = super::wrk::run(wrk, method, &format!("{host}{path}"), body, None, CONCURRENCY, warmup, duration)?;
+            let to = |base: &str| super::wrk::Request { method, url: format!("{base}{path}"), body, origin: None };
+            let s = super::wrk::run(wrk, &to(spin), CONCURRENCY, warmup, duration)?;
+            let h = super::wrk::run(wrk, &to(host), CONCURRENCY, warmup, duration)?;
             for r in [&s, &h] {
                 unexpected += r.socket_errors + if ok_2xx { r.non_2xx } else { r.requests - r.non_2xx };
             }
@@ -487,7 +488,9 @@ mod table {
         let base = &server.base;
         let (path, body, browser) = scenario(server, i, 0, 0);
         let origin = browser.then_some(base.as_str());
-        let run = super::wrk::run(wrk, "POST", &format!("{base}{path}"), Some(&body.to_string()), origin, CONCURRENCY, warmup, duration)?;
+        let body = body.to_string();
+        let request = super::wrk::Request { method: "POST", url: format!("{base}{path}"), body: Some(&body), origin };
+        let run = super::wrk::run(wrk, &request, CONCURRENCY, warmup, duration)?;
         // wrk tells only 2xx/3xx from the rest: for a 2xx scenario the rest are unexpected, for
         // a 410 scenario the 2xx/3xx ones.
         let unexpected = if expect < 400 { run.non_2xx } else { run.requests - run.non_2xx };

@@ -24,15 +24,24 @@ pub fn find() -> Option<String> {
     Command::new(&wrk).arg("--version").output().ok().map(|_| wrk)
 }
 
-/// `connections` connections on one wrk thread sending `method url` (with a JSON `body` and an
-/// `Origin` when given) for `warmup` (not counted), then for `duration`.
-pub fn run(wrk: &str, method: &str, url: &str, body: Option<&str>, origin: Option<&str>, connections: usize, warmup: Duration, duration: Duration) -> anyhow::Result<Run> {
-    let script = tempfile_with(&lua(method, body, origin))?;
+/// The one request wrk sends again and again.
+pub struct Request<'a> {
+    pub method: &'a str,
+    pub url: String,
+    /// Sent as JSON.
+    pub body: Option<&'a str>,
+    pub origin: Option<&'a str>,
+}
+
+/// `connections` connections on one wrk thread sending `request` for `warmup` (not counted),
+/// then for `duration`.
+pub fn run(wrk: &str, request: &Request<'_>, connections: usize, warmup: Duration, duration: Duration) -> anyhow::Result<Run> {
+    let script = tempfile_with(&lua(request.method, request.body, request.origin))?;
     let go = |d: Duration| -> anyhow::Result<String> {
         let out = Command::new(wrk)
             .args(["-t1", &format!("-c{connections}"), &format!("-d{}s", d.as_secs().max(1)), "--latency", "-s"])
             .arg(&script)
-            .arg(url)
+            .arg(&request.url)
             .output()?;
         anyhow::ensure!(out.status.success(), "wrk failed: {}", String::from_utf8_lossy(&out.stderr));
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
