@@ -82,17 +82,7 @@ impl Application {
             Some(_) => config.base_url(),
             None => format!("http://{addr}"),
         };
-        variables.insert("base_url".into(), base_url);
-        variables.insert("api_keys".into(), keys.join(","));
-        variables.insert("dev".into(), config.dev.to_string());
-        variables.insert("pin_length".into(), config.pin_length.to_string());
-        variables.insert("conceal_accounts".into(), config.conceal_accounts.to_string());
-        variables.insert("policy_version".into(), config.policy_version.clone());
-        variables.insert("argon2_m_kib".into(), config.argon2_m_kib.to_string());
-        variables.insert("argon2_t".into(), config.argon2_t.to_string());
-        variables.insert("argon2_p".into(), config.argon2_p.to_string());
-        variables.insert("mail_from".into(), config.mail_from.clone());
-        variables.insert("email_change_window_s".into(), config.email_change_window_s.to_string());
+        variables.extend(config.variables(base_url));
 
         let ephemeral = ephemeral_backend(&config, &store).await?;
         let shared = Arc::new(Shared { store: store.clone(), ephemeral, texts: gpt_user_l10n::Texts::new(), variables, clock: clock.clone() });

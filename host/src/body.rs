@@ -18,6 +18,13 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 /// accept at most 64 KiB; ChatGPT sends less than 100,000 characters.
 pub const BUFFER_LIMIT: usize = 64 * 1024;
 
+/// A body nobody read to its end (a `413`, an answer from the head alone) is still taken in and
+/// discarded for this long, up to [`LINGER_BYTES`], once the request is done with it — nginx's
+/// lingering close: closing a socket with unread data resets it, and a client still sending
+/// would see the reset instead of our answer.
+const LINGER_FOR: std::time::Duration = std::time::Duration::from_secs(2);
+const LINGER_BYTES: u64 = 64 << 20;
+
 pub struct GuestBody {
     buffered: Option<Bytes>,
     rest: Option<Incoming>,
@@ -70,6 +77,26 @@ impl GuestBody {
     /// Whether the client has sent the whole body (readable after the body moved on).
     pub fn completion(&self) -> Arc<AtomicBool> {
         self.complete.clone()
+    }
+}
+
+impl Drop for GuestBody {
+    fn drop(&mut self) {
+        let Some(mut rest) = self.rest.take() else { return };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        runtime.spawn(async move {
+            let discard = async {
+                let mut seen = 0u64;
+                while seen < LINGER_BYTES {
+                    match rest.frame().await {
+                        Some(Ok(frame)) => seen += frame.data_ref().map_or(0, |d| d.len() as u64),
+                        None | Some(Err(_)) => break,
+                    }
+                }
+            };
+            // Past the bound the body is dropped, and hyper closes the connection.
+            let _ = tokio::time::timeout(LINGER_FOR, discard).await;
+        });
     }
 }
 

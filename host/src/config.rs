@@ -42,8 +42,9 @@ impl std::fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-/// Allowed `email_change_window_s` (SPEC §2.3): the core's range.
-pub const EMAIL_CHANGE_WINDOWS_S: std::ops::RangeInclusive<u32> = gpt_user_core::Settings::EMAIL_CHANGE_WINDOWS_S;
+/// Linear memory an instance needs besides Argon2's `m_kib` (the component's own heap, stack and
+/// data; measured by `a_cost_that_fills_the_memory_limit_is_refused_at_start`).
+const ARGON2_HEADROOM_MIB: usize = 8;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
@@ -155,37 +156,43 @@ impl Config {
         Ok(config)
     }
 
+    /// The variables the components read (`wasi:config/store`), as Spin variables of the same
+    /// names would give them; `base_url` is the public origin links point to.
+    pub fn variables(&self, base_url: String) -> Vec<(String, String)> {
+        [
+            ("base_url", base_url),
+            ("api_keys", self.api_keys().join(",")),
+            ("dev", self.dev.to_string()),
+            ("pin_length", self.pin_length.to_string()),
+            ("conceal_accounts", self.conceal_accounts.to_string()),
+            ("policy_version", self.policy_version.clone()),
+            ("argon2_m_kib", self.argon2_m_kib.to_string()),
+            ("argon2_t", self.argon2_t.to_string()),
+            ("argon2_p", self.argon2_p.to_string()),
+            ("mail_from", self.mail_from.clone()),
+            ("email_change_window_s", self.email_change_window_s.to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect()
+    }
+
     /// Refuses configurations the host must not run with; the message says what to set.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        const PIN_LENGTHS: std::ops::RangeInclusive<usize> = gpt_user_core::domain::Pin::LENGTHS;
-        if !PIN_LENGTHS.contains(&self.pin_length) {
+        // The components' own rules (one definition for both runtimes; Spin answers 503 CONFIG_INVALID
+        // where the host refuses to start).
+        let variables = self.variables(self.base_url());
+        gpt_user_core::Settings::from_lookup(|key| variables.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone()))
+            .map_err(|invalid| ConfigError(format!("{invalid} (GPT_USER_{})", invalid.variable.to_uppercase())))?;
+        // Argon2's memory lives in the instance's linear memory, beside the component's own.
+        let argon2_limit_kib = (self.memory_limit_mib.saturating_sub(ARGON2_HEADROOM_MIB) << 10) as u64;
+        if u64::from(self.argon2_m_kib) > argon2_limit_kib {
             return Err(ConfigError(format!(
-                "pin_length must be between {} and {} digits, not {} (GPT_USER_PIN_LENGTH)",
-                PIN_LENGTHS.start(),
-                PIN_LENGTHS.end(),
-                self.pin_length
-            )));
-        }
-        for (name, value, range) in [
-            ("argon2_m_kib", self.argon2_m_kib, Argon2Params::M_KIB),
-            ("argon2_t", self.argon2_t, Argon2Params::T),
-            ("argon2_p", self.argon2_p, Argon2Params::P),
-        ] {
-            if !range.contains(&value) {
-                return Err(ConfigError(format!(
-                    "{name} must be between {} and {}, not {value} (GPT_USER_{})",
-                    range.start(),
-                    range.end(),
-                    name.to_uppercase()
-                )));
-            }
-        }
-        if !EMAIL_CHANGE_WINDOWS_S.contains(&self.email_change_window_s) {
-            return Err(ConfigError(format!(
-                "email_change_window_s must be between {} and {} seconds, not {} (GPT_USER_EMAIL_CHANGE_WINDOW_S)",
-                EMAIL_CHANGE_WINDOWS_S.start(),
-                EMAIL_CHANGE_WINDOWS_S.end(),
-                self.email_change_window_s
+                "argon2_m_kib = {} does not fit an instance's memory: with memory_limit_mib = {} it may be at most {argon2_limit_kib} \
+                 (GPT_USER_ARGON2_M_KIB, or raise GPT_USER_MEMORY_LIMIT_MIB to at least {})",
+                self.argon2_m_kib,
+                self.memory_limit_mib,
+                (u64::from(self.argon2_m_kib) >> 10) + ARGON2_HEADROOM_MIB as u64 + 1
             )));
         }
         if let Some(url) = self.redis_url() {
@@ -303,6 +310,22 @@ mod tests {
         let err = Config { dev: true, argon2_m_kib: 64, ..Config::default() }.validate().unwrap_err().to_string();
         assert!(err.contains("argon2_m_kib") && err.contains("GPT_USER_ARGON2_M_KIB"), "{err}");
         assert!(Config { dev: true, argon2_p: 0, ..Config::default() }.validate().is_err());
+    }
+
+    #[test]
+    fn an_argon2_cost_that_does_not_fit_an_instances_memory_is_refused() {
+        let fits = Config { dev: true, memory_limit_mib: 64, argon2_m_kib: 56 << 10, ..Config::default() };
+        assert!(fits.validate().is_ok());
+        let err = Config { argon2_m_kib: (56 << 10) + 1, ..fits.clone() }.validate().unwrap_err().to_string();
+        assert!(err.contains("GPT_USER_ARGON2_M_KIB") && err.contains("GPT_USER_MEMORY_LIMIT_MIB") && err.contains("57344"), "{err}");
+        assert!(Config { memory_limit_mib: 128, argon2_m_kib: 120 << 10, ..fits }.validate().is_ok());
+    }
+
+    #[test]
+    fn the_components_rules_are_the_hosts_one_definition_each() {
+        // A value the components would refuse on Spin is refused at start, naming the variable.
+        let err = Config { dev: true, base_url: Some("accounts.example.com".into()), ..Config::default() }.validate().unwrap_err().to_string();
+        assert!(err.contains("base_url") && err.contains("GPT_USER_BASE_URL"), "{err}");
     }
 
     #[test]

@@ -100,12 +100,19 @@ impl NativeRuntime {
         let handle = Handle::current();
         let task = tokio::task::spawn_blocking(move || {
             let ports = Ports { shared: &shared, handle: &handle, deadline, urandom: &urandom };
-            let settings = Settings::from_lookup(|key| shared.variables.get(key).cloned());
+            // `Config::validate` checked the same variables at start, so this refusal is the guest's twin only.
+            let (settings, invalid) = match Settings::from_lookup(|key| shared.variables.get(key).cloned()) {
+                Ok(settings) => (settings, None),
+                Err(invalid) => (Settings::default(), Some(invalid)),
+            };
             let ctx = Ctx { store: &ports, ephemeral: &ports, l10n: &ports, env: &ports, settings: &settings };
             let mut req = head;
-            let response = api::respond(routes, &ctx, &mut req, |req| {
-                (req.body, req.body_too_large) = handle.block_on(read_rest(&mut body, deadline));
-            });
+            let response = match invalid {
+                Some(invalid) => api::refuse_config(&ctx, &req, &invalid),
+                None => api::respond(routes, &ctx, &mut req, |req| {
+                    (req.body, req.body_too_large) = handle.block_on(read_rest(&mut body, deadline));
+                }),
+            };
             drop(slot);
             response
         });

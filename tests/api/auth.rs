@@ -179,6 +179,16 @@ async fn malformed_input_is_422_naming_the_field(backend: Backend) {
         assert_eq!(a.body["field"], field, "{shown}: {}", a.body);
         assert!(a.body["message"].as_str().is_some_and(|m| !m.is_empty()), "{shown}: {}", a.body);
     }
+    // The refusal says what a PIN looks like: its length (the default 6 on every server the suite
+    // targets) and no leading 0 — not just "a number" for `000000`.
+    for (pin, locale, says) in [("000000", "en", ["6 digits", "does not start with 0"]), ("012345", "ru", ["6", "не начинается с 0"])] {
+        let r = app.client.post(app.url("/api/auth/check")).header("accept-language", locale).json(&json!({"pin": pin, "passphrase": PASSPHRASE}));
+        let r = match &app.api_key { Some(key) => r.bearer_auth(key), None => r }.send().await.unwrap();
+        let a = Answer::read(r, PASSPHRASE).await;
+        assert_eq!((a.status, a.body["field"].as_str()), (422, Some("pin")), "{}", a.body);
+        let message = a.body["message"].as_str().unwrap_or_default();
+        assert!(says.iter().all(|s| message.contains(s)), "{pin}: {message}");
+    }
     // 4096 characters are still checked (and wrong).
     let a = app.auth_answer(&json!(unknown_pin()), &"b".repeat(4096)).await;
     a.assert_error(401, "INVALID_CREDENTIALS");
@@ -188,8 +198,7 @@ async fn the_check_needs_the_api_key_and_keyless_calls_are_not_counted(backend: 
     let mut options = Options::new(backend);
     options.api_keys = Some("auth-check-key-6b2d94e1");
     let app = spawn_with(options).await;
-    // A server elsewhere in dev mode has no key to require (the in-process host always has one here).
-    let Some(key) = app.api_key.clone() else { return };
+    let key = app.api_key.clone().expect("a server with a service key (GPT_USER_TEST_API_KEY): the in-process host always has one");
     let to = email("key");
     let pin = app.active_user(&to).await;
     let url = app.url("/api/auth/check");

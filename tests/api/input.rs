@@ -185,6 +185,33 @@ async fn a_chunked_body_over_64_kib_is_413() {
     assert!(answer.starts_with(b"HTTP/1.1 413 "), "{}", String::from_utf8_lossy(&answer));
 }
 
+/// A client that sends its whole (too large) chunked body before it reads, as simple HTTP clients
+/// do, gets the `413`: the server takes in and discards the rest for a while before it closes,
+/// instead of resetting the connection under the client's writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_that_streams_8_mib_before_reading_gets_the_413_not_a_reset() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app(Backend::Sqlite).await;
+    let host = app.base.trim_start_matches("http://").to_owned();
+    let mut stream = tokio::net::TcpStream::connect(&host).await.unwrap();
+    let auth = app.api_key.as_ref().map(|k| format!("Authorization: Bearer {k}\r\n")).unwrap_or_default();
+    let head = format!("POST /api/signup/init HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n{auth}Transfer-Encoding: chunked\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, " ".repeat(64 * 1024));
+    for n in 0..128 {
+        stream.write_all(chunk.as_bytes()).await.unwrap_or_else(|e| panic!("chunk {n} of 128 (64 KiB each) not taken: {e}"));
+    }
+    stream.write_all(b"0\r\n\r\n").await.expect("the whole body was taken");
+    let mut answer = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("PAYLOAD_TOO_LARGE") {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut buf)).await.expect("an answer").expect("no reset");
+        assert!(n > 0, "the server answered: {}", String::from_utf8_lossy(&answer));
+        answer.extend_from_slice(&buf[..n]);
+    }
+    assert!(answer.starts_with(b"HTTP/1.1 413 "), "{}", String::from_utf8_lossy(&answer));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_oversized_declared_body_and_a_missing_key_are_answered_before_any_body_is_sent() {
     let app = spawn_app(Backend::Sqlite).await;

@@ -194,6 +194,14 @@ async fn a_hundred_failures_lock_a_pin_known_or_unknown_mail_only_the_owner_once
     app.auth_answer(&json!(pin), PASSPHRASE).await.assert_error(423, "PIN_LOCKED");
     app.auth_answer(&json!(stranger), PASSPHRASE).await.assert_error(423, "PIN_LOCKED");
 
+    // A save of the locale alone through the profile link does not unlock (SPEC §2.4: only a new
+    // passphrase does), nor does it clear the count.
+    let token = app.profile_link_token(&to).await;
+    assert_eq!(app.profile_save(&json!({"token": token, "locale": "ru"})).await.status(), 200);
+    app.auth_answer(&json!(pin), PASSPHRASE).await.assert_error(423, "PIN_LOCKED");
+    assert!(failure_row(&app, &pin).await.is_some_and(|(failures, _)| failures >= 100), "the count stays");
+    control.clock.advance(Duration::from_secs(61));
+
     // The owner sets a new passphrase through the profile link: unlocked.
     let token = app.profile_link_token(&to).await;
     let r = app.profile_save(&json!({"token": token, "passphrase": NEW_PASSPHRASE})).await;
@@ -317,4 +325,36 @@ async fn no_passphrase_sent_to_the_check_reaches_the_log() {
     for s in [secret, guess, "auth-log-key-0c5e27ab"] {
         assert!(!log.contains(s), "a secret reached the log");
     }
+}
+
+/// With a tuned Argon2 cost (`argon2_t = 6`, three times the default), an unknown PIN is checked
+/// against a dummy hash of the same cost as the accounts' hashes: a wrong passphrase for a known
+/// PIN and any passphrase for an unknown one take the same time (medians within 1.5×).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_pin_costs_what_a_known_one_costs_under_a_tuned_argon2() {
+    let mut options = Options::new(Backend::Sqlite);
+    options.config = Some(|c| c.argon2_t = 6);
+    let app = spawn_with(options).await;
+    let pin = app.active_user(&email("tuned")).await;
+    let unknown = loop {
+        let candidate = (100_000 + uuid::Uuid::new_v4().as_u128() % 900_000).to_string();
+        if candidate != pin {
+            break candidate;
+        }
+    };
+    let (mut known_times, mut unknown_times) = (Vec::new(), Vec::new());
+    for _ in 0..7 {
+        for (which, times) in [(&pin, &mut known_times), (&unknown, &mut unknown_times)] {
+            let started = std::time::Instant::now();
+            app.auth_answer(&json!(which), WRONG).await.assert_error(401, "INVALID_CREDENTIALS");
+            times.push(started.elapsed());
+        }
+        // Past the delay that follows the 5th failure, so every attempt runs its Argon2.
+        app.control().clock.advance(Duration::from_secs(16 * 60));
+    }
+    known_times.sort();
+    unknown_times.sort();
+    let (known, unknown) = (known_times[3], unknown_times[3]);
+    let (fast, slow) = (known.min(unknown), known.max(unknown));
+    assert!(slow.as_secs_f64() < fast.as_secs_f64() * 1.5, "medians within 1.5x: known PIN {known:?}, unknown PIN {unknown:?}");
 }

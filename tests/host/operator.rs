@@ -971,6 +971,12 @@ fn a_data_dir_without_a_database_is_refused_not_created() {
         run.error("no database at");
         assert!(!typo.join("gpt-user.db").exists(), "no empty database was made: {run}");
     }
+    // `check` reports it as its database item, and creates nothing either.
+    let args = ["check".to_owned(), "--dev".to_owned(), "--data-dir".to_owned(), typo.display().to_string()];
+    let run = run_cli(&args, &env, None, &dir);
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.all_lines().iter().any(|l| l.starts_with("error: database") && l.contains("no database at")), "{run}");
+    assert!(!typo.join("gpt-user.db").exists(), "check made no empty database: {run}");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

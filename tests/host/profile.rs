@@ -22,6 +22,7 @@ on_both_backends!(
     a_profile_link_expires_after_one_hour,
     the_profile_token_and_the_new_passphrase_are_stored_only_as_hashes,
     init_needs_the_api_key_and_the_browser_calls_do_not,
+    a_link_asked_for_during_an_email_change_or_a_block_waits_and_follows_it,
 );
 
 async fn user_row(app: &TestApp, to: &str) -> (String, String, String) {
@@ -305,4 +306,47 @@ async fn a_save_while_the_database_is_lost_is_503_save_failed_and_writes_nothing
     assert_eq!(locale, "ru");
     assert_ne!(hash, before.2);
     assert!(is_russian(&app.next_mail(&to).await.subject), "the notice of the retried save");
+}
+
+/// A profile link asked for while another transaction changes the account — an email change's
+/// confirm-new, or an operator's block, each of which revokes every token before it commits —
+/// waits for it (the issue takes the user's row lock) and is then answered as the account is
+/// now: no token issued for the old state, no link mailed to the address the account left.
+/// The other transaction is the test's own, held open as the barrier.
+async fn a_link_asked_for_during_an_email_change_or_a_block_waits_and_follows_it(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let db = &app.control().db;
+    for (tag, change) in [
+        ("barrier-move", "UPDATE users SET email = $2 WHERE id = $1"),
+        ("barrier-block", "UPDATE users SET status = 'blocked' WHERE id = $1 AND $2 <> ''"),
+    ] {
+        let to = email(tag);
+        let pin = app.active_user(&to).await;
+        let (id,): (String,) = sqlx::query_as("SELECT id FROM users WHERE email = $1").bind(&to).fetch_one(db).await.unwrap();
+        let moved_to = email(&format!("{tag}-new"));
+        let before = queued(&app, &to, "profile-link").await;
+
+        let mut barrier = db.begin().await.unwrap();
+        sqlx::query(change).bind(&id).bind(&moved_to).execute(&mut *barrier).await.unwrap();
+        sqlx::query("DELETE FROM secrets WHERE user_id = $1").bind(&id).execute(&mut *barrier).await.unwrap();
+        // Asked for by the old address (the move) or by PIN (the block), while the change is open.
+        let body = if tag == "barrier-move" { json!({"email": to}) } else { json!({"pin": pin}) };
+        let asked = tokio::spawn({
+            let (client, url, key) = (app.client.clone(), app.url("/api/profile/init"), app.api_key.clone());
+            async move {
+                let r = client.post(url).json(&body);
+                let r = match key { Some(k) => r.bearer_auth(k), None => r }.send().await.unwrap();
+                (r.status().as_u16(), r.json::<Value>().await.unwrap())
+            }
+        });
+        tokio::time::sleep(Duration::from_millis(800)).await;
+        barrier.commit().await.unwrap();
+        let (status, answer) = asked.await.unwrap();
+
+        let expected = if tag == "barrier-move" { (404, "USER_NOT_FOUND") } else { (403, "ACCOUNT_BLOCKED") };
+        assert_eq!((status, answer["code"].as_str().unwrap_or_default()), expected, "{tag}: answered as the account is now: {answer}");
+        let (tokens,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM secrets WHERE user_id = $1").bind(&id).fetch_one(db).await.unwrap();
+        assert_eq!(tokens, 0, "{tag}: no token outlived the revocation");
+        assert_eq!(queued(&app, &to, "profile-link").await, before, "{tag}: no link mailed for the old state");
+    }
 }

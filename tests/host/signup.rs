@@ -121,3 +121,25 @@ async fn a_lost_database_answers_503_not_500() {
     assert!(!body.to_string().to_lowercase().contains("database"), "no internals in the body: {body}");
     assert_eq!(app.verify(&"A".repeat(43)).await.status(), 503);
 }
+
+/// The largest Argon2 cost `Config::validate` lets through for an instance's memory limit
+/// (the limit less 8 MiB) still hashes: sign-up and Auth_Check answer, nothing traps. A cost
+/// above it is refused at start, so it can never make every sign-up a `500`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_largest_argon2_cost_the_memory_limit_admits_signs_up_and_checks() {
+    let mut options = Options::new(Backend::Sqlite);
+    options.config = Some(|c| {
+        c.memory_limit_mib = 32;
+        c.argon2_m_kib = 24 << 10;
+    });
+    let app = spawn_with(options).await;
+    let pin = app.active_user(&email("big-argon2")).await;
+    let a = app.auth_answer(&json!(pin), PASSPHRASE).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+
+    let mut refused = gpt_user::Config { dev: true, memory_limit_mib: 32, argon2_m_kib: (24 << 10) + 1, ..gpt_user::Config::default() };
+    let err = refused.validate().unwrap_err().to_string();
+    assert!(err.contains("GPT_USER_ARGON2_M_KIB"), "{err}");
+    refused.memory_limit_mib = 33;
+    assert!(refused.validate().is_ok(), "a larger memory limit admits it");
+}

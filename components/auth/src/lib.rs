@@ -32,7 +32,9 @@ struct AuthExport;
 
 impl Guest for AuthExport {
     fn check(pin: String, passphrase: String) -> Result<wit::Account, wit::AuthError> {
-        gpt_user_guest::with_ctx(|ctx| auth_check::check(ctx, &pin, &passphrase)).map(account).map_err(auth_error)
+        // An unusable variable was logged by `with_ctx`; the caller learns only that the check cannot run.
+        let checked = gpt_user_guest::with_ctx(|ctx| auth_check::check(ctx, &pin, &passphrase)).unwrap_or(Err(AuthError::Unavailable));
+        checked.map(account).map_err(auth_error)
     }
 }
 

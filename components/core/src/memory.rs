@@ -123,9 +123,9 @@ fn apply_one(s: &mut State, op: Op) -> Result<(), StoreError> {
         }
         Op::UpdateProfile(p) => {
             let u = s.users.iter_mut().find(|u| u.id == p.user_id && u.status == UserStatus::Active).ok_or(StoreError::NotFound)?;
-            s.auth_failures.remove(&u.pin);
             u.locale = p.locale;
             if let Some(hash) = p.passphrase_hash {
+                s.auth_failures.remove(&u.pin);
                 u.passphrase_hash = hash;
             }
             u.updated_at = p.now;
@@ -167,6 +167,9 @@ fn apply_one(s: &mut State, op: Op) -> Result<(), StoreError> {
         }
         Op::RevokeAllSecrets(user_id) => s.secrets.retain(|x| x.user_id != user_id),
         Op::EnqueueMail(m, at) => s.outbox.push((at, m)),
+        Op::GuardUser(user_id, email, status) => {
+            s.users.iter().find(|u| u.id == user_id && u.email == email && u.status == status).ok_or(StoreError::NotFound)?;
+        }
     }
     Ok(())
 }

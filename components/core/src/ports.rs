@@ -221,6 +221,10 @@ pub enum Op {
     RevokeAllSecrets(String),
     /// `(message, queued at)`.
     EnqueueMail(Message, Timestamp),
+    /// `(user id, email, status)`: the user's row lock, nothing changed; `NotFound` unless the
+    /// user still has this address and status (a link issued after it cannot race an address
+    /// change, a block or a delete).
+    GuardUser(String, String, UserStatus),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

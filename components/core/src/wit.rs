@@ -81,6 +81,7 @@ macro_rules! wit_conversions {
                     store::Op::ChangeEmail((user, email, now)) => Self::ChangeEmail(user, email, now),
                     store::Op::RevokeAllSecrets(user) => Self::RevokeAllSecrets(user),
                     store::Op::EnqueueMail((m, at)) => Self::EnqueueMail(m.into(), at),
+                    store::Op::GuardUser((user, email, status)) => Self::GuardUser(user, email, status.into()),
                 }
             }
         }
@@ -106,6 +107,7 @@ macro_rules! wit_conversions {
                     Op::ChangeEmail(user, email, now) => Self::ChangeEmail((user, email, now)),
                     Op::RevokeAllSecrets(user) => Self::RevokeAllSecrets(user),
                     Op::EnqueueMail(m, at) => Self::EnqueueMail((m.into(), at)),
+                    Op::GuardUser(user, email, status) => Self::GuardUser((user, email, status.into())),
                 }
             }
         }

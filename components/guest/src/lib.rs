@@ -18,6 +18,7 @@ pub mod ports;
 pub use wasip2;
 
 use gpt_user_core::api::{self, Route};
+use gpt_user_core::settings::{InvalidSetting, Settings};
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
 
 wit_bindgen::generate!({
@@ -27,16 +28,24 @@ wit_bindgen::generate!({
 });
 
 /// Runs `f` with the core's ports over the WIT imports and the settings of this instance — what a
-/// request's flow runs with, and what a component's own exports call the core with.
-pub fn with_ctx<R>(f: impl FnOnce(&api::Ctx<'_>) -> R) -> R {
-    let settings = ports::settings();
-    f(&api::Ctx { store: &ports::WitStore, ephemeral: &ports::WitEphemeral, l10n: &ports::WitL10n, env: &ports::WasiEnv, settings: &settings })
+/// request's flow runs with, and what a component's own exports call the core with. A variable
+/// set to a value the service cannot use is an error (logged here, once per call): nothing runs
+/// with a setting the operator did not choose.
+pub fn with_ctx<R>(f: impl FnOnce(&api::Ctx<'_>) -> R) -> Result<R, InvalidSetting> {
+    let settings = ports::settings().inspect_err(|invalid| eprintln!("gpt-user: refusing to serve, variable {invalid}"))?;
+    Ok(with_settings(&settings, f))
 }
 
-/// Answers one request from `routes` over the WIT imports.
+fn with_settings<R>(settings: &Settings, f: impl FnOnce(&api::Ctx<'_>) -> R) -> R {
+    f(&api::Ctx { store: &ports::WitStore, ephemeral: &ports::WitEphemeral, l10n: &ports::WitL10n, env: &ports::WasiEnv, settings })
+}
+
+/// Answers one request from `routes` over the WIT imports; while a variable is unusable, every
+/// request gets `503 CONFIG_INVALID` naming it.
 pub fn serve(routes: &[Route], request: IncomingRequest, out: ResponseOutparam) {
     let mut req = http::read_head(&request);
-    let response = with_ctx(|ctx| api::respond(routes, ctx, &mut req, |req| http::read_body(&request, req)));
+    let response = with_ctx(|ctx| api::respond(routes, ctx, &mut req, |req| http::read_body(&request, req)))
+        .unwrap_or_else(|invalid| with_settings(&Settings::default(), |ctx| api::refuse_config(ctx, &req, &invalid)));
     http::write_response(out, response);
     // The client has its whole answer; now the runtime may deliver mail (Spin) or not (host).
     gpt_user::accounts::mail::flush();

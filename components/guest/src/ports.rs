@@ -1,7 +1,7 @@
 //! The core's ports over the WIT imports.
 
 use gpt_user_core::ports::{self as core, Env, Ephemeral, L10n, Store, StoreError, Timestamp};
-use gpt_user_core::Settings;
+use gpt_user_core::settings::{InvalidSetting, Settings};
 
 use crate::gpt_user::accounts::{ephemeral, l10n, store, types};
 use crate::wasi::config::store as config;
@@ -11,7 +11,7 @@ pub struct WitEphemeral;
 pub struct WitL10n;
 pub struct WasiEnv;
 
-pub fn settings() -> Settings {
+pub fn settings() -> Result<Settings, InvalidSetting> {
     Settings::from_lookup(|key| config::get(key).ok().flatten())
 }
 

@@ -97,8 +97,12 @@ pub async fn apply_one<C: Conn>(conn: &mut C, op: Op) -> Result<(), StoreError> 
             .await
         }
         Op::UpdateProfile(ProfileUpdate { user_id, locale, passphrase_hash, now }) => {
-            // A save through the emailed link proves the mailbox: the PIN's failures (and a lock) go.
-            conn.execute("DELETE FROM auth_failures WHERE pin IN (SELECT pin FROM users WHERE id = $1)", vec![user_id.as_str().into()]).await?;
+            // A new passphrase (SPEC §2.4) resets the PIN's failures and lifts a lock; a save of the
+            // locale alone leaves both, or anyone who can open the mailbox's link for a moment
+            // would clear a guesser's delay without replacing the guessed-at passphrase.
+            if passphrase_hash.is_some() {
+                conn.execute("DELETE FROM auth_failures WHERE pin IN (SELECT pin FROM users WHERE id = $1)", vec![user_id.as_str().into()]).await?;
+            }
             changed(
                 conn,
                 "UPDATE users SET locale = $1, passphrase_hash = COALESCE($2, passphrase_hash), updated_at = $3 \
@@ -149,6 +153,16 @@ pub async fn apply_one<C: Conn>(conn: &mut C, op: Op) -> Result<(), StoreError> 
         Op::UpdateEmailChange(flow) => email_change::update(conn, flow).await,
         Op::ChangeEmail(user_id, email, now) => email_change::change_email(conn, &user_id, &email, now).await,
         Op::RevokeAllSecrets(user_id) => conn.execute("DELETE FROM secrets WHERE user_id = $1", vec![user_id.into()]).await,
+        // A no-op update: PostgreSQL takes the row lock (waiting for a transaction that changes
+        // the row, then judging its new version), SQLite's write transaction serialises anyway.
+        Op::GuardUser(user_id, email, status) => {
+            changed(
+                conn,
+                "UPDATE users SET updated_at = updated_at WHERE id = $1 AND email = $2 AND status = $3 RETURNING id",
+                vec![user_id.into(), email.into(), status_str(status).into()],
+            )
+            .await
+        }
         Op::EnqueueMail(message, queued_at) => outbox::enqueue(conn, message, queued_at).await,
     }
 }

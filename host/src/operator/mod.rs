@@ -39,20 +39,20 @@ pub struct Common {
 /// How long connecting to the database may take before the command gives up.
 const CONNECT_WITHIN: Duration = Duration::from_secs(15);
 
-/// The configuration of the data dir and the store it names, migrated like the server's. A
-/// SQLite file that does not exist is refused, not created: a mistyped `--data-dir` would
-/// otherwise show an empty deployment.
+/// The configuration of the data dir and the store it names, migrated like the server's.
 async fn open(common: &Common) -> anyhow::Result<SqlStore> {
     let config = Config::load(common.data_dir.as_deref()).map_err(|e| anyhow::anyhow!("cannot read the configuration: {e}"))?;
-    if let Some(path) = sqlite_path(&config.database_url()).filter(|path| !path.exists()) {
-        anyhow::bail!("no database at {} (check --data-dir or GPT_USER_DATABASE_URL)", path.display());
-    }
     connect(&config).await
 }
 
-
+/// Connects to the configured store for every operator command, `check` included. A SQLite file
+/// that does not exist is refused, not created: a mistyped `--data-dir` would otherwise show an
+/// empty deployment (`gpt-user serve` creates the file).
 async fn connect(config: &Config) -> anyhow::Result<SqlStore> {
     let url = config.database_url();
+    if let Some(path) = sqlite_path(&url).filter(|path| !path.exists()) {
+        anyhow::bail!("no database at {} (check --data-dir or GPT_USER_DATABASE_URL; `gpt-user serve` creates it)", path.display());
+    }
     let failed = |why: String| anyhow::anyhow!("cannot open the database {}: {}", redact::mask_url(&url), redact::scrub(&why, &url));
     match tokio::time::timeout(CONNECT_WITHIN, SqlStore::connect(&url)).await {
         Err(_) => Err(failed(format!("no answer within {} s", CONNECT_WITHIN.as_secs()))),

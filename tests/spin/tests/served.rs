@@ -232,3 +232,55 @@ async fn the_example_composed_for_spin_places_an_order_only_for_an_active_accoun
     assert_eq!(placed.status, 201, "{placed:?}");
     assert_eq!(placed.json()["order"], serde_json::json!({"item": "tea", "pin": pin}));
 }
+
+/// A Spin variable set to a value the service cannot use is not replaced by its default: every
+/// route answers `503 CONFIG_INVALID` naming the variable and what it accepts (the same rules the
+/// host's `Config::validate` refuses to start with), and good values of the same variables work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_variable_is_refused_by_name_and_a_good_one_works() {
+    let relay = closed_port();
+    for (variable, bad, accepts) in [
+        ("pin_length", "20", "between 4 and 12"),
+        ("pin_length", "six", "between 4 and 12"),
+        ("argon2_m_kib", "64MiB", "between 8192 and 262144"),
+        ("argon2_t", "11", "between 1 and 10"),
+        ("argon2_p", "0", "between 1 and 8"),
+        ("email_change_window_s", "15", "between 60 and 3600"),
+        ("dev", "on", "true or false"),
+        ("conceal_accounts", "maybe", "true or false"),
+        ("base_url", "accounts.example.com", "http://"),
+        ("smtp_address", "mail.example.com:25", "IP address"),
+    ] {
+        let smtp = if variable == "smtp_address" { bad } else { relay.as_str() };
+        let app = App::new(db_file(&format!("bad-{variable}")), &[("dev", "true"), ("smtp_address", smtp), (variable, bad)]).unwrap();
+        let (answer, guest) = app.sign_up("ann@example.com", None).await.unwrap();
+        guest.await.unwrap().unwrap();
+        let body = answer.json();
+        assert_eq!((answer.status, body["code"].as_str(), body["variable"].as_str()), (503, Some("CONFIG_INVALID"), Some(variable)), "{variable} = {bad}: {body}");
+        let message = body["message"].as_str().unwrap_or_default();
+        assert!(message.contains(variable) && message.contains(accepts), "{variable} = {bad}: {message}");
+        assert!(!message.contains(bad), "the value itself is for the operator's log, not the answer: {message}");
+        let health = hyper::Request::get("http://127.0.0.1:3000/healthz").body(bytes::Bytes::new()).unwrap();
+        let (health, guest) = app.send(health).await.unwrap();
+        guest.await.unwrap().unwrap();
+        assert_eq!((health.status, health.json()["code"].as_str()), (503, Some("CONFIG_INVALID")), "every route refuses: {variable}");
+        assert!(outbox(&app).is_empty(), "{variable} = {bad}: nobody was signed up");
+    }
+
+    let app = App::new(db_file("good-variables"), &[
+        ("dev", "TRUE"),
+        ("smtp_address", &relay),
+        ("pin_length", " 8 "),
+        ("argon2_m_kib", "8192"),
+        ("argon2_t", "1"),
+        ("argon2_p", "1"),
+        ("email_change_window_s", "60"),
+        ("conceal_accounts", "false"),
+        ("base_url", "https://accounts.example.com/"),
+    ])
+    .unwrap();
+    let (answer, guest) = app.sign_up("ann@example.com", None).await.unwrap();
+    guest.await.unwrap().unwrap();
+    assert_eq!(answer.status, 201, "{answer:?}");
+    assert_eq!(answer.json()["pin"].as_str().map(str::len), Some(8), "pin_length = 8 was taken: {answer:?}");
+}

@@ -20,7 +20,7 @@ use super::mail::render;
 use super::openapi::{OperationDoc, PASSPHRASE_PATTERN, error_response, gpt_action_errors, object_response, pin_pattern};
 use super::signup_init::recovery_url;
 use super::{ApiError, Ctx, Failure, Request, Response, json};
-use crate::domain::passphrase::DUMMY_HASH;
+use crate::domain::passphrase::dummy_hash;
 use crate::domain::{Passphrase, PassphraseHash, Pin};
 use crate::ports::{self, AuthAttempt, Op, StoreError, User, UserStatus};
 use crate::settings::Settings;
@@ -71,7 +71,10 @@ pub fn check(ctx: &Ctx<'_>, pin: &str, passphrase: &str) -> Result<Account, Auth
     ctx.store.apply(vec![Op::CountAuthAttempt(AuthAttempt { pin: pin.clone(), now: ctx.env.now() })])?;
     let user = ctx.store.find_user_by_pin(&pin)?;
     // One Argon2 run whether or not the PIN has an account.
-    let stored = PassphraseHash(user.as_ref().map_or(DUMMY_HASH, |u| u.passphrase_hash.as_str()).to_owned());
+    let stored = match &user {
+        Some(u) => PassphraseHash(u.passphrase_hash.clone()),
+        None => dummy_hash(ctx.settings.argon2),
+    };
     let matched = passphrase.verify(&stored);
     let user = match user {
         Some(user) if matched => user,

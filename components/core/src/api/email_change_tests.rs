@@ -81,6 +81,7 @@ fn the_whole_change_moves_the_address_revokes_every_token_and_notifies_the_old_a
     let r = step(&w, "request-new", json!({"token": token, "flow": flow, "email": "bob@example.com"}));
     let body = r.json_body();
     assert_eq!((r.status, body["state"].as_str(), body["window_s"].as_i64()), (200, Some("confirm_new"), Some(600)), "{body:?}");
+    assert_eq!(body["sends_left"].as_i64(), Some(3), "5 codes per flow: start's code counts");
     let mail = last_mail(&w);
     assert_eq!((mail.kind.as_str(), mail.to.as_str()), ("email-change-new", "bob@example.com"));
 

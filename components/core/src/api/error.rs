@@ -4,6 +4,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Ctx, Response};
 use crate::ports::StoreError;
+use crate::settings::Accepted;
 
 /// Everything an endpoint can answer besides success.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -94,6 +95,10 @@ pub enum ApiError {
     /// A bug or a broken adapter; details were logged, none are returned.
     #[error("internal error")]
     Internal,
+    /// A variable is set to a value the service cannot use; every route answers this until the
+    /// operator fixes it. Names the variable and what it accepts, never its value.
+    #[error("configuration invalid")]
+    ConfigInvalid { variable: &'static str, accepted: Accepted },
 }
 
 impl ApiError {
@@ -138,6 +143,7 @@ impl ApiError {
             Self::NotFound => (404, "NOT_FOUND", "error-not-found", None),
             Self::MethodNotAllowed { .. } => (405, "METHOD_NOT_ALLOWED", "error-method-not-allowed", None),
             Self::Internal => (500, "INTERNAL", "error-internal", None),
+            Self::ConfigInvalid { .. } => (503, "CONFIG_INVALID", "error-config-invalid", Some("instructions-config-invalid")),
         }
     }
 
@@ -149,7 +155,8 @@ impl ApiError {
         body.insert("code".into(), json!(code));
         let message = match &self {
             Self::InvalidInput { field, reason } => {
-                let reason = l10n.format(locale, reason, &[]);
+                // A rule may name the configured PIN length (`invalid-pin`); others ignore it.
+                let reason = l10n.format(locale, reason, &[("length", &ctx.settings.pin_length.to_string())]);
                 l10n.format(locale, message_id, &[("field", field), ("reason", &reason)])
             }
             Self::Throttled { retry_after } | Self::TooManyAttempts { retry_after } => {
@@ -157,6 +164,15 @@ impl ApiError {
             }
             Self::WrongStep { state } => l10n.format(locale, message_id, &[("state", state)]),
             Self::InvalidCode { attempts_left } => l10n.format(locale, message_id, &[("attempts", &attempts_left.to_string())]),
+            Self::ConfigInvalid { variable, accepted } => {
+                let accepted = match accepted {
+                    Accepted::Range { min, max } => l10n.format(locale, "config-accepts-range", &[("min", &min.to_string()), ("max", &max.to_string())]),
+                    Accepted::Flag => l10n.format(locale, "config-accepts-flag", &[]),
+                    Accepted::HttpUrl => l10n.format(locale, "config-accepts-http-url", &[]),
+                    Accepted::SocketAddress => l10n.format(locale, "config-accepts-socket-address", &[]),
+                };
+                l10n.format(locale, message_id, &[("variable", variable), ("accepted", &accepted)])
+            }
             _ => l10n.format(locale, message_id, &[]),
         };
         body.insert("message".into(), json!(message));
@@ -184,6 +200,9 @@ impl ApiError {
             Self::InvalidCode { attempts_left } => {
                 body.insert("attempts_left".into(), json!(attempts_left));
             }
+            Self::ConfigInvalid { variable, .. } => {
+                body.insert("variable".into(), json!(variable));
+            }
             _ => {}
         }
         let mut response = Response::json(status, &Value::Object(body));
@@ -192,6 +211,7 @@ impl ApiError {
                 response.headers.push(("retry-after".into(), retry_after.to_string()))
             }
             Self::ApiKeyRequired => response.headers.push(("www-authenticate".into(), "Bearer".into())),
+            Self::ConfigInvalid { .. } => response.headers.push(("retry-after".into(), "60".into())),
             Self::MethodNotAllowed { allow } => response.headers.push(("allow".into(), allow)),
             _ => {}
         }

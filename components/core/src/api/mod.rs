@@ -28,7 +28,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::ports::{Env, Ephemeral, L10n, Store};
-use crate::settings::Settings;
+use crate::settings::{InvalidSetting, Settings};
 
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -244,6 +244,13 @@ pub fn respond(routes: &[Route], ctx: &Ctx<'_>, req: &mut Request, read_body: im
         (route.handler)(ctx, req, &locale)
     });
     finish(result.unwrap_or_else(|(e, locale)| e.into_response(ctx, &locale)))
+}
+
+/// The answer to every request while a variable is set to a value the service cannot use
+/// (`ctx` carries default settings then): `503 CONFIG_INVALID` naming the variable.
+pub fn refuse_config(ctx: &Ctx<'_>, req: &Request, invalid: &InvalidSetting) -> Response {
+    let locale = negotiate(ctx, req);
+    finish(ApiError::ConfigInvalid { variable: invalid.variable, accepted: invalid.accepted.clone() }.into_response(ctx, &locale))
 }
 
 fn negotiate(ctx: &Ctx<'_>, req: &Request) -> String {

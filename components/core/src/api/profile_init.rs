@@ -19,7 +19,7 @@ use super::openapi::{OperationDoc, EMAIL_PATTERN, error_response, gpt_action_err
 use super::signup_init::{recovery_url, verification_ops};
 use super::{ApiError, Ctx, Failure, Request, Response, json};
 use crate::domain::{Email, Invalid, Pin, Token};
-use crate::ports::{self, Op, Secret, SecretPurpose, Timestamp, User, UserStatus};
+use crate::ports::{self, Op, Secret, SecretPurpose, StoreError, Timestamp, User, UserStatus};
 use crate::settings::Settings;
 
 /// Profile links live one hour.
@@ -73,19 +73,30 @@ fn parse(body: &[u8]) -> Result<Lookup, ApiError> {
 }
 
 fn send_link(ctx: &Ctx<'_>, lookup: &Lookup) -> Result<(), ApiError> {
-    let user = match lookup {
-        Lookup::Email(email) => ctx.store.find_user_by_email(email.as_str())?,
-        Lookup::Pin(pin) => ctx.store.find_user_by_pin(pin.as_str())?,
-    };
-    let user = user.ok_or(ApiError::UserNotFound)?;
-    match user.status {
-        UserStatus::Active => Ok(ctx.store.apply(profile_link_ops(ctx, &user)?)?),
-        UserStatus::Pending => {
-            ctx.store.apply(verification_ops(ctx, &user.locale, &user.email, &user.id, &user.pin)?)?;
-            Err(ApiError::EmailNotVerified)
+    // The link is issued under the user's row lock, for the address and state read here
+    // (`Op::GuardUser`). If they changed in between (an email change, a block, a delete), the
+    // account is read again and answered as it is now.
+    for _ in 0..2 {
+        let user = match lookup {
+            Lookup::Email(email) => ctx.store.find_user_by_email(email.as_str())?,
+            Lookup::Pin(pin) => ctx.store.find_user_by_pin(pin.as_str())?,
+        };
+        let user = user.ok_or(ApiError::UserNotFound)?;
+        let guard = Op::GuardUser(user.id.clone(), user.email.clone(), user.status);
+        let issued = match user.status {
+            UserStatus::Active => ctx.store.apply([vec![guard], profile_link_ops(ctx, &user)?].concat()),
+            UserStatus::Pending => ctx.store.apply([vec![guard], verification_ops(ctx, &user.locale, &user.email, &user.id, &user.pin)?].concat()),
+            UserStatus::Blocked => return Err(ApiError::AccountBlocked),
+        };
+        match (issued, user.status) {
+            (Err(StoreError::NotFound), _) => continue,
+            (Err(e), _) => return Err(e.into()),
+            (Ok(()), UserStatus::Pending) => return Err(ApiError::EmailNotVerified),
+            (Ok(()), _) => return Ok(()),
         }
-        UserStatus::Blocked => Err(ApiError::AccountBlocked),
     }
+    // Changed twice while we looked: a store this busy with one account is better retried.
+    Err(ApiError::Unavailable)
 }
 
 /// Throttle, profile token, mail with `{base_url}/profile#token=…` in the account's locale.

@@ -57,9 +57,14 @@ pub fn argon2_verifications() -> u64 {
     VERIFICATIONS.with(std::cell::Cell::get)
 }
 
-/// A hash no passphrase is known for, with the default parameters: Auth_Check verifies against
-/// it when a PIN has no account, so an unknown PIN costs what a wrong passphrase costs.
-pub const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$KioqKioqKioqKioqKioqKg$hqK2sT9t6HVmW6jkiGcxa4KEb11TYnVLcVqT2BQcwJ4";
+/// A hash no passphrase is known for, with the configured parameters: Auth_Check verifies
+/// against it when a PIN has no account, so an unknown PIN costs what a wrong passphrase costs
+/// under any `argon2_*` setting. Made from the parameters alone (no per-process state: a Spin
+/// instance lives for one request).
+pub fn dummy_hash(params: Argon2Params) -> PassphraseHash {
+    let Argon2Params { m_kib, t, p } = params;
+    PassphraseHash(format!("$argon2id$v=19$m={m_kib},t={t},p={p}$KioqKioqKioqKioqKioqKg$hqK2sT9t6HVmW6jkiGcxa4KEb11TYnVLcVqT2BQcwJ4"))
+}
 
 impl Passphrase {
     /// Normalises with NFKC and checks the length in characters (`min..=max`).
@@ -139,13 +144,15 @@ mod tests {
     }
 
     #[test]
-    fn the_dummy_hash_is_a_default_cost_argon2id_hash() {
-        let hash = PassphraseHash(DUMMY_HASH.into());
-        assert!(hash.has_params(Argon2Params::default()), "{DUMMY_HASH}");
+    fn the_dummy_hash_has_the_configured_cost() {
         let guess = Passphrase::parse("correct horse battery staple", 15, 256).unwrap();
-        let before = argon2_verifications();
-        assert!(!guess.verify(&hash));
-        assert_eq!(argon2_verifications(), before + 1, "a real Argon2 run");
+        for params in [Argon2Params::default(), Argon2Params { m_kib: 8192, t: 6, p: 2 }] {
+            let hash = dummy_hash(params);
+            assert!(hash.has_params(params), "{}", hash.0);
+            let before = argon2_verifications();
+            assert!(!guess.verify(&hash));
+            assert_eq!(argon2_verifications(), before + 1, "a real Argon2 run");
+        }
     }
 
     #[test]

@@ -40,7 +40,7 @@ pub const FLOW_TTL_MS: i64 = 3600 * 1000;
 pub const CODE_TTL_MS: i64 = 10 * 60 * 1000;
 /// At least this long between two codes of one flow.
 pub const RESEND_AFTER_MS: i64 = 60 * 1000;
-/// Codes that may be sent to one address in one flow.
+/// Codes that may be sent in one flow, to both addresses together (SPEC §2.3: 5 per flow).
 pub const MAX_SENDS: u32 = 5;
 /// Wrong codes after which the flow is dead.
 pub const MAX_WRONG_CODES: u32 = 5;

@@ -27,13 +27,17 @@ pub fn request_new(ctx: &Ctx<'_>, req: &Request, locale: &str) -> Result<Respons
         let Step { user, flow, now } = load(ctx, map)?;
         expect(&flow, &[EmailChangeState::EnterNew])?;
         available(ctx, &user, &email)?;
+        // The count runs on from the codes sent to the current address: 5 per flow in all.
+        if flow.sends >= MAX_SENDS {
+            return Err(ApiError::TooManyCodes);
+        }
         let window_s = ctx.settings.email_change_window_s;
         let window_ends = now + i64::from(window_s) * 1000;
         let code_ends = (now + CODE_TTL_MS).min(window_ends);
         let mut next = EmailChange {
             state: EmailChangeState::ConfirmNew,
             new_email: Some(email.as_str().to_owned()),
-            sends: 1,
+            sends: flow.sends + 1,
             last_send_at: now,
             window_ends_at: Some(window_ends),
             ..flow.clone()
