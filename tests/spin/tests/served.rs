@@ -246,13 +246,13 @@ async fn an_unusable_variable_is_refused_by_name_and_a_good_one_works() {
         ("argon2_t", "11", "between 1 and 10"),
         ("argon2_p", "0", "between 1 and 8"),
         ("email_change_window_s", "15", "between 60 and 3600"),
-        ("dev", "on", "true or false"),
+        ("dev", "enabled", "true or false"),
         ("conceal_accounts", "maybe", "true or false"),
         ("base_url", "accounts.example.com", "http://"),
         ("smtp_address", "mail.example.com:25", "IP address"),
     ] {
         let smtp = if variable == "smtp_address" { bad } else { relay.as_str() };
-        let app = App::new(db_file(&format!("bad-{variable}")), &[("dev", "true"), ("smtp_address", smtp), (variable, bad)]).unwrap();
+        let app = App::new(db_file(&format!("bad-{variable}")), &[(variable, bad), ("dev", "true"), ("smtp_address", smtp)]).unwrap();
         let (answer, guest) = app.sign_up("ann@example.com", None).await.unwrap();
         guest.await.unwrap().unwrap();
         let body = answer.json();
