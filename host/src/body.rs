@@ -18,12 +18,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 /// accept at most 64 KiB; ChatGPT sends less than 100,000 characters.
 pub const BUFFER_LIMIT: usize = 64 * 1024;
 
-/// A body nobody read to its end (a `413`, an answer from the head alone) is still taken in and
-/// discarded for this long, up to [`LINGER_BYTES`], once the request is done with it — nginx's
-/// lingering close: closing a socket with unread data resets it, and a client still sending
-/// would see the reset instead of our answer.
-const LINGER_FOR: std::time::Duration = std::time::Duration::from_secs(2);
-const LINGER_BYTES: u64 = 64 << 20;
+use gpt_user_core::api::{LINGER_BYTES, LINGER_MS};
 
 pub struct GuestBody {
     buffered: Option<Bytes>,
@@ -80,6 +75,8 @@ impl GuestBody {
     }
 }
 
+/// A body dropped unread (the host's own answers, a component that stopped reading) lingers:
+/// [`LINGER_MS`].
 impl Drop for GuestBody {
     fn drop(&mut self) {
         let Some(mut rest) = self.rest.take() else { return };
@@ -95,7 +92,7 @@ impl Drop for GuestBody {
                 }
             };
             // Past the bound the body is dropped, and hyper closes the connection.
-            let _ = tokio::time::timeout(LINGER_FOR, discard).await;
+            let _ = tokio::time::timeout(std::time::Duration::from_millis(LINGER_MS), discard).await;
         });
     }
 }

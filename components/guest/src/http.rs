@@ -1,13 +1,10 @@
 //! `wasi:http` request/response to and from the core's plain types.
 
-use gpt_user_core::api::{MAX_BODY, Request, Response};
-use wasip2::http::types::{Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
-use wasip2::io::streams::StreamError;
-
-/// A body past `MAX_BODY` that declared no length (chunked) is drained up to this much, so the
-/// client is likely to see our 413 rather than a reset; a declared length over `MAX_BODY` is
-/// refused from the head alone, before any byte is read.
-const DRAIN_LIMIT: usize = 1024 * 1024;
+use gpt_user_core::api::{LINGER_BYTES, LINGER_MS, MAX_BODY, Request, Response};
+use wasip2::clocks::monotonic_clock;
+use wasip2::http::types::{Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
+use wasip2::io::poll;
+use wasip2::io::streams::{InputStream, StreamError};
 
 /// The request head: method, path and headers; the body is read later, only if the head passes.
 pub fn read_head(request: &IncomingRequest) -> Request {
@@ -34,37 +31,62 @@ pub fn read_head(request: &IncomingRequest) -> Request {
     Request { method, path, headers, body: Vec::new(), body_too_large: false }
 }
 
-/// Reads the body into `req`, keeping at most `MAX_BODY` bytes.
-pub fn read_body(request: &IncomingRequest, req: &mut Request) {
-    (req.body, req.body_too_large) = body(request);
+/// The request's body stream, opened on first use: read (up to `MAX_BODY`) only if the head
+/// passes, and after the answer discarded for a bounded time ([`RequestBody::linger`]).
+pub struct RequestBody<'r> {
+    request: &'r IncomingRequest,
+    // The stream is a child of the body: declared first, dropped first.
+    opened: Option<(InputStream, IncomingBody)>,
 }
 
-fn body(request: &IncomingRequest) -> (Vec<u8>, bool) {
-    let Ok(incoming) = request.consume() else {
-        return (Vec::new(), false);
-    };
-    let Ok(stream) = incoming.stream() else {
-        return (Vec::new(), false);
-    };
-    let mut body = Vec::new();
-    let mut seen = 0usize;
-    loop {
-        match stream.blocking_read(64 * 1024) {
-            Ok(chunk) => {
-                seen += chunk.len();
-                if body.len() < MAX_BODY {
-                    let room = MAX_BODY - body.len();
-                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                }
-                if seen > DRAIN_LIMIT {
-                    break;
-                }
+impl<'r> RequestBody<'r> {
+    pub fn new(request: &'r IncomingRequest) -> Self {
+        Self { request, opened: None }
+    }
+
+    fn stream(&mut self) -> Option<&InputStream> {
+        if self.opened.is_none() {
+            let body = self.request.consume().ok()?;
+            let stream = body.stream().ok()?;
+            self.opened = Some((stream, body));
+        }
+        self.opened.as_ref().map(|(stream, _)| stream)
+    }
+
+    /// Reads the body into `req`, at most `MAX_BODY` bytes; one byte more marks it too large
+    /// (and the rest is left for [`RequestBody::linger`]).
+    pub fn read_into(&mut self, req: &mut Request) {
+        let Some(stream) = self.stream() else { return };
+        let mut body = Vec::new();
+        while body.len() <= MAX_BODY {
+            match stream.blocking_read((MAX_BODY + 1 - body.len()) as u64) {
+                Ok(chunk) => body.extend_from_slice(&chunk),
+                Err(StreamError::Closed | StreamError::LastOperationFailed(_)) => break,
             }
-            Err(StreamError::Closed) => break,
-            Err(StreamError::LastOperationFailed(_)) => break,
+        }
+        req.body_too_large = body.len() > MAX_BODY;
+        body.truncate(MAX_BODY);
+        req.body = body;
+    }
+
+    /// After the answer: takes in and discards what the client still sends, for at most
+    /// `LINGER_MS` and `LINGER_BYTES`, so that it reads our answer instead of a reset. Waits
+    /// with a timeout, never on the client alone.
+    pub fn linger(mut self) {
+        let Some(stream) = self.stream() else { return };
+        let deadline = monotonic_clock::subscribe_duration(LINGER_MS * 1_000_000);
+        let mut seen = 0u64;
+        while seen < LINGER_BYTES {
+            let readable = stream.subscribe();
+            if poll::poll(&[&readable, &deadline]).contains(&1) {
+                break;
+            }
+            match stream.read(64 * 1024) {
+                Ok(chunk) => seen += chunk.len() as u64,
+                Err(StreamError::Closed | StreamError::LastOperationFailed(_)) => break,
+            }
         }
     }
-    (body, seen > MAX_BODY)
 }
 
 pub fn write_response(out: ResponseOutparam, response: Response) {

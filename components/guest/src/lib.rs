@@ -44,9 +44,12 @@ fn with_settings<R>(settings: &Settings, f: impl FnOnce(&api::Ctx<'_>) -> R) -> 
 /// request gets `503 CONFIG_INVALID` naming it.
 pub fn serve(routes: &[Route], request: IncomingRequest, out: ResponseOutparam) {
     let mut req = http::read_head(&request);
-    let response = with_ctx(|ctx| api::respond(routes, ctx, &mut req, |req| http::read_body(&request, req)))
+    let mut body = http::RequestBody::new(&request);
+    let response = with_ctx(|ctx| api::respond(routes, ctx, &mut req, |req| body.read_into(req)))
         .unwrap_or_else(|invalid| with_settings(&Settings::default(), |ctx| api::refuse_config(ctx, &req, &invalid)));
     http::write_response(out, response);
+    // What the client still sends is read and dropped, so it gets the answer, not a reset.
+    body.linger();
     // The client has its whole answer; now the runtime may deliver mail (Spin) or not (host).
     gpt_user::accounts::mail::flush();
 }

@@ -33,6 +33,14 @@ use crate::settings::{InvalidSetting, Settings};
 /// Request bodies larger than this are refused with 413.
 pub const MAX_BODY: usize = 64 * 1024;
 
+/// A request body nobody read to its end (a `413`, an answer from the head alone) is still taken
+/// in and discarded after the answer, for this long and up to [`LINGER_BYTES`] — nginx's
+/// lingering close: closing a connection with unread data resets it, and a client still sending
+/// would see the reset instead of the answer. The guest does it after its response (on Spin too),
+/// the host for its own answers.
+pub const LINGER_MS: u64 = 2000;
+pub const LINGER_BYTES: u64 = 64 << 20;
+
 /// What a flow sees of an HTTP request.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
