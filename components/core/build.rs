@@ -12,8 +12,8 @@ use sha2::{Digest, Sha256};
 /// Each inline asset: its const name and the files it is made of, in order.
 const ASSETS: &[(&str, &[&str])] = &[
     ("STYLE", &["style.css"]),
-    ("VERIFY_SCRIPT", &["verify.js"]),
-    ("PROFILE_SCRIPT", &["profile.js", "email_change.js", "profile_start.js"]),
+    ("VERIFY_SCRIPT", &["lang.js", "verify.js"]),
+    ("PROFILE_SCRIPT", &["lang.js", "profile.js", "email_change.js", "profile_start.js"]),
 ];
 
 fn main() {

@@ -83,7 +83,7 @@ mod tests {
             assert!(script.contains(&format!("'/api/email-change/{step}'")), "{step}");
         }
         assert!(script.contains("sessionStorage.setItem('profile-token', token)"), "the fresh token replaces the old one");
-        assert!(script.trim_end().ends_with("if (token) { load(); } else { $('recovery').hidden = false; }"), "the page starts once everything listens");
+        assert!(script.trim_end().ends_with("ready.then(() => { if (token) { load(); } else { $('recovery').hidden = false; } });"), "the page starts once everything listens");
         let markup = html.replace(script, "").to_ascii_lowercase();
         assert!(!markup.contains("style=") && !markup.contains(" onclick") && !markup.contains(" onchange"), "the CSP allows no inline styles or handlers");
     }

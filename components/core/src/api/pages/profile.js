@@ -1,7 +1,7 @@
 // The profile page: the editor with `#token=…` in the fragment, the recovery form ("send me a
 // link") without. The fragment leaves the address bar as soon as it is read, so the token does
-// not linger in history or get copied along with the URL. email_change.js and profile_start.js
-// follow in the same (hashed) script.
+// not linger in history or get copied along with the URL. One hashed script: lang.js, this,
+// email_change.js, profile_start.js.
 const $ = (id) => document.getElementById(id);
 const out = $('result');
 const editor = $('profile');
@@ -10,7 +10,9 @@ const rule = $('passphrase-rule');
 const show = (el, text, ok) => { el.textContent = text; el.className = ok ? 'ok' : 'error'; };
 const said = (j) => (j.message || '') + (j.instructions ? ' ' + j.instructions : '');
 async function post(path, body) {
-  const r = await fetch(path, {method: 'POST', headers: {'Content-Type': 'application/json'}, body: JSON.stringify(body)});
+  // The answers speak the page's language: the account's when the link named it (lang.js).
+  const headers = {'Content-Type': 'application/json', 'Accept-Language': document.documentElement.lang};
+  const r = await fetch(path, {method: 'POST', headers, body: JSON.stringify(body)});
   let j = {};
   try { j = await r.json(); } catch (e) { j = {}; }
   return [r.status, j, Number(r.headers.get('Retry-After')) || 0];
@@ -27,6 +29,16 @@ function gone() {
   show(out, out.dataset.expired, false);
   $('recovery').hidden = false;
 }
+// A time in the reader's format and the page's language; the raw value if it cannot be read.
+function when(iso) {
+  const date = new Date(iso);
+  if (Number.isNaN(date.getTime())) { return iso; }
+  try {
+    return new Intl.DateTimeFormat(document.documentElement.lang, {dateStyle: 'long', timeStyle: 'short'}).format(date);
+  } catch (e) {
+    return iso;
+  }
+}
 async function load() {
   out.className = '';
   out.textContent = out.dataset.loading;
@@ -40,7 +52,7 @@ async function load() {
     verified.textContent = j.email_verified ? verified.dataset.yes : verified.dataset.no;
     const state = $('status');
     state.textContent = state.dataset[j.status] || j.status;
-    $('created').textContent = j.created_at;
+    $('created').textContent = when(j.created_at);
     $('created').dateTime = j.created_at;
     $('locale').value = j.locale;
     out.textContent = '';
@@ -75,7 +87,7 @@ save.addEventListener('click', async () => {
       for (const el of editor.querySelectorAll('input, select')) { el.disabled = true; }
       // The save used the link, so an email change could not be authorised with it any more.
       $('email-change').hidden = true;
-      if (j.locale) { document.documentElement.lang = j.locale; }
+      if (j.locale) { document.documentElement.lang = j.locale; rememberLang(j.locale); }
       return;
     }
     show(out, said(j) || out.dataset.failed, false);

@@ -100,3 +100,95 @@ fn every_page_script_passes_node_check() {
     }
 }
 
+// ---- Pages in the account's language (SPEC §3: the user's locale when known) ---------------
+
+fn post(w: &World, path: &str, body: serde_json::Value, accept_language: &str) -> crate::api::Response {
+    w.send(&Request {
+        method: "POST".into(),
+        path: path.into(),
+        headers: vec![("content-type".into(), "application/json".into()), ("accept-language".into(), accept_language.into())],
+        body: serde_json::to_vec(&body).unwrap(),
+        body_too_large: false,
+    })
+}
+
+/// The `link=` argument of the last mail (the fake L10n writes the arguments out).
+fn last_link(w: &World) -> String {
+    let state = w.store.state.borrow();
+    let (_, mail) = state.outbox.last().expect("a mail");
+    mail.text.split("link=").nth(1).unwrap().split(',').next().unwrap().to_owned()
+}
+
+fn sign_up_in(w: &World, email: &str, locale: &str) -> String {
+    let r = post(w, "/api/signup/init", serde_json::json!({"email": email, "consent": true, "locale": locale, "passphrase": "correct horse battery staple"}), "en");
+    assert_eq!(r.status, 201, "{:?}", r.json_body());
+    r.json_body()["pin"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn the_emailed_links_name_the_accounts_language_in_their_fragment() {
+    let w = World::new();
+    let pin = sign_up_in(&w, "ann@example.com", "ru");
+    let token = w.last_token();
+    assert_eq!(last_link(&w), format!("http://127.0.0.1:3000/signup/verify#token={token}&pin={pin}&lang=ru"));
+    assert_eq!(post(&w, "/api/signup/verify", serde_json::json!({"token": token, "pin": pin}), "en").status, 200);
+    let r = post(&w, "/api/profile/request", serde_json::json!({"email": "ann@example.com"}), "en-US,en");
+    assert_eq!(r.status, 200);
+    assert_eq!(last_link(&w), format!("http://127.0.0.1:3000/profile#token={}&lang=ru", w.last_token()));
+    sign_up_in(&w, "bob@example.com", "en");
+    assert!(last_link(&w).ends_with("&lang=en"), "{}", last_link(&w));
+}
+
+#[test]
+fn the_verify_answer_speaks_the_accounts_language_not_the_browsers() {
+    let w = World::new();
+    let pin = sign_up_in(&w, "ann@example.com", "ru");
+    let r = post(&w, "/api/signup/verify", serde_json::json!({"token": w.last_token(), "pin": pin}), "en-US,en;q=0.9");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json_body()["message"], "ru:signup-verified()");
+    // Without the PIN too; and an English account in a Russian browser hears English.
+    sign_up_in(&w, "bob@example.com", "en");
+    let r = post(&w, "/api/signup/verify", serde_json::json!({"token": w.last_token()}), "ru");
+    assert_eq!(r.json_body()["message"], "en:signup-verified()");
+    sign_up_in(&w, "cy@example.com", "ru");
+    let r = post(&w, "/api/signup/verify", serde_json::json!({"token": w.last_token()}), "en");
+    assert_eq!(r.json_body()["message"], "ru:signup-verified()");
+    // An unknown token names no account: the browser's language.
+    let r = post(&w, "/api/signup/verify", serde_json::json!({"token": "A".repeat(43)}), "ru");
+    assert_eq!(r.status, 410);
+    assert!(r.json_body()["message"].as_str().unwrap().starts_with("ru:"), "{:?}", r.json_body());
+}
+
+#[test]
+fn the_page_scripts_take_the_links_language_and_ask_the_api_in_the_pages_language() {
+    for page in ["/signup/verify", "/profile"] {
+        let (html, _) = get(page, "en");
+        let script = inline(&html, "script")[0];
+        assert!(script.contains(".get('lang')"), "{page}: the fragment's lang is read");
+        assert!(script.contains("'Accept-Language': lang") && script.contains("DOMParser"), "{page}: the page fetches itself in that language");
+        assert!(script.contains("'Accept-Language': document.documentElement.lang"), "{page}: the API calls ask for the page's language");
+    }
+    let (html, _) = get("/profile", "en");
+    assert!(inline(&html, "script")[0].contains("Intl.DateTimeFormat(document.documentElement.lang"), "dates in the reader's format");
+}
+
+#[test]
+fn load_and_save_refuse_a_blocked_account_in_its_language_and_an_unknown_token_in_the_browsers() {
+    let w = World::new();
+    let pin = sign_up_in(&w, "ann@example.com", "ru");
+    assert_eq!(post(&w, "/api/signup/verify", serde_json::json!({"token": w.last_token(), "pin": pin}), "en").status, 200);
+    assert_eq!(post(&w, "/api/profile/request", serde_json::json!({"email": "ann@example.com"}), "en").status, 200);
+    let token = w.last_token();
+    w.store.state.borrow_mut().users.iter_mut().for_each(|u| u.status = crate::ports::UserStatus::Blocked);
+    for (path, body) in [("/api/profile/load", serde_json::json!({"token": token})), ("/api/profile/save", serde_json::json!({"token": token, "locale": "en"}))] {
+        let r = post(&w, path, body, "en-US,en");
+        assert_eq!((r.status, r.json_body()["code"].as_str()), (403, Some("ACCOUNT_BLOCKED")), "{path}");
+        assert!(r.json_body()["message"].as_str().unwrap().starts_with("ru:"), "{path}: {:?}", r.json_body());
+    }
+    let unknown = "A".repeat(43);
+    for (path, body) in [("/api/profile/load", serde_json::json!({"token": unknown})), ("/api/profile/save", serde_json::json!({"token": unknown, "locale": "ru"}))] {
+        let r = post(&w, path, body, "en");
+        assert_eq!(r.status, 410, "{path}");
+        assert!(r.json_body()["message"].as_str().unwrap().starts_with("en:"), "{path}: {:?}", r.json_body());
+    }
+}
