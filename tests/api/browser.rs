@@ -230,3 +230,46 @@ async fn the_email_changes_on_the_profile_page_with_both_codes_in_chromium() {
     assert!(browser.find(Locator::Id("profile")).await.unwrap().is_displayed().await.unwrap());
     browser.close().await.unwrap();
 }
+
+/// SPEC §3: a Russian account's links opened in an English browser. The verify page and its
+/// answer speak Russian (the link's `lang`); the profile page too, its date in the reader's
+/// format, and a reload of it still (the tab remembers the language the link named).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_russian_accounts_links_speak_russian_in_an_english_chromium() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let to = email("lang-page");
+    assert_eq!(app.sign_up(&to, "ru").await.status(), 201);
+    let link = app.next_mail(&to).await.link();
+
+    let driver = Chromedriver::start().await;
+    let browser = driver.client("en-US,en").await;
+    browser.goto(&link).await.unwrap();
+    let title = text_when(&browser, "h1", is_russian).await;
+    assert_eq!(title, "Подтвердите адрес электронной почты", "the page speaks the account's language");
+    assert_eq!(browser.title().await.unwrap(), title);
+    let button = browser.find(Locator::Id("confirm")).await.unwrap().text().await.unwrap();
+    assert!(is_russian(&button), "{button}");
+    browser.find(Locator::Id("confirm")).await.unwrap().click().await.unwrap();
+    let result = browser.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css("#result.ok")).await.expect("the page reports success");
+    let said = result.text().await.unwrap();
+    assert!(said.contains("подтверждён"), "the verify answer is in the account's language: {said}");
+
+    assert_eq!(app.profile_init(&json!({"email": to})).await.status(), 200);
+    let link = app.next_mail(&to).await.link();
+    open(&browser, &link).await;
+    text_when(&browser, "#pin", |t| !t.is_empty()).await;
+    let title = browser.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
+    assert!(is_russian(&title), "the profile page speaks the account's language: {title}");
+    let created = browser.find(Locator::Id("created")).await.unwrap();
+    let (shown, iso) = (created.text().await.unwrap(), created.attr("datetime").await.unwrap().unwrap_or_default());
+    assert!(!iso.is_empty() && shown != iso && !shown.contains('T'), "a date for people, not the raw ISO {iso}: {shown}");
+    assert!(is_russian(&shown), "the date in the page's language: {shown}");
+    let label = browser.find(Locator::Css("label[for=passphrase]")).await.unwrap().text().await.unwrap();
+    assert!(is_russian(&label), "{label}");
+
+    browser.refresh().await.unwrap();
+    text_when(&browser, "#pin", |t| !t.is_empty()).await;
+    let title = browser.find(Locator::Css("h1")).await.unwrap().text().await.unwrap();
+    assert!(is_russian(&title), "a reload keeps the account's language: {title}");
+    browser.close().await.unwrap();
+}

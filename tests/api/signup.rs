@@ -2,7 +2,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{Backend, PASSPHRASE, email, spawn_app};
+use crate::helpers::{Backend, PASSPHRASE, email, is_russian, spawn_app};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -14,6 +14,7 @@ on_both_backends!(
     thirty_two_concurrent_verifies_of_one_token_have_exactly_one_winner,
     concurrent_signups_of_one_new_address_make_one_account,
     a_second_email_within_a_minute_is_throttled_with_retry_after,
+    a_russian_accounts_links_name_russian_and_its_verify_answer_is_russian_in_an_english_browser,
 );
 
 async fn signup_answers_201_with_the_pin_and_emails_the_verification_link(backend: Backend) {
@@ -37,7 +38,7 @@ async fn signup_answers_201_with_the_pin_and_emails_the_verification_link(backen
     assert!(link.starts_with(&format!("{}/signup/verify#token=", app.base)), "{link}");
     assert_eq!(mail.token().len(), 43);
     assert!(mail.html.contains(&link.replace('&', "&amp;")), "the HTML part carries the same link");
-    assert!(link.ends_with(&format!("&pin={pin}")), "the link names the PIN it belongs to: {link}");
+    assert!(link.ends_with(&format!("&pin={pin}&lang=en")), "the link names the PIN it belongs to and the account's language: {link}");
     assert!(mail.text.contains("24 hours"), "the email says how long the link is valid");
     assert!(mail.text.contains("If you did not sign up"), "the email says what to do if unasked");
 }
@@ -134,3 +135,24 @@ async fn a_second_email_within_a_minute_is_throttled_with_retry_after(backend: B
     assert_eq!(r.json::<Value>().await.unwrap()["code"], "TOO_MANY_REQUESTS");
 }
 
+
+/// SPEC §3: pages and answers about a known account speak its language, whatever the browser
+/// prefers. The emailed links carry the language in their fragment; the verify answer is the
+/// account's language even when the browser asks for English.
+async fn a_russian_accounts_links_name_russian_and_its_verify_answer_is_russian_in_an_english_browser(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let to = email("lang");
+    let r = app.sign_up(&to, "ru").await;
+    assert_eq!(r.status(), 201);
+    let pin = r.json::<Value>().await.unwrap()["pin"].as_str().unwrap().to_owned();
+    let mail = app.next_mail(&to).await;
+    assert!(mail.link().ends_with(&format!("&pin={pin}&lang=ru")), "the verify link names the account's language: {}", mail.link());
+    let r = app.client.post(app.url("/api/signup/verify")).header("accept-language", "en-US,en;q=0.9").json(&json!({"token": mail.token(), "pin": pin})).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let answer: Value = r.json().await.unwrap();
+    assert!(is_russian(answer["message"].as_str().unwrap()), "the verify answer is in the account's language: {answer}");
+
+    assert_eq!(app.profile_init(&json!({"email": to})).await.status(), 200);
+    let link = app.next_mail(&to).await.link();
+    assert!(link.starts_with(&format!("{}/profile#token=", app.base)) && link.ends_with("&lang=ru"), "the profile link names it too: {link}");
+}

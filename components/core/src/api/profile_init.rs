@@ -99,11 +99,11 @@ fn send_link(ctx: &Ctx<'_>, lookup: &Lookup) -> Result<(), ApiError> {
     Err(ApiError::Unavailable)
 }
 
-/// Throttle, profile token, mail with `{base_url}/profile#token=…` in the account's locale.
+/// Throttle, profile token, mail with `{base_url}/profile#token=…&lang=…` in the account's locale.
 fn profile_link_ops(ctx: &Ctx<'_>, user: &User) -> Result<Vec<Op>, ApiError> {
     let now = ctx.env.now();
     let token = Token::from_random(ports::random(ctx.env));
-    let link = format!("{}#token={}", recovery_url(ctx), token.as_str());
+    let link = format!("{}#token={}&lang={}", recovery_url(ctx), token.as_str(), user.locale);
     let minutes = valid_minutes();
     let mail = render(ctx, &user.locale, "profile-link", &user.email, &[("link", &link), ("valid-minutes", &minutes)])?;
     Ok(vec![

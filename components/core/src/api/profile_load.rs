@@ -13,14 +13,16 @@ use super::{ApiError, Ctx, Failure, Request, Response, json};
 use crate::domain::Token;
 use crate::ports::{Secret, SecretPurpose, User, UserStatus};
 
-pub fn handle(ctx: &Ctx<'_>, req: &Request, locale: &str) -> Result<Response, Failure> {
-    load(ctx, req).map_err(|e| (e, locale.to_owned()))
+/// Errors about a known account (blocked) speak its language; the others the negotiated one.
+pub fn handle(ctx: &Ctx<'_>, req: &Request, negotiated: &str) -> Result<Response, Failure> {
+    load(ctx, req).map_err(|(e, known)| (e, known.unwrap_or_else(|| negotiated.to_owned())))
 }
 
-fn load(ctx: &Ctx<'_>, req: &Request) -> Result<Response, ApiError> {
-    let map = json::object(&req.body, &["token"])?;
-    let token = parse_token(json::string(&map, "token")?)?;
-    let (_, user) = holder(ctx, &token)?;
+fn load(ctx: &Ctx<'_>, req: &Request) -> Result<Response, (ApiError, Option<String>)> {
+    let unknown = |e: ApiError| -> (ApiError, Option<String>) { (e, None) };
+    let map = json::object(&req.body, &["token"]).map_err(unknown)?;
+    let token = parse_token(json::string(&map, "token").map_err(unknown)?).map_err(unknown)?;
+    let (_, user) = holder_known(ctx, &token)?;
     Ok(Response::json(200, &json!({
         "pin": user.pin,
         "email": user.email,
@@ -38,12 +40,19 @@ pub(super) fn parse_token(raw: &str) -> Result<Token, ApiError> {
 
 /// The live profile token and the account it was issued to, which must still be active.
 pub(super) fn holder(ctx: &Ctx<'_>, token: &Token) -> Result<(Secret, User), ApiError> {
-    let secret = ctx.store.find_secret(&token.hash().0, SecretPurpose::Profile, ctx.env.now())?.ok_or(ApiError::InvalidProfileToken)?;
-    let user = ctx.store.find_user_by_id(&secret.user_id)?.ok_or(ApiError::InvalidProfileToken)?;
+    holder_known(ctx, token).map_err(|(e, _)| e)
+}
+
+/// [`holder`], and with an error the locale of the account the token names, if it names one.
+pub(super) fn holder_known(ctx: &Ctx<'_>, token: &Token) -> Result<(Secret, User), (ApiError, Option<String>)> {
+    let unknown = |e: ApiError| -> (ApiError, Option<String>) { (e, None) };
+    let secret = ctx.store.find_secret(&token.hash().0, SecretPurpose::Profile, ctx.env.now()).map_err(|e| unknown(e.into()))?;
+    let secret = secret.ok_or(unknown(ApiError::InvalidProfileToken))?;
+    let user = ctx.store.find_user_by_id(&secret.user_id).map_err(|e| unknown(e.into()))?.ok_or(unknown(ApiError::InvalidProfileToken))?;
     match user.status {
         UserStatus::Active => Ok((secret, user)),
-        UserStatus::Blocked => Err(ApiError::AccountBlocked),
+        UserStatus::Blocked => Err((ApiError::AccountBlocked, Some(user.locale))),
         // Profile tokens are issued to active accounts only, and none goes back to pending.
-        UserStatus::Pending => Err(ApiError::InvalidProfileToken),
+        UserStatus::Pending => Err(unknown(ApiError::InvalidProfileToken)),
     }
 }

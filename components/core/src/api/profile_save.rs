@@ -14,11 +14,11 @@
 use serde_json::json;
 
 use super::mail::render;
-use super::profile_load::{holder, parse_token};
+use super::profile_load::{holder_known, parse_token};
 use super::signup_init::recovery_url;
 use super::{ApiError, Ctx, Failure, Request, Response, json};
 use crate::domain::{Invalid, Locale, Passphrase, Token};
-use crate::ports::{self, Op, ProfileUpdate, SecretPurpose, StoreError};
+use crate::ports::{self, Op, ProfileUpdate, Secret, SecretPurpose, StoreError, User};
 
 struct Input {
     token: Token,
@@ -26,13 +26,16 @@ struct Input {
     passphrase: Option<Passphrase>,
 }
 
+/// Errors once the token named an account speak the account's language; before, the negotiated one.
 pub fn handle(ctx: &Ctx<'_>, req: &Request, negotiated: &str) -> Result<Response, Failure> {
-    let at = |e| (e, negotiated.to_owned());
-    let input = parse(ctx, &req.body).map_err(at)?;
+    let input = parse(ctx, &req.body).map_err(|e| (e, negotiated.to_owned()))?;
     // Whether the read or the write failed, nothing was written and the token still works.
-    save(ctx, input).map_err(|e| match e {
-        ApiError::Unavailable => at(ApiError::SaveFailed),
-        e => at(e),
+    save(ctx, input).map_err(|(e, known)| {
+        let locale = known.unwrap_or_else(|| negotiated.to_owned());
+        match e {
+            ApiError::Unavailable => (ApiError::SaveFailed, locale),
+            e => (e, locale),
+        }
     })
 }
 
@@ -53,9 +56,15 @@ fn parse(ctx: &Ctx<'_>, body: &[u8]) -> Result<Input, ApiError> {
     Ok(Input { token, locale, passphrase })
 }
 
-/// Saves and answers in the account's (possibly new) locale.
-fn save(ctx: &Ctx<'_>, input: Input) -> Result<Response, ApiError> {
-    let (secret, user) = holder(ctx, &input.token)?;
+/// Saves and answers in the account's (possibly new) locale; an error with the account's locale
+/// once the token named it.
+fn save(ctx: &Ctx<'_>, input: Input) -> Result<Response, (ApiError, Option<String>)> {
+    let (secret, user) = holder_known(ctx, &input.token)?;
+    let known = user.locale.clone();
+    save_for(ctx, input, secret, user).map_err(|e| (e, Some(known)))
+}
+
+fn save_for(ctx: &Ctx<'_>, input: Input, secret: Secret, user: User) -> Result<Response, ApiError> {
     let now = ctx.env.now();
     let locale = input.locale.map_or(user.locale, |l| l.as_str().to_owned());
     // Hashed only once the token is known good: Argon2 is not spent on guesses.

@@ -77,7 +77,7 @@ fn init_emails_an_active_account_a_one_hour_single_use_profile_link() {
     let mail = outbox(&w).pop().unwrap();
     assert_eq!((mail.kind.as_str(), mail.to.as_str()), ("profile-link", "ann@example.com"));
     let token = w.last_token();
-    assert_eq!(mail.text, format!("en:profile-link(link=http://127.0.0.1:3000/profile#token={token},valid-minutes=60)"));
+    assert_eq!(mail.text, format!("en:profile-link(link=http://127.0.0.1:3000/profile#token={token}&lang=en,valid-minutes=60)"));
     assert_eq!(token.len(), 43);
     let secrets = profile_secrets(&w);
     assert_eq!(secrets.len(), 1);

@@ -163,8 +163,9 @@ fn already_registered(ctx: &Ctx<'_>, input: &Input, user: &User) -> Result<Respo
 pub(super) fn verification_ops(ctx: &Ctx<'_>, locale: &str, email: &str, user_id: &str, pin: &str) -> Result<Vec<Op>, ApiError> {
     let now = ctx.env.now();
     let token = Token::from_random(ports::random(ctx.env));
-    // The PIN rides along in the fragment so the page can show which account the link activates.
-    let link = format!("{}/signup/verify#token={}&pin={pin}", ctx.settings.base_url, token.as_str());
+    // The PIN rides along in the fragment so the page can show which account the link activates,
+    // and the locale so the page speaks the account's language in any browser.
+    let link = format!("{}/signup/verify#token={}&pin={pin}&lang={locale}", ctx.settings.base_url, token.as_str());
     let hours = (VERIFY_TTL_MS / HOUR_MS).to_string();
     let mail = render(ctx, locale, "signup-verification", email, &[
         ("link", &link),
