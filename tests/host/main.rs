@@ -17,6 +17,7 @@ mod email_change;
 mod embed;
 mod mail;
 mod operator;
+mod outbox;
 mod prehijack;
 mod profile;
 mod runtime;

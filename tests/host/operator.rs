@@ -1,7 +1,8 @@
 //! The operator's CLI (issue 12): the real `gpt-user` binary, run as a process against the same
 //! database as an in-process host (its SQLite file, or its PostgreSQL database), on data made
 //! through the HTTP API — list and show, block (the server's answers change at once) and unblock,
-//! delete (nothing of the account left), the outbox after an SMTP outage, `check`, and bad input.
+//! delete (nothing of the account left), the outbox after an SMTP outage, dead mail, `check`, and
+//! bad input.
 //! Every test also asserts that no command printed a secret: no token, passphrase, hash, subject
 //! or body of a message.
 //!
@@ -39,6 +40,7 @@ on_both_backends!(
     blocking_answers_403_at_once_revokes_the_links_and_unblocking_restores_the_account,
     deleting_an_account_asks_first_and_then_leaves_nothing_of_it,
     the_outbox_after_an_smtp_outage_is_listed_retried_and_purged_without_its_bodies,
+    dead_mail_is_listed_with_its_reason_and_no_body_and_is_not_retried,
     unknown_accounts_and_malformed_arguments_are_one_line_errors,
     check_says_ok_for_a_good_configuration_and_names_what_is_wrong,
 );
@@ -342,7 +344,8 @@ fn find<'a>(rows: &'a [Value], key: &str, to: &str) -> Option<&'a Value> {
 
 const USER_KEYS: [&str; 7] = ["pin", "email", "status", "email_verified", "locale", "created_at", "blocked_reason"];
 const SHOW_KEYS: [&str; 4] = ["updated_at", "open_tokens", "queued_mail", "auth_failures"];
-const OUTBOX_KEYS: [&str; 9] = ["id", "recipient", "kind", "state", "attempts", "queued_at", "next_attempt_at", "sent_at", "last_error"];
+const OUTBOX_KEYS: [&str; 10] =
+    ["id", "recipient", "kind", "state", "attempts", "queued_at", "next_attempt_at", "sent_at", "dead_at", "last_error"];
 
 fn assert_keys(v: &Value, keys: &[&str]) {
     for key in keys {
@@ -872,6 +875,78 @@ async fn the_outbox_after_an_smtp_outage_is_listed_retried_and_purged_without_it
     let left = op.json(&["outbox", "list"]).await;
     assert_eq!(left.len(), 1, "the unsent message stays: {left:?}");
     assert_eq!(left[0]["recipient"], held);
+    op.assert_nothing_secret_printed(&app).await;
+}
+
+/// Mail the relay refused for good (issue 19): listed as `dead` with the relay's reason, never a
+/// body (it is wiped), and refused by `outbox retry`. The test sink refuses `smtp-NNN-…` recipients
+/// with NNN.
+async fn dead_mail_is_listed_with_its_reason_and_no_body_and_is_not_retried(backend: Backend) {
+    let mut options = Options::new(backend);
+    options.config = Some(hold_retries);
+    let app = spawn_with(options).await;
+    let op = Operator::of(&app);
+    let tag = &uuid::Uuid::new_v4().simple().to_string()[..12];
+    let (gone, later) = (format!("smtp-550-gone-{tag}@example.com"), format!("smtp-450-later-{tag}@example.com"));
+    let marker = format!("dead-body-{}", uuid::Uuid::new_v4().simple());
+    op.secret(&marker);
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let now = gpt_user::clock::system_now_ms();
+    sqlx::query(
+        "INSERT INTO outbox (id, recipient, kind, subject, text_body, html_body, queued_at, next_attempt_at) \
+         VALUES ($1, $2, 'profile-link', 'A message the relay refuses', $3, $4, $5, $6)",
+    )
+    .bind(&id)
+    .bind(&gone)
+    .bind(format!("https://example.test/profile#token={marker}"))
+    .bind(format!("<p>{marker}</p>"))
+    .bind(now)
+    .bind(now)
+    .execute(&app.control().db)
+    .await
+    .unwrap();
+    op.secret("A message the relay refuses");
+    assert_eq!(app.sign_up(&later, "en").await.status(), 201);
+    wait_until_failed(&app, &later).await;
+    op.harvest(&app).await;
+    for _ in 0..200 {
+        let (dead,): (i64,) = sqlx::query_as("SELECT COUNT(dead_at) FROM outbox WHERE id = $1").bind(&id).fetch_one(&app.control().db).await.unwrap();
+        if dead == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let dead = op.json(&["outbox", "list", "--dead"]).await;
+    assert_eq!(dead.len(), 1, "only the refused message: {dead:?}");
+    let row = &dead[0];
+    assert_keys(row, &OUTBOX_KEYS);
+    assert_eq!((text(&row["id"]), row["recipient"].clone(), row["state"].clone()), (id.clone(), json!(gone), json!("dead")));
+    assert_eq!(count(row, "attempts"), 1);
+    assert!((time_s(row, "dead_at") - now_s()).abs() < 600, "{row}");
+    assert!(row["next_attempt_at"].is_null() && row["sent_at"].is_null(), "no next attempt: {row}");
+    let why = text(&row["last_error"]);
+    assert!(why.contains("550") && why.contains("mailbox unavailable"), "the relay's reason: {row}");
+    let (subject, body): (String, String) =
+        sqlx::query_as("SELECT subject, text_body FROM outbox WHERE id = $1").bind(&id).fetch_one(&app.control().db).await.unwrap();
+    assert_eq!((subject.as_str(), body.as_str()), ("", ""), "the body is wiped in the database");
+
+    // The table of every message names the state and the reason.
+    let table = op.run(&["outbox", "list"]).await;
+    table.ok();
+    let line = table.lines().into_iter().find(|l| l.contains(gone.as_str())).unwrap_or_else(|| panic!("a row for {gone}: {table}"));
+    assert!(line.contains("dead") && line.contains("550"), "{table}");
+    let failed = op.json(&["outbox", "list", "--failed"]).await;
+    assert_eq!(failed.len(), 1, "the 450 is failed, not dead: {failed:?}");
+    assert_eq!(failed[0]["recipient"], later);
+    assert!(text(&failed[0]["last_error"]).contains("450"));
+
+    // Nothing to send again: the body is gone.
+    op.run(&["outbox", "retry", &id]).await.error("is dead");
+    let run = op.run(&["outbox", "retry", "--all-failed"]).await;
+    run.ok();
+    assert!(run.stdout.contains("retrying 1 "), "the failed one, not the dead one: {run}");
+    assert_eq!(op.json(&["outbox", "list", "--dead"]).await.len(), 1);
     op.assert_nothing_secret_printed(&app).await;
 }
 

@@ -6,7 +6,12 @@
 //! no message is lost (a row is only marked sent after the SMTP server accepted it; a failure
 //! leaves it with `attempts + 1` and a later `next_attempt_at`), and none is sent twice by two
 //! concurrent instances (a row is claimed under a lease by a conditional UPDATE, and only the
-//! claim's holder can mark it).
+//! claim's holder can mark it). A message the relay refuses for good (a 5xx reply about it) is
+//! marked dead at once, its body wiped; so is one still undelivered a day after it was queued.
+//!
+//! A flush goes on past a message the relay refused (a bad recipient must not hold up the mail
+//! queued behind it); it stops at a failure of the relay itself (unreachable, the session refused
+//! or broken, `421`), which the next message would meet as well.
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -15,7 +20,7 @@ use gpt_user_sql::{block_on, outbox};
 
 use crate::config::MailSettings;
 use crate::db::Db;
-use crate::smtp;
+use crate::smtp::{self, Failure};
 
 /// At most this many messages per flush; the time budget below usually ends a batch first.
 const BATCH: usize = 20;
@@ -55,20 +60,30 @@ fn try_deliver_due(db: &Db, started: Instant) -> Result<(), StoreError> {
             Some(s) => s,
             None => settings.insert(MailSettings::load().map_err(StoreError::Other)?),
         };
-        match smtp::send(settings, &row.message) {
+        let attempt = row.attempts + 1;
+        let (why, permanent, relay_down) = match smtp::send(settings, &row.message) {
             Ok(()) => {
                 if !block_on(outbox::mark_sent(&mut &*db, &row, now_ms()))? {
                     eprintln!("spin-adapter: mail {} delivered after its lease ran out", row.id);
                 }
+                continue;
             }
-            Err(why) => {
-                eprintln!("spin-adapter: mail {} not delivered (attempt {}): {why}", row.id, row.attempts + 1);
-                let next = now_ms() + outbox::backoff_ms(RETRY_BASE_MS, RETRY_MAX_MS, row.attempts);
-                block_on(outbox::mark_failed(&mut &*db, &row, next, &why))?;
-                // The relay is most likely down for the rest of the batch too; do not keep this
-                // instance trying each of them.
-                break;
-            }
+            Err(Failure::Refused { code, reason }) => (reason, outbox::is_permanent_refusal(code), outbox::ends_session(code)),
+            Err(Failure::Invalid(why)) => (why, true, false),
+            Err(Failure::Relay(why)) => (why, false, true),
+        };
+        if permanent {
+            eprintln!("spin-adapter: mail {} refused for good (attempt {attempt}), marked dead: {why}", row.id);
+            block_on(outbox::mark_dead(&mut &*db, &row, now_ms(), &why, true))?;
+        } else {
+            eprintln!("spin-adapter: mail {} not delivered (attempt {attempt}): {why}", row.id);
+            let next = now_ms() + outbox::backoff_ms(RETRY_BASE_MS, RETRY_MAX_MS, row.attempts);
+            block_on(outbox::mark_failed(&mut &*db, &row, next, &why))?;
+        }
+        if relay_down {
+            // The relay itself failed: the rest of the batch would meet it too, so this instance
+            // does not keep trying each of them.
+            break;
         }
     }
     Ok(())

@@ -6,8 +6,10 @@ pub const DELETE_SECRETS: &str = "DELETE FROM secrets WHERE expires_at <= $1 \
      OR user_id IN (SELECT id FROM users WHERE status = 'pending' AND updated_at < $2)";
 /// `$1` as `$2` above. `RETURNING` counts the rows on a runtime without a changes count (Spin).
 pub const DELETE_STALE_PENDING_USERS: &str = "DELETE FROM users WHERE status = 'pending' AND updated_at < $1 RETURNING id";
-/// `$1` delivered before this.
-pub const DELETE_SENT_MAIL: &str = "DELETE FROM outbox WHERE sent_at IS NOT NULL AND sent_at < $1";
+/// `$1` delivered, or given up as dead (`gpt_user_sql::outbox::mark_dead`: bodies already
+/// wiped, the reason kept for the operator until then), before this.
+pub const DELETE_SENT_MAIL: &str =
+    "DELETE FROM outbox WHERE (sent_at IS NOT NULL AND sent_at < $1) OR (dead_at IS NOT NULL AND dead_at < $1)";
 /// `$1` failed before this, `$2` the lock threshold: counts of failed checks that stopped, unless
 /// they locked a PIN (a lock lasts until the owner sets a new passphrase).
 pub const DELETE_OLD_AUTH_FAILURES: &str = "DELETE FROM auth_failures WHERE last_failure_at < $1 AND failures < $2";

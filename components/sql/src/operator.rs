@@ -77,7 +77,10 @@ pub async fn details<C: Conn>(conn: &mut C, account: Account, now: Timestamp) ->
     ])
     .await?;
     let queued_mail =
-        count(conn, "SELECT COUNT(*) FROM outbox WHERE recipient = $1 AND sent_at IS NULL", vec![account.email.as_str().into()]).await?;
+        count(conn, "SELECT COUNT(*) FROM outbox WHERE recipient = $1 AND sent_at IS NULL AND dead_at IS NULL", vec![
+            account.email.as_str().into(),
+        ])
+        .await?;
     let rows = conn.query("SELECT failures FROM auth_failures WHERE pin = $1", vec![account.pin.as_str().into()]).await?;
     let auth_failures = rows.first().map(|r| r.int(0)).transpose()?.unwrap_or(0);
     Ok(AccountDetails { account, open_tokens, queued_mail, auth_failures })
@@ -130,13 +133,14 @@ pub async fn delete<C: Conn>(conn: &mut C, account: &Account) -> Result<(), Stor
     if rows.is_empty() { Err(StoreError::NotFound) } else { Ok(()) }
 }
 
-/// Where a message is: `pending` (no attempt yet), `failed` (at least one failed attempt, not
-/// sent), `sent`.
+/// Where a message is: `pending` (no attempt yet), `failed` (at least one failed attempt, to be
+/// tried again), `sent`, or `dead` (refused for good or too old: never tried again, bodies wiped).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum MailState {
     Pending,
     Failed,
     Sent,
+    Dead,
 }
 
 impl MailState {
@@ -145,22 +149,25 @@ impl MailState {
             Self::Pending => "pending",
             Self::Failed => "failed",
             Self::Sent => "sent",
+            Self::Dead => "dead",
         }
     }
 
     fn condition(self) -> &'static str {
         match self {
-            Self::Pending => "sent_at IS NULL AND attempts = 0",
-            Self::Failed => "sent_at IS NULL AND attempts > 0",
+            Self::Pending => "sent_at IS NULL AND dead_at IS NULL AND attempts = 0",
+            Self::Failed => "sent_at IS NULL AND dead_at IS NULL AND attempts > 0",
             Self::Sent => "sent_at IS NOT NULL",
+            Self::Dead => "dead_at IS NOT NULL",
         }
     }
 
-    fn of(sent_at: Option<Timestamp>, attempts: i64) -> Self {
-        match (sent_at, attempts) {
-            (Some(_), _) => Self::Sent,
-            (None, 0) => Self::Pending,
-            (None, _) => Self::Failed,
+    fn of(sent_at: Option<Timestamp>, dead_at: Option<Timestamp>, attempts: i64) -> Self {
+        match (sent_at, dead_at, attempts) {
+            (Some(_), _, _) => Self::Sent,
+            (None, Some(_), _) => Self::Dead,
+            (None, None, 0) => Self::Pending,
+            (None, None, _) => Self::Failed,
         }
     }
 }
@@ -176,6 +183,8 @@ pub struct OutboxEntry {
     pub queued_at: Timestamp,
     pub next_attempt_at: Timestamp,
     pub sent_at: Option<Timestamp>,
+    pub dead_at: Option<Timestamp>,
+    /// The last failure; for a dead message, why it is dead (an SMTP reply, or its age).
     pub last_error: Option<String>,
 }
 
@@ -183,38 +192,58 @@ pub struct OutboxEntry {
 pub async fn list_outbox<C: Conn>(conn: &mut C, state: Option<MailState>, limit: i64) -> Result<Vec<OutboxEntry>, StoreError> {
     let filter = state.map(|s| format!(" WHERE {}", s.condition())).unwrap_or_default();
     let sql = format!(
-        "SELECT id, recipient, kind, attempts, queued_at, next_attempt_at, sent_at, last_error FROM outbox{filter} \
+        "SELECT id, recipient, kind, attempts, queued_at, next_attempt_at, sent_at, last_error, dead_at FROM outbox{filter} \
          ORDER BY queued_at DESC, id LIMIT $1"
     );
     let rows = conn.query(&sql, vec![limit.into()]).await?;
     rows.iter()
         .map(|r| {
-            let (attempts, sent_at) = (r.int(3)?, r.opt_int(6)?);
+            let (attempts, sent_at, dead_at) = (r.int(3)?, r.opt_int(6)?, r.opt_int(8)?);
             Ok(OutboxEntry {
                 id: r.text(0)?,
                 recipient: r.text(1)?,
                 kind: r.text(2)?,
-                state: MailState::of(sent_at, attempts),
+                state: MailState::of(sent_at, dead_at, attempts),
                 attempts,
                 queued_at: r.int(4)?,
                 next_attempt_at: r.int(5)?,
                 sent_at,
+                dead_at,
                 last_error: r.opt_text(7)?,
             })
         })
         .collect()
 }
 
-/// Makes an unsent message due at `now`; false if there is no unsent message `id`. A message
-/// being sent right now keeps its lease: taking it away would let a second dispatcher send it
-/// again. An expired lease does not hold a message back, so there is nothing else to clear.
-pub async fn retry<C: Conn>(conn: &mut C, id: &str, now: Timestamp) -> Result<bool, StoreError> {
-    let rows =
-        conn.query("UPDATE outbox SET next_attempt_at = $1 WHERE id = $2 AND sent_at IS NULL RETURNING id", vec![now.into(), id.into()]).await?;
-    Ok(!rows.is_empty())
+/// What [`retry`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retried {
+    /// The message is due now.
+    Due,
+    /// The message is dead: its bodies are gone, so there is nothing to send again.
+    Dead,
+    /// No unsent message has this id.
+    NotFound,
 }
 
-/// Makes every failed message due at `now`; returns how many.
+/// Makes an unsent, live message due at `now`. A message being sent right now keeps its lease:
+/// taking it away would let a second dispatcher send it again. An expired lease does not hold a
+/// message back, so there is nothing else to clear. A dead message stays dead.
+pub async fn retry<C: Conn>(conn: &mut C, id: &str, now: Timestamp) -> Result<Retried, StoreError> {
+    let rows = conn
+        .query(
+            "UPDATE outbox SET next_attempt_at = $1 WHERE id = $2 AND sent_at IS NULL AND dead_at IS NULL RETURNING id",
+            vec![now.into(), id.into()],
+        )
+        .await?;
+    if !rows.is_empty() {
+        return Ok(Retried::Due);
+    }
+    let dead = conn.query("SELECT 1 FROM outbox WHERE id = $1 AND sent_at IS NULL AND dead_at IS NOT NULL", vec![id.into()]).await?;
+    Ok(if dead.is_empty() { Retried::NotFound } else { Retried::Dead })
+}
+
+/// Makes every failed (not dead) message due at `now`; returns how many.
 pub async fn retry_all_failed<C: Conn>(conn: &mut C, now: Timestamp) -> Result<u64, StoreError> {
     let sql = format!("UPDATE outbox SET next_attempt_at = $1 WHERE {} RETURNING id", MailState::Failed.condition());
     Ok(conn.query(&sql, vec![now.into()]).await?.len() as u64)
@@ -274,8 +303,10 @@ mod tests {
 
     #[test]
     fn a_message_is_pending_until_its_first_attempt_and_sent_once_sent() {
-        assert_eq!(MailState::of(None, 0), MailState::Pending);
-        assert_eq!(MailState::of(None, 2), MailState::Failed);
-        assert_eq!(MailState::of(Some(5), 3), MailState::Sent);
+        assert_eq!(MailState::of(None, None, 0), MailState::Pending);
+        assert_eq!(MailState::of(None, None, 2), MailState::Failed);
+        assert_eq!(MailState::of(Some(5), None, 3), MailState::Sent);
+        assert_eq!(MailState::of(None, Some(5), 1), MailState::Dead);
+        assert_eq!(MailState::of(None, Some(5), 0), MailState::Dead, "given up for its age before any attempt");
     }
 }

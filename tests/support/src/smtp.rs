@@ -2,6 +2,10 @@
 //! RCPT, DATA, RSET, NOOP, QUIT), keeps every message it accepts, un-dot-stuffed.
 //! Async tests use [`SmtpSink::start`]; synchronous ones (wasmtime calls) [`SmtpSink::spawn_thread`].
 //! [`SinkOptions`] make it a slow relay ([`SmtpSink::start_with_options`]).
+//!
+//! A recipient whose local part is `smtp-NNN` or starts with `smtp-NNN-` (a 4xx or 5xx code, e.g.
+//! `smtp-550-3@example.test`) is refused at `RCPT` with that code, as a relay refuses an unknown
+//! mailbox (550) or greylists one (450); [`Inbox::refused`] records each refusal.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -15,6 +19,8 @@ use tokio::sync::Notify;
 pub struct Inbox {
     pub messages: Arc<Mutex<Vec<Received>>>,
     pub arrived: Arc<Notify>,
+    /// Every recipient refused at `RCPT` so far (see the module's doc), in order.
+    pub refused: Arc<Mutex<Vec<String>>>,
 }
 
 impl Inbox {
@@ -123,6 +129,12 @@ async fn session(stream: TcpStream, inbox: Inbox, options: SinkOptions) -> std::
             b"250 OK\r\n"
         } else if upper.starts_with("RCPT TO") {
             let addr = line[8..].trim().trim_start_matches('<').split('>').next().unwrap_or_default().to_owned();
+            if let Some(code) = refusal(&addr) {
+                inbox.refused.lock().unwrap().push(addr.clone());
+                let text = if code >= 500 { "5.1.1 mailbox unavailable" } else { "4.2.0 try again later" };
+                write.write_all(format!("{code} {text}: <{addr}>\r\n").as_bytes()).await?;
+                continue;
+            }
             recipients.push(addr);
             b"250 OK\r\n"
         } else if upper.starts_with("DATA") {
@@ -157,5 +169,27 @@ async fn session(stream: TcpStream, inbox: Inbox, options: SinkOptions) -> std::
             b"502 not implemented\r\n"
         };
         write.write_all(reply).await?;
+    }
+}
+
+/// The code `addr` is refused with: its local part is `smtp-NNN` or starts with `smtp-NNN-`.
+fn refusal(addr: &str) -> Option<u16> {
+    let local = addr.split('@').next()?.strip_prefix("smtp-")?;
+    let code = local.get(..3)?;
+    if !(local.len() == 3 || local[3..].starts_with('-')) {
+        return None;
+    }
+    code.parse().ok().filter(|c| (400..600).contains(c))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_recipient_names_its_refusal() {
+        assert_eq!(super::refusal("smtp-550-7@example.test"), Some(550));
+        assert_eq!(super::refusal("smtp-450@example.test"), Some(450));
+        assert_eq!(super::refusal("smtp-5500@example.test"), None);
+        assert_eq!(super::refusal("smtp-250-x@example.test"), None);
+        assert_eq!(super::refusal("ann@example.test"), None);
     }
 }

@@ -11,7 +11,10 @@
 //!   answered the end of DATA, hanging up means the message was not handed over.
 //!
 //! A message is marked sent only after the relay accepted it. A host that dies between the
-//! relay's `250` and the mark will have it sent again: at-least-once, never lost.
+//! relay's `250` and the mark will have it sent again: at-least-once, never lost — unless it
+//! cannot be delivered: a message the relay refuses for good (a 5xx reply about it) is marked
+//! dead at once, and one not delivered within a day of being queued when it next comes due
+//! (`gpt_user_sql::outbox::mark_dead`, `claim_next`); both keep the reason and wipe the body.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +22,7 @@ use std::time::Duration;
 use lettre::message::Mailbox;
 
 use super::Transport;
+use super::transport::Failure;
 use crate::adapters::store::{OutboxRow, SqlStore};
 use crate::clock::Clock;
 
@@ -38,7 +42,7 @@ pub struct Dispatcher {
 /// How one send ended.
 enum Outcome {
     Sent,
-    Failed(anyhow::Error),
+    Failed(Failure),
     /// Another dispatcher claimed the message while we were sending; we hung up.
     Abandoned,
 }
@@ -74,7 +78,15 @@ impl Dispatcher {
                 Ok(false) => tracing::warn!(message_id = %row.id, "mail delivered, but another dispatcher holds it now and may deliver it again"),
                 Err(e) => tracing::error!(message_id = %row.id, error = %e, "mail delivered but not marked sent"),
             },
-            Outcome::Failed(e) => {
+            Outcome::Failed(Failure { permanent: true, error }) => {
+                tracing::warn!(message_id = %row.id, attempts, error = %error, "mail refused for good: marked dead, its body wiped");
+                match self.store.mark_dead(&row, self.clock.now_ms(), &error.to_string()).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::info!(message_id = %row.id, "refusal not recorded: another dispatcher holds the message now"),
+                    Err(e) => tracing::error!(message_id = %row.id, error = %e, "cannot record a refused delivery"),
+                }
+            }
+            Outcome::Failed(Failure { permanent: false, error: e }) => {
                 let delay = self.backoff(row.attempts);
                 tracing::warn!(message_id = %row.id, attempts, retry_in_ms = delay.as_millis() as u64, error = %e, "mail delivery failed");
                 let next = self.clock.now_ms() + delay.as_millis() as i64;

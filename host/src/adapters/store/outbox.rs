@@ -7,7 +7,7 @@ use gpt_user_sql::outbox::{self, OutboxRow};
 use super::sql::SqlStore;
 
 impl SqlStore {
-    /// Claims the oldest due message until `lock_until`, or `None` if nothing is due.
+    /// Claims the message due soonest (killing those too old on the way) until `lock_until`, or `None` if nothing is due.
     pub async fn claim_next(&self, now: i64, lock_until: i64) -> Result<Option<OutboxRow>, StoreError> {
         self.with_conn(async |c| outbox::claim_next(c, now, lock_until).await).await
     }
@@ -25,5 +25,11 @@ impl SqlStore {
     /// Records a failed attempt and when to try again; false if the row is not ours any more.
     pub async fn mark_failed(&self, row: &OutboxRow, next_attempt_at: i64, why: &str) -> Result<bool, StoreError> {
         self.with_conn(async |c| outbox::mark_failed(c, row, next_attempt_at, why).await).await
+    }
+
+    /// Marks a message refused for good: dead, its bodies wiped, `why` kept; false if the row is
+    /// not ours any more.
+    pub async fn mark_dead(&self, row: &OutboxRow, now: i64, why: &str) -> Result<bool, StoreError> {
+        self.with_conn(async |c| outbox::mark_dead(c, row, now, why, true).await).await
     }
 }
