@@ -4,11 +4,13 @@
 //! idempotent.
 
 /// `(version, sql)`, ascending. Statements end with `;` at the end of a line.
-pub const MIGRATIONS: [(i64, &str); 4] = [
+pub const MIGRATIONS: [(i64, &str); 5] = [
     (1, include_str!("../../../schema/001_init.sql")),
     (2, include_str!("../../../schema/002_auth_failures.sql")),
     (3, include_str!("../../../schema/003_user_block_reason.sql")),
     (4, include_str!("../../../schema/004_email_change.sql")),
+    // 5 is another branch's (issue 19); versions need not be contiguous, only ascending.
+    (6, include_str!("../../../schema/006_signup_cap.sql")),
 ];
 
 /// Where a runtime records the versions it applied.
