@@ -60,6 +60,9 @@ serve() {
     local name=$1; shift
     local port; port=$(free_port)
     mkdir -p "$work/$name"
+    # The benchmark measures the server, not one client's share: the per-client limits are off.
+    GPT_USER_RATE_LIMIT_PER_KEY=0 GPT_USER_RATE_LIMIT_PER_PEER=0 GPT_USER_MAX_CONNECTIONS_PER_PEER=0 \
+    GPT_USER_MAX_PENDING_SIGNUPS_PER_HOUR=0 \
     RUST_LOG=warn target/release/gpt-user serve --dev --listen "127.0.0.1:$port" --data-dir "$work/$name" "$@" \
         >"$work/$name.log" 2>&1 &
     pid=$!

@@ -98,6 +98,8 @@ for i in $(seq 1 "$hosts"); do
     GPT_USER_DATABASE_URL="$database_url" GPT_USER_REDIS_URL="$redis_url" GPT_USER_API_KEYS="$key" \
     GPT_USER_SMTP_URL="smtp://127.0.0.1:$smtp" GPT_USER_BASE_URL="$base" \
     GPT_USER_MAIL_RETRY_BASE_MS=100 GPT_USER_MAIL_RETRY_MAX_MS=400 GPT_USER_MAIL_POLL_MS=100 RUST_LOG=warn NO_COLOR=1 \
+    GPT_USER_RATE_LIMIT_PER_KEY=0 GPT_USER_RATE_LIMIT_PER_PEER=0 GPT_USER_MAX_CONNECTIONS_PER_PEER=0 \
+    GPT_USER_MAX_PENDING_SIGNUPS_PER_HOUR=0 \
         "$bin" serve --listen "127.0.0.1:$port" --data-dir "$work/data-$i" >"$work/host-$i.log" 2>&1 &
     pids+=($!)
 done

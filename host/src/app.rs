@@ -14,6 +14,7 @@ use crate::adapters::mail::{Dispatcher, Transport};
 use crate::adapters::store::SqlStore;
 use crate::clock::Clock;
 use crate::config::Config;
+use crate::limits::{Rate, RateLimiter, Slots};
 use crate::manifest::{Manifest, Route};
 use crate::native::NativeRuntime;
 use crate::runtime::{Limits, Runtime, Shared};
@@ -37,6 +38,10 @@ pub struct Application {
     dev: bool,
     header_read_timeout: Duration,
     max_connections: usize,
+    max_connections_per_peer: usize,
+    limiter: RateLimiter,
+    /// In dev mode: the base URL, the one name besides loopback ones requests may be sent to.
+    dev_base_url: Option<String>,
     housekeeping_interval: Duration,
     stop: Arc<Notify>,
 }
@@ -78,10 +83,7 @@ impl Application {
         let listener = listen(config.listen, config.max_connections).with_context(|| format!("cannot listen on {}", config.listen))?;
         let addr = listener.local_addr()?;
         let mut variables = manifest.variables.clone();
-        let base_url = match &config.base_url {
-            Some(_) => config.base_url(),
-            None => format!("http://{addr}"),
-        };
+        let base_url = base_url_of(&config, addr);
         variables.extend(config.variables(base_url));
 
         let ephemeral = ephemeral_backend(&config, &store).await?;
@@ -90,9 +92,10 @@ impl Application {
             timeout: Duration::from_millis(config.request_timeout_ms),
             memory_limit: config.memory_limit_mib << 20,
             max_instances: config.max_instances,
+            reserved_instances_percent: config.reserved_instances_percent,
         };
         let runtime = if native {
-            Handler::Native(Arc::new(NativeRuntime::new(shared, limits.timeout, limits.max_instances)?))
+            Handler::Native(Arc::new(NativeRuntime::new(shared, limits.timeout, Slots::new(limits.max_instances, limits.reserved_instances_percent))?))
         } else {
             Handler::Wasm(Arc::new(Runtime::new(&components, shared, limits)?))
         };
@@ -130,6 +133,13 @@ impl Application {
             dev: config.dev,
             header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
             max_connections: config.max_connections,
+            max_connections_per_peer: config.max_connections_per_peer,
+            limiter: RateLimiter::new(
+                Rate { per_second: config.rate_limit_per_key, burst: config.rate_limit_per_key_burst },
+                Rate { per_second: config.rate_limit_per_peer, burst: config.rate_limit_per_peer_burst },
+                keys,
+            ),
+            dev_base_url: config.dev.then(|| base_url_of(&config, addr)),
             housekeeping_interval: Duration::from_secs(config.housekeeping_interval_s.max(1)),
             stop: Arc::new(Notify::new()),
         })
@@ -204,9 +214,21 @@ impl Application {
             mailbox: self.mailbox.filter(|_| self.dev),
             header_read_timeout: self.header_read_timeout,
             max_connections: self.max_connections,
+            max_connections_per_peer: self.max_connections_per_peer,
+            limiter: self.limiter,
+            texts: gpt_user_l10n::Texts::new(),
+            dev_base_url: self.dev_base_url,
         };
         server.run(self.listener, stop).await;
         Ok(())
+    }
+}
+
+/// The public origin: the configured one, else the address actually bound (port 0 in tests).
+fn base_url_of(config: &Config, addr: SocketAddr) -> String {
+    match &config.base_url {
+        Some(_) => config.base_url(),
+        None => format!("http://{addr}"),
     }
 }
 

@@ -104,6 +104,19 @@ pub struct Config {
     pub housekeeping_interval_s: u64,
     /// How long after `request-new` the code sent to the new address may be entered, 60..=3600.
     pub email_change_window_s: u32,
+    /// One client's share (see `crate::limits`). GPT actions and `/mcp`: requests per second per
+    /// service key and per client address (0: no limit), each with a burst; beyond them `429`.
+    pub rate_limit_per_key: u32,
+    pub rate_limit_per_key_burst: u32,
+    pub rate_limit_per_peer: u32,
+    pub rate_limit_per_peer_burst: u32,
+    /// Open connections per client address (0: only `max_connections`).
+    pub max_connections_per_peer: usize,
+    /// Share of `max_instances` (percent, 0..=90) that GPT actions and `/mcp` may not take: kept
+    /// for browser and public routes.
+    pub reserved_instances_percent: u32,
+    /// New pending accounts per hour, counted in the shared database (0: no cap).
+    pub max_pending_signups_per_hour: u32,
 }
 
 impl Default for Config {
@@ -135,6 +148,13 @@ impl Default for Config {
             mail_lease_ms: 120_000,
             housekeeping_interval_s: 3_600,
             email_change_window_s: 600,
+            rate_limit_per_key: 20,
+            rate_limit_per_key_burst: 40,
+            rate_limit_per_peer: 20,
+            rate_limit_per_peer_burst: 40,
+            max_connections_per_peer: 64,
+            reserved_instances_percent: 25,
+            max_pending_signups_per_hour: 1000,
         }
     }
 }
@@ -171,6 +191,7 @@ impl Config {
             ("argon2_p", self.argon2_p.to_string()),
             ("mail_from", self.mail_from.clone()),
             ("email_change_window_s", self.email_change_window_s.to_string()),
+            ("max_pending_signups_per_hour", self.max_pending_signups_per_hour.to_string()),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
@@ -214,6 +235,7 @@ impl Config {
                 return Err(ConfigError(format!("{name} must be greater than 0 (GPT_USER_{})", name.to_uppercase())));
             }
         }
+        self.validate_limits()?;
         if self.api_keys().is_empty() {
             if !self.dev {
                 return Err(ConfigError(
@@ -227,6 +249,29 @@ impl Config {
                     "refusing to serve on {} in dev mode without a GPT API key: listen on a loopback address \
                      (--listen 127.0.0.1:3000), or set GPT_USER_API_KEYS",
                     self.listen
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The limits on one client's share: a reserve the GPT routes may take all of, or a rate
+    /// with no burst, is a mistake.
+    fn validate_limits(&self) -> Result<(), ConfigError> {
+        if self.reserved_instances_percent > 90 {
+            return Err(ConfigError(format!(
+                "reserved_instances_percent must be between 0 and 90, not {} (GPT_USER_RESERVED_INSTANCES_PERCENT)",
+                self.reserved_instances_percent
+            )));
+        }
+        for (name, rate, burst) in [
+            ("rate_limit_per_key", self.rate_limit_per_key, self.rate_limit_per_key_burst),
+            ("rate_limit_per_peer", self.rate_limit_per_peer, self.rate_limit_per_peer_burst),
+        ] {
+            if rate > 0 && burst == 0 {
+                return Err(ConfigError(format!(
+                    "{name}_burst must be at least 1 when {name} is set (GPT_USER_{}_BURST)",
+                    name.to_uppercase()
                 )));
             }
         }
@@ -336,6 +381,15 @@ mod tests {
         }
         let err = Config { dev: true, pin_length: 3, ..Config::default() }.validate().unwrap_err().to_string();
         assert!(err.contains("pin_length") && err.contains("between 4 and 12"), "{err}");
+    }
+
+    #[test]
+    fn limits_that_cannot_work_are_refused() {
+        assert!(Config { dev: true, reserved_instances_percent: 90, rate_limit_per_key: 0, rate_limit_per_key_burst: 0, ..Config::default() }.validate().is_ok());
+        let err = Config { dev: true, reserved_instances_percent: 95, ..Config::default() }.validate().unwrap_err().to_string();
+        assert!(err.contains("GPT_USER_RESERVED_INSTANCES_PERCENT"), "{err}");
+        let err = Config { dev: true, rate_limit_per_peer_burst: 0, ..Config::default() }.validate().unwrap_err().to_string();
+        assert!(err.contains("GPT_USER_RATE_LIMIT_PER_PEER_BURST"), "{err}");
     }
 
     #[test]

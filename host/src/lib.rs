@@ -18,6 +18,7 @@ mod body;
 pub mod clock;
 pub mod config;
 mod devmail;
+mod limits;
 pub mod manifest;
 mod native;
 pub mod operator;

@@ -24,10 +24,10 @@ use gpt_user_sql::store::UserKey;
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::Body as _;
 use tokio::runtime::Handle;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::body::GuestBody;
+use crate::limits::Slots;
 use crate::reply;
 use crate::runtime::{Body, Shared};
 
@@ -56,19 +56,19 @@ pub struct NativeRuntime {
     shared: Arc<Shared>,
     timeout: Duration,
     /// Requests inside the core at once, as the wasm runtime's instance slots.
-    slots: Arc<Semaphore>,
+    slots: Slots,
     urandom: Arc<std::fs::File>,
 }
 
 impl NativeRuntime {
-    pub fn new(shared: Arc<Shared>, timeout: Duration, max_instances: usize) -> anyhow::Result<Self> {
+    pub fn new(shared: Arc<Shared>, timeout: Duration, slots: Slots) -> anyhow::Result<Self> {
         let urandom = std::fs::File::open("/dev/urandom")?;
-        Ok(Self { shared, timeout, slots: Arc::new(Semaphore::new(max_instances)), urandom: Arc::new(urandom) })
+        Ok(Self { shared, timeout, slots, urandom: Arc::new(urandom) })
     }
 
     /// Like [`crate::runtime::Runtime::handle`]: body under the deadline, then a slot, then the
     /// core; `408`, `503 BUSY` and `500` as there.
-    pub async fn handle(&self, component: &str, req: hyper::Request<hyper::body::Incoming>) -> hyper::Response<Body> {
+    pub async fn handle(&self, component: &str, req: hyper::Request<hyper::body::Incoming>, gpt: bool) -> hyper::Response<Body> {
         let Some(routes) = routes(component) else {
             tracing::error!(component, "no native route table for this component");
             return reply::internal_error();
@@ -79,7 +79,7 @@ impl NativeRuntime {
             Ok(body) => body,
             Err(answer) => return answer,
         };
-        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+        let Some(slot) = self.slots.try_take(gpt) else {
             return reply::busy();
         };
         let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());

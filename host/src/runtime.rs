@@ -13,7 +13,6 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
@@ -27,6 +26,7 @@ use crate::adapters::store::SqlStore;
 use crate::bindings::Imports;
 use crate::body::GuestBody;
 use crate::clock::Clock;
+use crate::limits::{Slot, Slots};
 use crate::reply;
 
 pub type Body = UnsyncBoxBody<Bytes, anyhow::Error>;
@@ -133,6 +133,8 @@ pub struct Limits {
     pub memory_limit: usize,
     /// Requests inside components at once.
     pub max_instances: usize,
+    /// Percent of them GPT requests may not take ([`Slots`]).
+    pub reserved_instances_percent: u32,
 }
 
 /// The components an application serves, by component id.
@@ -143,8 +145,8 @@ pub struct Runtime {
     timeout: Duration,
     memory_limit: usize,
     /// One permit per request inside a component: sized to the pool (or below it), so a full
-    /// pool is a quick `503 BUSY`, not an instantiation error.
-    slots: Arc<Semaphore>,
+    /// pool is a quick `503 BUSY`, not an instantiation error; GPT requests get only part.
+    slots: Slots,
 }
 
 /// Why a request ended without the component's answer.
@@ -164,7 +166,7 @@ impl From<anyhow::Error> for Failure {
 
 impl Runtime {
     pub fn new(components: &[(String, &'static [u8])], shared: Arc<Shared>, limits: Limits) -> anyhow::Result<Self> {
-        let Limits { timeout, memory_limit, max_instances } = limits;
+        let Limits { timeout, memory_limit, max_instances, reserved_instances_percent } = limits;
         let cache = engine_cache(max_instances)?;
         anyhow::ensure!(
             max_instances <= cache.capacity,
@@ -195,13 +197,13 @@ impl Runtime {
             let pre = linker.instantiate_pre(&component).map_err(anyhow::Error::from).with_context(|| format!("linking component {id}"))?;
             pres.insert(id.clone(), ProxyPre::new(pre).map_err(anyhow::Error::from).with_context(|| format!("component {id} is not an HTTP handler"))?);
         }
-        Ok(Self { engine, components: pres, shared, timeout, memory_limit, slots: Arc::new(Semaphore::new(max_instances)) })
+        Ok(Self { engine, components: pres, shared, timeout, memory_limit, slots: Slots::new(max_instances, reserved_instances_percent) })
     }
 
     /// Runs one request through a component, all of it under the request deadline. Never
-    /// fails: a client too slow to send its body gets `408`, a full pool `503 BUSY`, anything
-    /// else that goes wrong a `500`.
-    pub async fn handle(&self, component: &str, req: hyper::Request<hyper::body::Incoming>) -> hyper::Response<Body> {
+    /// fails: a client too slow to send its body gets `408`, a full pool `503 BUSY` (for a GPT
+    /// request: its part of the pool), anything else that goes wrong a `500`.
+    pub async fn handle(&self, component: &str, req: hyper::Request<hyper::body::Incoming>, gpt: bool) -> hyper::Response<Body> {
         let deadline = tokio::time::Instant::now() + self.timeout;
         let (parts, body) = req.into_parts();
         let body = match GuestBody::read_by(body, deadline).await {
@@ -209,7 +211,7 @@ impl Runtime {
             Err(answer) => return answer,
         };
         // Taken only once the body is here: slow clients hold no instance.
-        let Ok(slot) = self.slots.clone().try_acquire_owned() else {
+        let Some(slot) = self.slots.try_take(gpt) else {
             return reply::busy();
         };
         let complete = body.completion();
@@ -232,7 +234,7 @@ impl Runtime {
         }
     }
 
-    async fn run(&self, component: &str, req: hyper::Request<GuestBody>, deadline: tokio::time::Instant, slot: OwnedSemaphorePermit) -> Result<hyper::Response<Body>, Failure> {
+    async fn run(&self, component: &str, req: hyper::Request<GuestBody>, deadline: tokio::time::Instant, slot: Slot) -> Result<hyper::Response<Body>, Failure> {
         let pre = self.components.get(component).with_context(|| format!("no component {component}"))?.clone();
         let output = MemoryOutputPipe::new(GUEST_OUTPUT_LIMIT);
         let wasi = WasiCtx::builder()

@@ -9,6 +9,11 @@
 //! - **request time**: the body and the component run under the request deadline
 //!   ([`Runtime::handle`]);
 //! - **instances**: a full pool answers `503 BUSY` at once.
+//!
+//! One client's share is bounded too ([`crate::limits`]): open connections per address, a rate
+//! per service key and per address on GPT actions and `/mcp` (`429`), and a part of the instance
+//! pool the GPT routes cannot take. In dev mode only requests addressed to this machine are
+//! answered (`421` otherwise: DNS rebinding).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -20,6 +25,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
 
+use crate::limits::{PeerConnections, RateLimiter};
 use crate::manifest::Manifest;
 use crate::native::NativeRuntime;
 use crate::runtime::{Body, Runtime};
@@ -36,10 +42,10 @@ pub enum Handler {
 }
 
 impl Handler {
-    async fn handle(&self, component: &str, req: hyper::Request<hyper::body::Incoming>) -> hyper::Response<Body> {
+    async fn handle(&self, component: &str, req: hyper::Request<hyper::body::Incoming>, gpt: bool) -> hyper::Response<Body> {
         match self {
-            Self::Wasm(runtime) => runtime.handle(component, req).await,
-            Self::Native(native) => native.handle(component, req).await,
+            Self::Wasm(runtime) => runtime.handle(component, req, gpt).await,
+            Self::Native(native) => native.handle(component, req, gpt).await,
         }
     }
 }
@@ -51,6 +57,13 @@ pub struct Server {
     pub mailbox: Option<PathBuf>,
     pub header_read_timeout: Duration,
     pub max_connections: usize,
+    /// Open connections per client address (0: no cap but `max_connections`).
+    pub max_connections_per_peer: usize,
+    pub limiter: RateLimiter,
+    /// The texts of the host's localized answers (`429 RATE_LIMITED`).
+    pub texts: gpt_user_l10n::Texts,
+    /// In dev mode, the base URL: requests must be addressed to a loopback name or to it.
+    pub dev_base_url: Option<String>,
 }
 
 impl Server {
@@ -61,6 +74,7 @@ impl Server {
         // Registered now, so a stop between two accepts is not missed.
         stopped.as_mut().enable();
         let connections = Arc::new(Semaphore::new(self.max_connections));
+        let peers = PeerConnections::new(self.max_connections_per_peer);
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new()).header_read_timeout(self.header_read_timeout).keep_alive(true);
         let server = Arc::new(self);
@@ -80,10 +94,17 @@ impl Server {
                 },
                 () = &mut stopped => return,
             };
+            // Over its address's cap: told so and closed at once, so one client cannot hold every
+            // connection slot (slow sockets) while others wait in the backlog.
+            let Some(counted) = peers.enter(peer.ip()) else {
+                drop(permit);
+                refuse(stream);
+                continue;
+            };
             let server = server.clone();
             let http = http.clone();
             tokio::spawn(async move {
-                let _permit = permit;
+                let _permit = (permit, counted);
                 let service = hyper::service::service_fn(move |req| {
                     let server = server.clone();
                     async move { Ok::<_, std::convert::Infallible>(server.route(req, peer).await) }
@@ -101,17 +122,40 @@ impl Server {
         let path = req.uri().path().to_owned();
         let method = req.method().clone();
         let started = std::time::Instant::now();
-        let response = if path == "/dev/mail" || path.starts_with("/dev/mail/") {
+        let response = if self.dev_base_url.as_deref().is_some_and(|base| !crate::limits::dev_host_allowed(host(&req), base)) {
+            reply::misdirected()
+        } else if path == "/dev/mail" || path.starts_with("/dev/mail/") {
             devmail::serve(self.mailbox.as_deref(), peer, &method, &path).await
         } else {
             match self.manifest.route(&path) {
-                Some(route) => self.runtime.handle(&route.component, req).await,
+                Some(route) => {
+                    let gpt = gpt_user_core::api::is_gpt_path(&path);
+                    let authorization = || req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+                    match if gpt { self.limiter.take(authorization(), peer.ip(), std::time::Instant::now()) } else { Ok(()) } {
+                        Ok(()) => self.runtime.handle(&route.component, req, gpt).await,
+                        Err(retry_after) => {
+                            let accept_language = req.headers().get(hyper::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or("");
+                            reply::rate_limited(&self.texts, accept_language, retry_after)
+                        }
+                    }
+                }
                 None => reply::not_found(),
             }
         };
         tracing::info!(%method, path = %truncated(&path), status = response.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
         response
     }
+}
+
+/// The name a request was sent to: an absolute-form target's authority, else `Host`.
+fn host<B>(req: &hyper::Request<B>) -> Option<&str> {
+    req.uri().authority().map(|a| a.as_str()).or_else(|| req.headers().get(hyper::header::HOST).map(|v| v.to_str().unwrap_or("\u{0}")))
+}
+
+/// Tells a connection over its address's cap why it is closed, without reading it or waiting:
+/// a new connection's send buffer is empty, so the short answer is written at once or not at all.
+fn refuse(stream: tokio::net::TcpStream) {
+    let _ = stream.try_write(&reply::too_many_connections());
 }
 
 /// Paths are client input: keep log lines bounded.

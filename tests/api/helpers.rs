@@ -194,6 +194,10 @@ pub async fn spawn_with(options: Options) -> TestApp {
         mail_retry_base_ms: 100,
         mail_retry_max_ms: 400,
         mail_poll_ms: 100,
+        // The suites call faster than one client may; the limits' own tests set them.
+        rate_limit_per_key: 0,
+        rate_limit_per_peer: 0,
+        max_connections_per_peer: 0,
         ..gpt_user::Config::default()
     };
     if let Some(configure) = options.config {

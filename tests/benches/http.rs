@@ -41,7 +41,17 @@ async fn main() -> anyhow::Result<()> {
         return table::run(&host, &native).await;
     }
     let dir = std::env::temp_dir().join(format!("gpt-user-bench-{}", std::process::id()));
-    let config = gpt_user::Config { listen: "127.0.0.1:0".parse()?, data_dir: dir.clone(), dev: true, ..gpt_user::Config::default() };
+    let config = gpt_user::Config {
+        listen: "127.0.0.1:0".parse()?,
+        data_dir: dir.clone(),
+        dev: true,
+        // The server is measured, not one client's share.
+        rate_limit_per_key: 0,
+        rate_limit_per_peer: 0,
+        max_connections_per_peer: 0,
+        max_pending_signups_per_hour: 0,
+        ..gpt_user::Config::default()
+    };
     let app = gpt_user::Application::build(config).await?;
     let base = format!("http://{}", app.local_addr());
     tokio::spawn(app.run_until_stopped());

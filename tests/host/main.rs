@@ -15,6 +15,7 @@ mod auth;
 mod conceal;
 mod email_change;
 mod embed;
+mod limits;
 mod mail;
 mod operator;
 mod outbox;

@@ -121,6 +121,13 @@ fn apply_one(s: &mut State, op: Op) -> Result<(), StoreError> {
                 return Err(StoreError::Throttled(retry));
             }
         }
+        Op::CheckSignupCap(c) => {
+            let created: Vec<Timestamp> =
+                s.users.iter().filter(|u| u.status == UserStatus::Pending && u.created_at > c.now - c.window).map(|u| u.created_at).collect();
+            if let Some(retry) = crate::ports::signup_cap_wait(c.now, c.window, c.max_pending, created.len() as u64, created.iter().min().copied()) {
+                return Err(StoreError::Throttled(retry));
+            }
+        }
         Op::UpdateProfile(p) => {
             let u = s.users.iter_mut().find(|u| u.id == p.user_id && u.status == UserStatus::Active).ok_or(StoreError::NotFound)?;
             u.locale = p.locale;

@@ -74,6 +74,15 @@ pub struct SendLimit {
     pub window: i64,
 }
 
+/// The cap on new pending accounts (SignUp_Init): at most `max_pending` created within `window`
+/// ms before `now` that are still pending.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignupCap {
+    pub now: Timestamp,
+    pub window: i64,
+    pub max_pending: u32,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PendingReplacement {
     pub user_id: String,
@@ -202,6 +211,8 @@ pub enum Op {
     ConsumeSecret(String, SecretPurpose, String, Timestamp),
     RevokeSecrets(String, SecretPurpose),
     CheckSendLimit(SendLimit),
+    /// `throttled(seconds)` while the cap on new pending accounts is reached.
+    CheckSignupCap(SignupCap),
     /// An active user's locale and (if given) passphrase; `NotFound` unless the user is active.
     UpdateProfile(ProfileUpdate),
     CountAuthAttempt(AuthAttempt),
@@ -259,6 +270,18 @@ pub fn send_limit_wait(now: Timestamp, min_interval: i64, max_in_window: u32, wi
         (None, None) => None,
         (a, b) => Some(secs(a.unwrap_or(0).max(b.unwrap_or(0)))),
     }
+}
+
+/// How long to wait (seconds, at least 1) until fewer than `max_pending` of the pending accounts
+/// created within `window` before `now` remain in it, given how many there are and when the
+/// oldest of them was created; `None` if another may be created now. The one rule every store
+/// adapter applies for `check-signup-cap`.
+pub fn signup_cap_wait(now: Timestamp, window: i64, max_pending: u32, in_window: u64, oldest: Option<Timestamp>) -> Option<u32> {
+    if in_window < u64::from(max_pending) {
+        return None;
+    }
+    let wait = oldest.map_or(window, |t| t + window - now);
+    Some(u32::try_from((wait.max(1) + 999) / 1000).unwrap_or(u32::MAX).max(1))
 }
 
 /// Durable state (`gpt-user:accounts/store`).

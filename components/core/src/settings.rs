@@ -33,6 +33,9 @@ pub struct Settings {
     /// Seconds the code to a new address may be entered after it was sent
     /// (`email_change_window_s`, 60..=3600; SPEC §2.3 step 5).
     pub email_change_window_s: u32,
+    /// Accounts still pending that were created in the last hour, counted in the
+    /// database (`max_pending_signups_per_hour`; 0: no cap); beyond it SignUp_Init answers `429`.
+    pub max_pending_signups_per_hour: u32,
 }
 
 impl Default for Settings {
@@ -48,6 +51,7 @@ impl Default for Settings {
             passphrase_max: 256,
             argon2: Argon2Params::default(),
             email_change_window_s: 600,
+            max_pending_signups_per_hour: 1000,
         }
     }
 }
@@ -141,6 +145,7 @@ impl Settings {
                 p: number(&set, "argon2_p", d.argon2.p, Argon2Params::P)?,
             },
             email_change_window_s: number(&set, "email_change_window_s", d.email_change_window_s, Self::EMAIL_CHANGE_WINDOWS_S)?,
+            max_pending_signups_per_hour: number(&set, "max_pending_signups_per_hour", d.max_pending_signups_per_hour, 0..=u32::MAX)?,
         })
     }
 }

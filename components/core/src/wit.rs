@@ -22,6 +22,7 @@ macro_rules! wit_conversions {
         $crate::__wit_record!($crate::ports::Secret, types::Secret { hash, purpose, user_id, created_at, expires_at });
         $crate::__wit_record!($crate::ports::Message, types::Message { to, kind, subject, text, html });
         $crate::__wit_record!($crate::ports::SendLimit, store::SendLimit { to, kind, now, min_interval, max_in_window, window });
+        $crate::__wit_record!($crate::ports::SignupCap, store::SignupCap { now, window, max_pending });
         $crate::__wit_record!($crate::ports::PendingReplacement, store::PendingReplacement {
             user_id, pin, passphrase_hash, locale, consent_at, policy_version, now
         });
@@ -72,6 +73,7 @@ macro_rules! wit_conversions {
                     store::Op::ConsumeSecret((hash, purpose, user, now)) => Self::ConsumeSecret(hash, purpose.into(), user, now),
                     store::Op::RevokeSecrets((user, purpose)) => Self::RevokeSecrets(user, purpose.into()),
                     store::Op::CheckSendLimit(l) => Self::CheckSendLimit(l.into()),
+                    store::Op::CheckSignupCap(c) => Self::CheckSignupCap(c.into()),
                     store::Op::CountAuthAttempt(a) => Self::CountAuthAttempt(a.into()),
                     store::Op::ResetAuthFailures(pin) => Self::ResetAuthFailures(pin),
                     store::Op::NotifyLock(pin) => Self::NotifyLock(pin),
@@ -98,6 +100,7 @@ macro_rules! wit_conversions {
                     Op::ConsumeSecret(hash, purpose, user, now) => Self::ConsumeSecret((hash, purpose.into(), user, now)),
                     Op::RevokeSecrets(user, purpose) => Self::RevokeSecrets((user, purpose.into())),
                     Op::CheckSendLimit(l) => Self::CheckSendLimit(l.into()),
+                    Op::CheckSignupCap(c) => Self::CheckSignupCap(c.into()),
                     Op::CountAuthAttempt(a) => Self::CountAuthAttempt(a.into()),
                     Op::ResetAuthFailures(pin) => Self::ResetAuthFailures(pin),
                     Op::NotifyLock(pin) => Self::NotifyLock(pin),

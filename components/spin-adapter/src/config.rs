@@ -18,3 +18,17 @@ impl MailSettings {
         Ok(Self { smtp_address, from })
     }
 }
+
+/// Dev mode (Spin variable `dev`) lets GPT actions run without an API key. On our host it is
+/// bound to loopback; Spin has no such notion, so every instance says so loudly on stderr (Spin's
+/// log) when it starts. Parsed as the flows parse it (`Settings`).
+pub fn warn_if_dev() {
+    let dev = gpt_user_core::Settings::from_lookup(|key| config::get(key).ok().flatten()).dev;
+    if dev {
+        eprintln!(
+            "spin-adapter: WARNING: dev mode is on (Spin variable `dev`): without `api_keys`, GPT actions \
+             answer anyone who can reach this app, and Spin cannot keep them to loopback. \
+             Never deploy with dev = true."
+        );
+    }
+}

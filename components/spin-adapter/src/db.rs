@@ -17,6 +17,9 @@ use crate::bindings::fermyon::spin::sqlite::{Connection, Error as SqlError, Quer
 /// not all later ones.
 static SCHEMA_READY: AtomicBool = AtomicBool::new(false);
 
+/// Set once this instance checked for dev mode (see [`crate::config::warn_if_dev`]).
+static DEV_CHECKED: AtomicBool = AtomicBool::new(false);
+
 thread_local! {
     /// The request's connection, opened by its first call and kept until [`Db::close`] (the end
     /// of `mail.flush`, which a flow calls last in every request): each `open` is a new SQLite
@@ -34,6 +37,11 @@ pub struct Db {
 impl Db {
     /// Spin's `default` database (`sqlite_databases = ["default"]`) with the schema in place.
     pub fn open() -> Result<Self, StoreError> {
+        // A flow opens the database in every request (`mail.flush` at least): the first open is
+        // this instance's start.
+        if !DEV_CHECKED.swap(true, Ordering::AcqRel) {
+            crate::config::warn_if_dev();
+        }
         let conn = match CONNECTION.with_borrow(Clone::clone) {
             Some(conn) => conn,
             None => {

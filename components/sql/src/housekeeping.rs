@@ -11,8 +11,11 @@ pub const DELETE_STALE_PENDING_USERS: &str = "DELETE FROM users WHERE status = '
 pub const DELETE_SENT_MAIL: &str =
     "DELETE FROM outbox WHERE (sent_at IS NOT NULL AND sent_at < $1) OR (dead_at IS NOT NULL AND dead_at < $1)";
 /// `$1` failed before this, `$2` the lock threshold: counts of failed checks that stopped, unless
-/// they locked a PIN (a lock lasts until the owner sets a new passphrase).
-pub const DELETE_OLD_AUTH_FAILURES: &str = "DELETE FROM auth_failures WHERE last_failure_at < $1 AND failures < $2";
+/// they locked the PIN of an account (that lock lasts until the owner sets a new passphrase). A
+/// lock of a PIN that no account has goes as a count does: nobody can lift it, and each guessed
+/// PIN would keep its row forever.
+pub const DELETE_OLD_AUTH_FAILURES: &str = "DELETE FROM auth_failures WHERE last_failure_at < $1 \
+     AND (failures < $2 OR NOT EXISTS (SELECT 1 FROM users WHERE users.pin = auth_failures.pin))";
 /// `$1` now: ephemeral values (codes, counters) past their expiry.
 pub const DELETE_EXPIRED_EPHEMERAL: &str = "DELETE FROM ephemeral WHERE expires_at <= $1";
 /// `$1` now: email changes past their expiry (1 h after start), whatever their state.

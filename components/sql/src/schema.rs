@@ -4,12 +4,13 @@
 //! idempotent.
 
 /// `(version, sql)`, ascending. Statements end with `;` at the end of a line.
-pub const MIGRATIONS: [(i64, &str); 5] = [
+pub const MIGRATIONS: [(i64, &str); 6] = [
     (1, include_str!("../../../schema/001_init.sql")),
     (2, include_str!("../../../schema/002_auth_failures.sql")),
     (3, include_str!("../../../schema/003_user_block_reason.sql")),
     (4, include_str!("../../../schema/004_email_change.sql")),
     (5, include_str!("../../../schema/005_outbox_dead.sql")),
+    (6, include_str!("../../../schema/006_signup_cap.sql")),
 ];
 
 /// Where a runtime records the versions it applied.

@@ -4,8 +4,8 @@
 //! [`apply_one`] for each operation in it.
 
 use gpt_user_core::ports::{
-    AUTH_LOCK_AFTER, AuthAttempt, Op, PendingReplacement, ProfileUpdate, Secret, SecretPurpose, SendLimit, StoreError, Timestamp, User, UserStatus,
-    auth_attempt_refusal, send_limit_wait,
+    AUTH_LOCK_AFTER, AuthAttempt, Op, PendingReplacement, ProfileUpdate, Secret, SecretPurpose, SendLimit, SignupCap, StoreError, Timestamp, User,
+    UserStatus, auth_attempt_refusal, send_limit_wait, signup_cap_wait,
 };
 
 use crate::{Conn, Dialect, Param, Row, email_change, outbox};
@@ -131,6 +131,7 @@ pub async fn apply_one<C: Conn>(conn: &mut C, op: Op) -> Result<(), StoreError> 
             conn.execute("DELETE FROM secrets WHERE user_id = $1 AND purpose = $2", vec![user_id.into(), purpose_str(purpose).into()]).await
         }
         Op::CheckSendLimit(limit) => check_send_limit(conn, limit).await,
+        Op::CheckSignupCap(cap) => check_signup_cap(conn, cap).await,
         Op::CountAuthAttempt(attempt) => count_auth_attempt(conn, attempt).await,
         Op::ResetAuthFailures(pin) => reset_auth_failures(conn, &pin).await,
         Op::NotifyLock(pin) => {
@@ -190,6 +191,26 @@ async fn check_send_limit<C: Conn>(conn: &mut C, l: SendLimit) -> Result<(), Sto
         .await?;
     let recent = rows.iter().map(|r| r.int(0)).collect::<Result<Vec<_>, _>>()?;
     match send_limit_wait(l.now, l.min_interval, l.max_in_window, l.window, &recent) {
+        Some(secs) => Err(StoreError::Throttled(secs)),
+        None => Ok(()),
+    }
+}
+
+/// The core's cap rule over the pending accounts created within the window, counted in the
+/// database every host and instance shares (index `users_status_created`). Not serialised:
+/// concurrent sign-ups at the cap may pass it by a few.
+async fn check_signup_cap<C: Conn>(conn: &mut C, cap: SignupCap) -> Result<(), StoreError> {
+    let rows = conn
+        .query(
+            "SELECT COUNT(*), MIN(created_at) FROM users WHERE status = 'pending' AND created_at > $1",
+            vec![(cap.now - cap.window).into()],
+        )
+        .await?;
+    let (count, oldest) = match rows.first() {
+        Some(r) => (r.int(0)?, r.opt_int(1)?),
+        None => (0, None),
+    };
+    match signup_cap_wait(cap.now, cap.window, cap.max_pending, u64::try_from(count).unwrap_or(0), oldest) {
         Some(secs) => Err(StoreError::Throttled(secs)),
         None => Ok(()),
     }

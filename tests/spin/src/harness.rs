@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Engine, Store};
+use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{HostWallClock, WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -51,8 +52,17 @@ impl WasiHttpView for HostState {
 impl HostState {
     /// What Spin gives an instance: stderr, TCP to the (loopback) network, the test's clock.
     pub(crate) fn new(clock: &TestClock, vars: HashMap<String, String>, sqlite_file: PathBuf) -> Self {
+        Self::with_stderr(clock, vars, sqlite_file, None)
+    }
+
+    /// Like [`HostState::new`], stderr into `stderr` if given (tests read what an instance logs).
+    pub(crate) fn with_stderr(clock: &TestClock, vars: HashMap<String, String>, sqlite_file: PathBuf, stderr: Option<MemoryOutputPipe>) -> Self {
         let mut wasi = WasiCtx::builder();
-        wasi.inherit_stderr().allow_tcp(true).inherit_network().wall_clock(clock.clone());
+        match stderr {
+            Some(pipe) => wasi.stderr(pipe),
+            None => wasi.inherit_stderr(),
+        };
+        wasi.allow_tcp(true).inherit_network().wall_clock(clock.clone());
         Self { wasi: wasi.build(), http: WasiHttpCtx::new(), table: ResourceTable::new(), vars, sqlite_file }
     }
 
@@ -99,6 +109,8 @@ pub struct Harness {
     pub sqlite_file: PathBuf,
     pub clock: TestClock,
     vars: Vec<(String, String)>,
+    /// Where instances write stderr; `None`: the test's stderr.
+    pub stderr: Option<MemoryOutputPipe>,
 }
 
 impl Harness {
@@ -110,12 +122,12 @@ impl Harness {
         add_platform_to_linker(&mut linker)?;
         let pre = bindings::ProviderPre::new(linker.instantiate_pre(&component)?)?;
         let vars = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        Ok(Self { engine, pre, sqlite_file, clock: TestClock::default(), vars })
+        Ok(Self { engine, pre, sqlite_file, clock: TestClock::default(), vars, stderr: None })
     }
 
     /// A fresh adapter instance (Spin may create one per request or reuse one; tests do both).
     pub fn instance(&self) -> wasmtime::Result<Adapter> {
-        let state = HostState::new(&self.clock, self.vars.iter().cloned().collect(), self.sqlite_file.clone());
+        let state = HostState::with_stderr(&self.clock, self.vars.iter().cloned().collect(), self.sqlite_file.clone(), self.stderr.clone());
         let mut store = Store::new(&self.engine, state);
         let provider = self.pre.instantiate(&mut store)?;
         Ok(Adapter { store, provider })

@@ -327,3 +327,25 @@ fn a_flush_with_nothing_due_does_not_wait_for_another_instances_write_lock() {
     b.flush().unwrap();
     assert_eq!(mailbox.raw_messages().len(), 1);
 }
+
+#[test]
+fn every_instance_warns_on_stderr_when_dev_mode_is_on_and_only_then() {
+    let run = |dev: &str| {
+        let mut h = harness(&format!("dev-warning-{dev}"), "127.0.0.1:9");
+        let mut vars = vec![("smtp_address", "127.0.0.1:9"), ("dev", dev)];
+        vars.retain(|(_, v)| !v.is_empty());
+        h = Harness::new(ADAPTER_WASM.as_ref(), h.sqlite_file.clone(), &vars).unwrap();
+        let pipe = wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(64 * 1024);
+        h.stderr = Some(pipe.clone());
+        for _ in 0..2 {
+            let mut instance = h.instance().unwrap();
+            instance.flush().unwrap();
+            instance.flush().unwrap();
+        }
+        String::from_utf8_lossy(&pipe.contents()).into_owned()
+    };
+    let logged = run("true");
+    assert_eq!(logged.matches("WARNING: dev mode is on").count(), 2, "once per instance: {logged}");
+    assert!(logged.contains("Never deploy with dev = true"), "{logged}");
+    assert!(!run("false").contains("dev mode"));
+}

@@ -13,6 +13,7 @@
 //! ```
 //! The attempt is counted before the check, in its own transaction, so concurrent guesses
 //! cannot slip past the count; the state of an account is told only to who knows its passphrase.
+//! A PIN whose length is not `pin_length` and that no account has is answered `401` uncounted.
 
 use serde_json::{Value, json};
 
@@ -68,7 +69,14 @@ pub fn check(ctx: &Ctx<'_>, pin: &str, passphrase: &str) -> Result<Account, Auth
     let pin = Pin::parse(pin).map_err(|_| AuthError::InvalidInput("pin"))?;
     let passphrase = Passphrase::parse(passphrase, 1, MAX_CHECKED).map_err(|_| AuthError::InvalidInput("passphrase"))?;
     let pin = pin.as_str().to_owned();
-    ctx.store.apply(vec![Op::CountAuthAttempt(AuthAttempt { pin: pin.clone(), now: ctx.env.now() })])?;
+    // New PINs have `pin_length` digits; one of another length can only be an account's from
+    // before a change of `pin_length`. Without such an account it is not counted: counting it
+    // would store a row for any of 10^12 made-up PINs. It is answered as any unknown PIN, after
+    // the same Argon2 run (the length rule is no secret: the schema allows 4 to 12 digits).
+    let counted = pin.len() == ctx.settings.pin_length || ctx.store.find_user_by_pin(&pin)?.is_some();
+    if counted {
+        ctx.store.apply(vec![Op::CountAuthAttempt(AuthAttempt { pin: pin.clone(), now: ctx.env.now() })])?;
+    }
     let user = ctx.store.find_user_by_pin(&pin)?;
     // One Argon2 run whether or not the PIN has an account.
     let stored = match &user {
@@ -79,7 +87,9 @@ pub fn check(ctx: &Ctx<'_>, pin: &str, passphrase: &str) -> Result<Account, Auth
     let user = match user {
         Some(user) if matched => user,
         other => {
-            notify_if_locked(ctx, &pin, other.as_ref())?;
+            if counted {
+                notify_if_locked(ctx, &pin, other.as_ref())?;
+            }
             return Err(AuthError::InvalidCredentials);
         }
     };
@@ -161,7 +171,7 @@ pub fn operation(settings: &Settings) -> Value {
     responses.insert("401".into(), error_response("INVALID_CREDENTIALS (unknown PIN or wrong passphrase), or API_KEY_REQUIRED."));
     responses.insert("403".into(), error_response("EMAIL_NOT_VERIFIED or ACCOUNT_BLOCKED (passphrase matched); or no API key configured."));
     responses.insert("423".into(), error_response("PIN_LOCKED: 100 failures; the owner must set a new passphrase by profile link."));
-    responses.insert("429".into(), error_response("TOO_MANY_ATTEMPTS: wait Retry-After seconds before trying this PIN again."));
+    responses.insert("429".into(), error_response("TOO_MANY_ATTEMPTS: wait Retry-After seconds before trying this PIN again; RATE_LIMITED: too many calls from this key or client."));
     OperationDoc {
         id: "authCheck",
         summary: "Check a PIN and passphrase",

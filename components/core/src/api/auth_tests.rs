@@ -66,7 +66,7 @@ fn an_unknown_pin_and_a_wrong_passphrase_get_the_same_401_after_one_argon2_run_e
     let before = argon2_verifications();
     let wrong = check(&w, json!(pin), WRONG);
     assert_eq!(argon2_verifications(), before + 1, "a wrong passphrase: one verification");
-    let unknown = check(&w, json!("987654321"), WRONG);
+    let unknown = check(&w, json!("987654"), WRONG);
     assert_eq!(argon2_verifications(), before + 2, "an unknown PIN: one verification, against the dummy hash");
     assert_eq!(code(&wrong), (401, "INVALID_CREDENTIALS".into()));
     assert_eq!((wrong.status, wrong.json_body()), (unknown.status, unknown.json_body()), "the same answer");
@@ -137,8 +137,8 @@ fn the_hundredth_failure_locks_the_pin_mails_the_owner_once_and_a_profile_save_u
 #[test]
 fn an_unknown_pin_locks_too_without_mail_and_a_new_account_with_it_starts_clean() {
     let w = World::new();
-    fail(&w, "987654321", AUTH_LOCK_AFTER as usize);
-    assert_eq!(code(&check(&w, json!("987654321"), WRONG)).0, 423);
+    fail(&w, "987654", AUTH_LOCK_AFTER as usize);
+    assert_eq!(code(&check(&w, json!("987654"), WRONG)).0, 423);
     assert!(w.store.state.borrow().outbox.is_empty(), "nobody to tell");
     // A sign-up that draws this PIN gets it unlocked.
     w.store.state.borrow_mut().auth_failures.insert("123456789".into(), (AUTH_LOCK_AFTER, 0, false));
@@ -193,4 +193,28 @@ fn an_attempt_that_started_before_the_last_failure_was_counted_waits_one_delay_a
     assert_eq!(auth_attempt_refusal(30, now, now), Some(AuthRefusal::Wait(900)), "capped at 15 min");
     assert_eq!(auth_attempt_refusal(99, 0, now), None, "the delay ran out");
     assert_eq!(auth_attempt_refusal(100, 0, now), Some(AuthRefusal::Locked));
+}
+
+#[test]
+fn a_pin_of_another_length_without_an_account_is_401_after_one_argon2_run_and_not_counted() {
+    let w = World::new();
+    let pin = active(&w, "ann@example.com");
+    let reference = check(&w, json!("987654"), WRONG);
+    for other in ["9876", "98765", "9876543", "987654321012"] {
+        let before = argon2_verifications();
+        // More than the free failures: a counted PIN would be 429 by the last.
+        for _ in 0..7 {
+            let r = check(&w, json!(other), WRONG);
+            assert_eq!((r.status, r.json_body()), (reference.status, reference.json_body()), "{other}: as an unknown PIN");
+        }
+        assert_eq!(argon2_verifications(), before + 7, "{other}: one Argon2 run each, as for an unknown PIN");
+        assert!(!w.store.state.borrow().auth_failures.contains_key(other), "{other} is not counted");
+    }
+    // An account whose PIN is of another length (made before `pin_length` changed) is checked
+    // and counted as ever.
+    let mut w = w;
+    w.settings.pin_length = 8;
+    fail(&w, &pin, 1);
+    assert_eq!(w.store.state.borrow().auth_failures.get(&pin).map(|f| f.0), Some(1), "the old-length PIN is counted");
+    assert_eq!(check(&w, json!(pin), PASSPHRASE).status, 200);
 }

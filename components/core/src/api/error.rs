@@ -77,6 +77,9 @@ pub enum ApiError {
     EmailTaken,
     #[error("throttled")]
     Throttled { retry_after: u32 },
+    /// SignUp_Init: the cap on new pending accounts per hour is reached, for every address alike.
+    #[error("sign-ups busy")]
+    SignupsBusy { retry_after: u32 },
     #[error("unavailable")]
     Unavailable,
     /// No or a wrong service key (401 with `WWW-Authenticate: Bearer`, RFC 9110).
@@ -136,6 +139,7 @@ impl ApiError {
             Self::TooManyCodes => (429, "TOO_MANY_CODES", "error-too-many-codes", Some("instructions-too-many-codes")),
             Self::EmailTaken => (409, "EMAIL_TAKEN", "error-email-taken", Some("instructions-email-taken")),
             Self::Throttled { .. } => (429, "TOO_MANY_REQUESTS", "error-throttled", None),
+            Self::SignupsBusy { .. } => (429, "RATE_LIMITED", "error-signups-busy", Some("instructions-signups-busy")),
             Self::Unavailable => (503, "SERVICE_UNAVAILABLE", "error-unavailable", None),
             Self::ApiKeyRequired => (401, "API_KEY_REQUIRED", "error-api-key-required", None),
             Self::ApiKeyNotConfigured => (403, "API_KEY_NOT_CONFIGURED", "error-api-key-not-configured", None),
@@ -159,7 +163,7 @@ impl ApiError {
                 let reason = l10n.format(locale, reason, &[("length", &ctx.settings.pin_length.to_string())]);
                 l10n.format(locale, message_id, &[("field", field), ("reason", &reason)])
             }
-            Self::Throttled { retry_after } | Self::TooManyAttempts { retry_after } => {
+            Self::Throttled { retry_after } | Self::TooManyAttempts { retry_after } | Self::SignupsBusy { retry_after } => {
                 l10n.format(locale, message_id, &[("seconds", &retry_after.to_string())])
             }
             Self::WrongStep { state } => l10n.format(locale, message_id, &[("state", state)]),
@@ -182,7 +186,9 @@ impl ApiError {
                 _ => "",
             };
             let instructions = match &self {
-                Self::TooManyAttempts { retry_after } => l10n.format(locale, id, &[("seconds", &retry_after.to_string())]),
+                Self::TooManyAttempts { retry_after } | Self::SignupsBusy { retry_after } => {
+                    l10n.format(locale, id, &[("seconds", &retry_after.to_string())])
+                }
                 _ => l10n.format(locale, id, &[("url", url)]),
             };
             body.insert("instructions".into(), json!(instructions));
@@ -207,7 +213,7 @@ impl ApiError {
         }
         let mut response = Response::json(status, &Value::Object(body));
         match self {
-            Self::Throttled { retry_after } | Self::TooManyAttempts { retry_after } => {
+            Self::Throttled { retry_after } | Self::TooManyAttempts { retry_after } | Self::SignupsBusy { retry_after } => {
                 response.headers.push(("retry-after".into(), retry_after.to_string()))
             }
             Self::ApiKeyRequired => response.headers.push(("www-authenticate".into(), "Bearer".into())),

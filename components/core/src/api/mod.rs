@@ -301,6 +301,11 @@ fn head_guard(ctx: &Ctx<'_>, req: &Request, audience: Audience, locale: &str) ->
             return fail(ApiError::ApiKeyRequired);
         }
         Audience::Browser if !same_origin(ctx.settings, req) => return fail(ApiError::ForbiddenOrigin),
+        // Keyless GPT actions on a developer's machine: a page of another site (one that rebinds
+        // its name to 127.0.0.1 included: its `Host` is then its own name) must not drive them.
+        Audience::Gpt if ctx.settings.dev && req.header("origin").is_some_and(|o| o.trim_end_matches('/') != ctx.settings.base_url) => {
+            return fail(ApiError::ForbiddenOrigin);
+        }
         _ => {}
     }
     let declared = req.header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
@@ -325,6 +330,27 @@ fn api_key_ok(keys: &[String], authorization: Option<&str>) -> bool {
     };
     let given = Sha256::digest(given.as_bytes());
     keys.iter().fold(false, |ok, key| ok | bool::from(Sha256::digest(key.as_bytes()).ct_eq(&given)))
+}
+
+/// Whether `path` is served to GPT clients (a GPT action or `/mcp`), as the route tables say:
+/// what a runtime rate-limits per key and per client, and keeps from the instances reserved for
+/// browsers.
+pub fn is_gpt_path(path: &str) -> bool {
+    COMPONENT_ROUTES.iter().flat_map(|routes| routes.iter()).any(|r| r.audience == Audience::Gpt && r.path == path)
+}
+
+/// The SHA-256 of the configured key an `Authorization` header carries, if it carries one (the
+/// comparison as [`api_key_ok`]'s): what a runtime counts a key's requests by, never the key itself.
+pub fn configured_key_hash(keys: &[String], authorization: Option<&str>) -> Option<[u8; 32]> {
+    let given: [u8; 32] = Sha256::digest(authorization.and_then(bearer)?.as_bytes()).into();
+    let mut found = None;
+    for key in keys {
+        let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        if bool::from(hash[..].ct_eq(&given[..])) {
+            found = Some(hash);
+        }
+    }
+    found
 }
 
 fn bearer(header: &str) -> Option<&str> {

@@ -78,6 +78,7 @@ pub fn gpt_action_errors() -> Map<String, Value> {
     m.insert("403".into(), error_response("No service API key is configured on the server."));
     m.insert("413".into(), error_response("The body is larger than 64 KiB."));
     m.insert("415".into(), error_response("The body is not sent as application/json."));
+    m.insert("429".into(), error_response("RATE_LIMITED: too many calls from this key or client; retry after Retry-After seconds."));
     m.insert("503".into(), error_response("Temporarily unavailable or busy; retry later (see Retry-After)."));
     m
 }

@@ -20,7 +20,7 @@ use crate::settings::Settings;
 use super::{ApiError, Ctx, Failure, Request, Response, json};
 use crate::domain::{Email, Locale, Passphrase, Pin, Token};
 use crate::domain::Invalid;
-use crate::ports::{self, Op, PendingReplacement, Secret, SecretPurpose, StoreError, User, UserStatus};
+use crate::ports::{self, Op, PendingReplacement, Secret, SignupCap, SecretPurpose, StoreError, User, UserStatus};
 
 /// Verification links live 24 h.
 pub const VERIFY_TTL_MS: i64 = 24 * 3600 * 1000;
@@ -63,6 +63,7 @@ fn parse(ctx: &Ctx<'_>, req: &Request, negotiated: &str) -> Result<(Input, Strin
 }
 
 fn sign_up(ctx: &Ctx<'_>, input: &Input) -> Result<Response, ApiError> {
+    check_cap(ctx)?;
     // Hashed before anything is looked up, on every path: conceal mode relies on equal timing.
     let hash = input.passphrase.hash(ports::random(ctx.env), ctx.settings.argon2).0;
     let outcome = match ctx.store.find_user_by_email(input.email.as_str())? {
@@ -74,6 +75,20 @@ fn sign_up(ctx: &Ctx<'_>, input: &Input) -> Result<Response, ApiError> {
         // A throttled email is not sent; saying so would tell an account from none.
         Err(ApiError::Throttled { .. }) if ctx.settings.conceal_accounts => Ok(concealed(ctx, input)),
         other => other,
+    }
+}
+
+/// The cap on new pending accounts per hour (`max_pending_signups_per_hour`), before any Argon2
+/// run and whatever the address: past it every sign-up waits alike, so the answer tells nothing
+/// about an address (conceal mode too), and a flood neither burns CPU nor fills the PIN space.
+fn check_cap(ctx: &Ctx<'_>) -> Result<(), ApiError> {
+    let max_pending = ctx.settings.max_pending_signups_per_hour;
+    if max_pending == 0 {
+        return Ok(());
+    }
+    match ctx.store.apply(vec![Op::CheckSignupCap(SignupCap { now: ctx.env.now(), window: HOUR_MS, max_pending })]) {
+        Err(StoreError::Throttled(retry_after)) => Err(ApiError::SignupsBusy { retry_after }),
+        other => other.map_err(ApiError::from),
     }
 }
 
@@ -226,7 +241,7 @@ pub fn operation(settings: &Settings) -> Value {
     responses.insert("200".into(), object_response(concealed, &["status", "message", "instructions"]));
     responses.insert("409".into(), error_response("The email already has an account; body has recovery_url."));
     responses.insert("422".into(), error_response("Invalid input or consent not given; field names the problem."));
-    responses.insert("429".into(), error_response("Too many emails to this address; see Retry-After."));
+    responses.insert("429".into(), error_response("Too many emails to this address, too many sign-ups this hour, or RATE_LIMITED; see Retry-After."));
     OperationDoc {
         id: "signUpInit",
         summary: "Start a sign-up",

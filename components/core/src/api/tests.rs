@@ -355,6 +355,50 @@ fn browser_calls_from_another_origin_are_refused() {
 }
 
 #[test]
+fn in_dev_mode_gpt_actions_refuse_a_page_of_another_site_even_when_its_name_points_here() {
+    let mut w = World::new();
+    let with_origin = |origin: &str, host: &str| {
+        let mut req = sign_up_request(None);
+        req.headers.push(("origin".into(), origin.into()));
+        req.headers.push(("host".into(), host.into()));
+        req
+    };
+    // DNS rebinding: the page's own name, resolved to 127.0.0.1, is its Origin and its Host.
+    for req in [with_origin("http://rebind.example:3000", "rebind.example:3000"), with_origin("https://evil.example", "127.0.0.1:3000")] {
+        let r = w.send(&req);
+        assert_eq!((r.status, r.json_body()["code"].as_str()), (403, Some("FORBIDDEN_ORIGIN")));
+    }
+    assert!(w.store.state.borrow().users.is_empty(), "nothing was done");
+    assert_eq!(w.send(&with_origin("http://127.0.0.1:3000/", "127.0.0.1:3000")).status, 201, "the configured origin passes");
+    w.advance(61_000);
+    assert_eq!(w.send(&sign_up_request(None)).status, 201, "no Origin: not a browser page");
+    // With a key and outside dev mode, a GPT action is judged by its key alone.
+    w.settings.dev = false;
+    w.settings.api_keys = vec!["k1".into()];
+    let mut keyed = with_origin("https://evil.example", "evil.example");
+    keyed.headers.push(("authorization".into(), "Bearer k1".into()));
+    assert_ne!(w.send(&keyed).status, 403);
+}
+
+#[test]
+fn gpt_paths_and_the_hash_of_a_configured_key_are_known_to_the_runtimes() {
+    for path in ["/api/signup/init", "/api/profile/init", "/api/auth/check", "/mcp"] {
+        assert!(is_gpt_path(path), "{path}");
+    }
+    for path in ["/api/signup/verify", "/signup/verify", "/api/profile/save", "/profile", "/healthz", "/api/email-change/start"] {
+        assert!(!is_gpt_path(path), "{path}");
+    }
+    let keys = vec!["k1".to_owned(), "k2".to_owned()];
+    let k1 = configured_key_hash(&keys, Some("Bearer k1")).expect("a configured key");
+    assert_eq!(configured_key_hash(&keys, Some("bearer  k1 ")), Some(k1));
+    assert_ne!(configured_key_hash(&keys, Some("Bearer k2")), Some(k1));
+    assert_eq!(k1.as_slice(), Sha256::digest(b"k1").as_slice(), "the hash, not the key");
+    for other in [None, Some("Bearer k3"), Some("Basic k1"), Some("k1")] {
+        assert_eq!(configured_key_hash(&keys, other), None, "{other:?}");
+    }
+}
+
+#[test]
 fn a_store_outage_is_503_not_500() {
     let w = World::new();
     w.store.down.set(true);
