@@ -38,6 +38,7 @@ logs=target/spin-suite
 rm -rf "$logs"; mkdir -p "$logs"
 RUST_BACKTRACE=0 "$spin_bin" up --from spin.toml --listen "127.0.0.1:$port" --state-dir "$state" --log-dir "$logs" \
     --variable base_url="http://127.0.0.1:$port" --variable api_keys="$key" --variable smtp_address="127.0.0.1:$smtp" \
+    --variable max_pending_signups_per_hour=0 \
     >"$logs/spin.out" 2>&1 &
 spin_pid=$!
 trap 'kill -INT $spin_pid 2>/dev/null; wait $spin_pid 2>/dev/null; rm -rf "$state"' EXIT
