@@ -9,7 +9,7 @@
 //! - the core's ports over those imports ([`ports`]);
 //! - the `wasi:http` glue ([`http`]) and [`serve`], which answers a request from a route table:
 //!   the head is judged first, the body read only if it passes, the response written, and then
-//!   `mail.flush()` runs — after the client has its whole answer;
+//!   the route's deferred work and `mail.flush()` run — after the client has its whole answer;
 //! - [`with_ctx`], the same ports for a component's own exports (`components/auth`).
 
 pub mod http;
@@ -30,14 +30,18 @@ wit_bindgen::generate!({
 /// request's flow runs with, and what a component's own exports call the core with.
 pub fn with_ctx<R>(f: impl FnOnce(&api::Ctx<'_>) -> R) -> R {
     let settings = ports::settings();
-    f(&api::Ctx { store: &ports::WitStore, ephemeral: &ports::WitEphemeral, l10n: &ports::WitL10n, env: &ports::WasiEnv, settings: &settings })
+    f(&api::Ctx { store: &ports::WitStore, ephemeral: &ports::WitEphemeral, l10n: &ports::WitL10n, env: &ports::WasiEnv, settings: &settings, after: api::After::default() })
 }
 
 /// Answers one request from `routes` over the WIT imports.
 pub fn serve(routes: &[Route], request: IncomingRequest, out: ResponseOutparam) {
     let mut req = http::read_head(&request);
-    let response = with_ctx(|ctx| api::respond(routes, ctx, &mut req, |req| http::read_body(&request, req)));
-    http::write_response(out, response);
+    with_ctx(|ctx| {
+        let response = api::respond(routes, ctx, &mut req, |req| http::read_body(&request, req));
+        http::write_response(out, response);
+        // The client has its whole answer: now the work whose time it must not see.
+        ctx.run_deferred();
+    });
     // The client has its whole answer; now the runtime may deliver mail (Spin) or not (host).
     gpt_user::accounts::mail::flush();
 }

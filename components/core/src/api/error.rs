@@ -74,6 +74,10 @@ pub enum ApiError {
     /// Email change: another account has the address.
     #[error("email taken")]
     EmailTaken,
+    /// Email change: the flow made its 10 `check`s. No wait helps (no Retry-After): the flow can
+    /// still send its code to an address (`request-new`), or a new start counts again.
+    #[error("too many checks")]
+    TooManyChecks,
     #[error("throttled")]
     Throttled { retry_after: u32 },
     #[error("unavailable")]
@@ -130,6 +134,7 @@ impl ApiError {
             Self::CodeExpired => (410, "CODE_EXPIRED", "error-code-expired", Some("instructions-code-expired")),
             Self::TooManyCodes => (429, "TOO_MANY_CODES", "error-too-many-codes", Some("instructions-too-many-codes")),
             Self::EmailTaken => (409, "EMAIL_TAKEN", "error-email-taken", Some("instructions-email-taken")),
+            Self::TooManyChecks => (429, "TOO_MANY_CHECKS", "error-too-many-checks", Some("instructions-too-many-checks")),
             Self::Throttled { .. } => (429, "TOO_MANY_REQUESTS", "error-throttled", None),
             Self::Unavailable => (503, "SERVICE_UNAVAILABLE", "error-unavailable", None),
             Self::ApiKeyRequired => (401, "API_KEY_REQUIRED", "error-api-key-required", None),
