@@ -244,7 +244,6 @@ async fn conceal_mode_answers_a_taken_new_address_like_a_free_one_at_every_email
     assert!(first[3].1.contains("MASKED"), "request-new names the address it wrote to: {first:?}");
     for (i, step) in STEPS.iter().enumerate() {
         let medians = [("free".to_owned(), median(times[0][i].clone())), ("taken".to_owned(), median(times[1][i].clone()))];
-        eprintln!("{step}: free {:?} taken {:?}", times[0][i], times[1][i]);
         assert_alike_in_time(step, &medians);
     }
 
