@@ -656,22 +656,24 @@ fn the_recovery_request_and_concealed_init_answer_before_any_store_call_and_send
     let mut w = World::new();
     let pin = active(&w, "ann@example.com");
     w.settings.conceal_accounts = true;
+    let tool_call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "updateInit", "arguments": {"email": "ann@example.com"}}});
     let calls = [
         ("/api/profile/request", json!({"email": "ann@example.com"})),
         ("/api/profile/init", json!({"email": "ann@example.com"})),
         ("/api/profile/init", json!({"pin": pin})),
+        // The same action as an MCP tool: its work waits for the MCP answer.
+        ("/mcp", tool_call),
         ("/api/profile/request", json!({"email": "nobody@example.com"})),
     ];
     for (i, (path, body)) in calls.into_iter().enumerate() {
         w.advance(61_000);
         let store = Counted(&w.store, std::cell::Cell::new(0));
-        let req = Request {
-            method: "POST".into(),
-            path: path.into(),
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: serde_json::to_vec(&body).unwrap(),
-            body_too_large: false,
-        };
+        let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+        if path == "/mcp" {
+            headers.push(("accept".into(), "application/json, text/event-stream".into()));
+            headers.push(("mcp-protocol-version".into(), "2025-11-25".into()));
+        }
+        let req = Request { method: "POST".into(), path: path.into(), headers, body: serde_json::to_vec(&body).unwrap(), body_too_large: false };
         let before = outbox(&w).len();
         let r = w.send_then(&store, &req, |r| {
             assert_eq!(r.status, 200, "{path}: {:?}", r.json_body());
@@ -679,7 +681,7 @@ fn the_recovery_request_and_concealed_init_answer_before_any_store_call_and_send
         });
         assert_eq!(r.status, 200);
         assert!(store.1.get() > 0, "{path}: the work ran after the answer");
-        let expected = if i < 3 { 1 } else { 0 };
+        let expected = if i < 4 { 1 } else { 0 };
         assert_eq!(outbox(&w).len(), before + expected, "{path} {body}: the link went out after the answer");
     }
 }
