@@ -9,8 +9,8 @@
 //! tokio's blocking pool (`spawn_blocking`) and every port call waits for its adapter future with
 //! `Handle::block_on` there — a thread per request in flight, never a worker blocked, the
 //! simplest shape that neither helps nor hurts the baseline. As in the guest
-//! (`components/guest`), the settings are read per request and the body is read only once the
-//! head has passed the core's guard.
+//! (`components/guest`), the settings are read per request, the body is read only once the
+//! head has passed the core's guard, and a route's deferred work runs after the answer is out.
 
 use std::io::Read as _;
 use std::sync::Arc;
@@ -98,14 +98,17 @@ impl NativeRuntime {
         let shared = self.shared.clone();
         let urandom = self.urandom.clone();
         let handle = Handle::current();
-        let task = tokio::task::spawn_blocking(move || {
+        // The answer leaves through `answered` before the deferred work runs, as the guest writes
+        // its response before running it; the slot is held until that work is done.
+        let (answered, answer) = tokio::sync::oneshot::channel();
+        tokio::task::spawn_blocking(move || {
             let ports = Ports { shared: &shared, handle: &handle, deadline, urandom: &urandom };
             // `Config::validate` checked the same variables at start, so this refusal is the guest's twin only.
             let (settings, invalid) = match Settings::from_lookup(|key| shared.variables.get(key).cloned()) {
                 Ok(settings) => (settings, None),
                 Err(invalid) => (Settings::default(), Some(invalid)),
             };
-            let ctx = Ctx { store: &ports, ephemeral: &ports, l10n: &ports, env: &ports, settings: &settings };
+            let ctx = Ctx { store: &ports, ephemeral: &ports, l10n: &ports, env: &ports, settings: &settings, after: api::After::default() };
             let mut req = head;
             let response = match invalid {
                 Some(invalid) => api::refuse_config(&ctx, &req, &invalid),
@@ -113,10 +116,11 @@ impl NativeRuntime {
                     (req.body, req.body_too_large) = handle.block_on(read_rest(&mut body, deadline));
                 }),
             };
+            let _ = answered.send(response);
+            ctx.run_deferred();
             drop(slot);
-            response
         });
-        match tokio::time::timeout_at(deadline, task).await {
+        match tokio::time::timeout_at(deadline, answer).await {
             Ok(Ok(response)) => {
                 let mut builder = hyper::Response::builder().status(response.status);
                 for (name, value) in &response.headers {
@@ -127,8 +131,9 @@ impl NativeRuntime {
                     reply::internal_error()
                 })
             }
-            Ok(Err(e)) => {
-                tracing::error!(component, error = %e, "the core panicked");
+            // The task ended without an answer: it panicked.
+            Ok(Err(_)) => {
+                tracing::error!(component, "the core panicked");
                 reply::internal_error()
             }
             Err(_) => {

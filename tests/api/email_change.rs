@@ -21,6 +21,7 @@ on_every_store!(
     an_unknown_flow_and_another_users_flow_are_404_flow_not_found,
     a_second_start_within_a_minute_is_429_and_the_first_flow_goes_on,
     check_answers_available_email_taken_or_invalid_input_and_changes_nothing,
+    check_answers_ten_times_per_flow_then_429_too_many_checks_and_the_flow_goes_on,
     request_new_refuses_a_taken_same_or_invalid_address_and_sends_nothing,
     a_code_that_is_not_six_digits_is_422_naming_code_and_costs_no_attempt,
     missing_or_mistyped_fields_are_422_naming_the_field,
@@ -287,6 +288,25 @@ async fn check_answers_available_email_taken_or_invalid_input_and_changes_nothin
     assert_invalid_input(&app.ec(&flow, "check", json!({})).await, "email", "missing");
     assert!(app.try_next_mail(&free, Duration::from_secs(1)).await.is_none(), "check sends nothing");
     // Still waiting for the new address.
+    app.ec_request_new(&flow, &free).await;
+}
+
+/// Issue 19 item 1: outside conceal mode each check tells whether an address has an account, so
+/// a flow gets ten.
+async fn check_answers_ten_times_per_flow_then_429_too_many_checks_and_the_flow_goes_on(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let user = app.ec_user("ec-checks").await;
+    let flow = app.ec_entering_new(&user).await;
+    for i in 0..10 {
+        let a = app.ec(&flow, "check", json!({"email": email("ec-checks-free")})).await;
+        assert_eq!(a.status, 200, "check {i}: {}", a.body);
+    }
+    let free = email("ec-checks-free");
+    let a = app.ec(&flow, "check", json!({"email": free})).await;
+    a.expect(429, "TOO_MANY_CHECKS");
+    assert!(a.body["instructions"].as_str().is_some_and(|s| !s.is_empty()), "{}", a.body);
+    assert!(a.retry_after.is_none(), "no wait helps within this flow");
+    // The flow still takes an address.
     app.ec_request_new(&flow, &free).await;
 }
 

@@ -9,7 +9,7 @@
 //! - the core's ports over those imports ([`ports`]);
 //! - the `wasi:http` glue ([`http`]) and [`serve`], which answers a request from a route table:
 //!   the head is judged first, the body read only if it passes, the response written, and then
-//!   `mail.flush()` runs — after the client has its whole answer;
+//!   the route's deferred work and `mail.flush()` run — after the client has its whole answer;
 //! - [`with_ctx`], the same ports for a component's own exports (`components/auth`).
 
 pub mod http;
@@ -29,15 +29,19 @@ wit_bindgen::generate!({
 
 /// Runs `f` with the core's ports over the WIT imports and the settings of this instance — what a
 /// request's flow runs with, and what a component's own exports call the core with. A variable
-/// set to a value the service cannot use is an error (logged here, once per call): nothing runs
-/// with a setting the operator did not choose.
+/// set to a value the service cannot use is an error (logged): nothing runs with a setting the
+/// operator did not choose.
 pub fn with_ctx<R>(f: impl FnOnce(&api::Ctx<'_>) -> R) -> Result<R, InvalidSetting> {
-    let settings = ports::settings().inspect_err(|invalid| eprintln!("gpt-user: refusing to serve, variable {invalid}"))?;
-    Ok(with_settings(&settings, f))
+    Ok(with_settings(&settings()?, f))
+}
+
+/// This instance's settings; an unusable variable is logged once per call, with its value.
+fn settings() -> Result<Settings, InvalidSetting> {
+    ports::settings().inspect_err(|invalid| eprintln!("gpt-user: refusing to serve, variable {invalid}"))
 }
 
 fn with_settings<R>(settings: &Settings, f: impl FnOnce(&api::Ctx<'_>) -> R) -> R {
-    f(&api::Ctx { store: &ports::WitStore, ephemeral: &ports::WitEphemeral, l10n: &ports::WitL10n, env: &ports::WasiEnv, settings })
+    f(&api::Ctx { store: &ports::WitStore, ephemeral: &ports::WitEphemeral, l10n: &ports::WitL10n, env: &ports::WasiEnv, settings, after: api::After::default() })
 }
 
 /// Answers one request from `routes` over the WIT imports; while a variable is unusable, every
@@ -45,9 +49,17 @@ fn with_settings<R>(settings: &Settings, f: impl FnOnce(&api::Ctx<'_>) -> R) -> 
 pub fn serve(routes: &[Route], request: IncomingRequest, out: ResponseOutparam) {
     let mut req = http::read_head(&request);
     let mut body = http::RequestBody::new(&request);
-    let response = with_ctx(|ctx| api::respond(routes, ctx, &mut req, |req| body.read_into(req)))
-        .unwrap_or_else(|invalid| with_settings(&Settings::default(), |ctx| api::refuse_config(ctx, &req, &invalid)));
-    http::write_response(out, response);
+    let settings = settings();
+    let defaults = Settings::default();
+    with_settings(settings.as_ref().unwrap_or(&defaults), |ctx| {
+        let response = match &settings {
+            Ok(_) => api::respond(routes, ctx, &mut req, |req| body.read_into(req)),
+            Err(invalid) => api::refuse_config(ctx, &req, invalid),
+        };
+        http::write_response(out, response);
+        // The client has its whole answer: now the work whose time it must not see.
+        ctx.run_deferred();
+    });
     // What the client still sends is read and dropped, so it gets the answer, not a reset.
     body.linger();
     // The client has its whole answer; now the runtime may deliver mail (Spin) or not (host).

@@ -14,8 +14,10 @@ profile-saved = Your profile is saved.
 profile-saved-passphrase = Your profile is saved. From now on, use the new passphrase in the chat.
 email-change-sent-current = We sent a code to your current address { $to }. Enter it below to confirm that the address is yours.
 email-change-sent-new = We sent a code to { $to }. Enter it below to confirm the new address.
+email-change-sent-new-concealed = If { $to } can be used for your account, a code is on its way to it. Enter it below to confirm the new address.
 email-change-confirmed-current = Your current address is confirmed. Now enter the new address.
 email-change-available = This address is available.
+email-change-check-concealed = This address can be entered. If it can be used for your account, the code we send to it will confirm it.
 email-change-done = Your email address is now { $email }. Emails and profile links go to it from now on.
 
 auth-ok = The PIN and passphrase are correct.
@@ -91,6 +93,8 @@ error-too-many-codes = Too many codes were sent to this address for this change.
 instructions-too-many-codes = Use the code from the latest email, or start the change again.
 error-email-taken = Another account already uses this email address.
 instructions-email-taken = Choose another address.
+error-too-many-checks = Too many addresses were checked in this change.
+instructions-too-many-checks = Send the code to the address you want to use, or start the change again.
 
 ## Reasons a field is not valid
 
@@ -219,6 +223,12 @@ email-email-change-new-subject = Confirm your new email address
 email-email-change-new-intro = You asked to use this address for your account. Enter this code on the profile page to confirm it:
 email-email-change-new-validity = The code is valid for { $valid-minutes } minutes. Do not tell it to anyone, not even in a chat.
 email-email-change-new-ignore = If you did not ask for it, ignore this message: someone tried to use this address for an account. Without this code it will not be linked to any account.
+
+email-email-change-taken-subject = Someone tried to use your address for another account
+email-email-change-taken-intro = On the profile page of another account, someone asked to change its email address to this one. This address already belongs to your account, so it was not linked to the other one and no code was sent.
+email-email-change-taken-action = Open my profile page
+email-email-change-taken-validity = Your account and its address stay as they are; there is nothing to confirm. The link above opens the page where you can ask for a profile link; it does not expire.
+email-email-change-taken-ignore = If it was you, use another address for the other account. If it was not you, ignore this message: nothing has changed.
 
 email-email-changed-subject = Your email address was changed
 email-email-changed-intro = The email address of your account was changed to { $new-email }. This address no longer belongs to the account: emails and profile links now go only to the new one, and every earlier profile link has stopped working.

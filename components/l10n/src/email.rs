@@ -18,7 +18,7 @@ pub struct RenderedEmail {
 }
 
 /// Kinds we can render.
-pub const KINDS: [&str; 8] = [
+pub const KINDS: [&str; 9] = [
     "signup-verification",
     "signup-existing",
     "profile-link",
@@ -26,6 +26,7 @@ pub const KINDS: [&str; 8] = [
     "pin-locked",
     "email-change-current",
     "email-change-new",
+    "email-change-taken",
     "email-changed",
 ];
 

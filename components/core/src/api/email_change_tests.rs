@@ -295,3 +295,104 @@ fn a_code_whose_send_did_not_commit_is_never_accepted() {
     let r = step(&w, "confirm-current", json!({"token": ann, "flow": flow, "code": code}));
     assert_eq!(r.status, 200, "the mailed code still works: {:?}", r.json_body());
 }
+
+// ---- Enumeration (issue 19 item 1) --------------------------------------------------------
+
+#[test]
+fn check_answers_ten_times_per_flow_then_429_too_many_checks_and_a_new_flow_counts_again() {
+    let w = World::new();
+    let ann = account(&w, "ann@example.com");
+    account(&w, "bob@example.com");
+    let flow = confirmed(&w, &ann);
+    for i in 0..email_change::MAX_CHECKS {
+        // Taken and free alike are counted (outside conceal mode each answer tells them apart).
+        let (email, expected) = if i % 2 == 0 { ("bob@example.com", 409) } else { ("new@example.com", 200) };
+        assert_eq!(step(&w, "check", json!({"token": ann, "flow": flow, "email": email})).status, expected, "check {i}");
+    }
+    for email in ["new@example.com", "bob@example.com"] {
+        let r = step(&w, "check", json!({"token": ann, "flow": flow, "email": email}));
+        assert_eq!(status_code(&r), (429, "TOO_MANY_CHECKS".into()), "{email}");
+        assert_eq!(r.json_body()["message"], "en:error-too-many-checks()");
+        assert_eq!(r.json_body()["instructions"], "en:instructions-too-many-checks(url=)");
+        assert!(r.header("retry-after").is_none(), "no wait helps within this flow");
+    }
+    assert_eq!(status_code(&step(&w, "check", json!({"token": ann, "flow": flow, "email": "nope"}))), (422, "INVALID_INPUT".into()), "bad input is named first");
+    let r = step(&w, "request-new", json!({"token": ann, "flow": flow, "email": "new@example.com"}));
+    assert_eq!(r.status, 200, "the flow goes on: {:?}", r.json_body());
+    w.advance(MIN);
+    let newer = confirmed(&w, &ann);
+    assert_eq!(step(&w, "check", json!({"token": ann, "flow": newer, "email": "new@example.com"})).status, 200);
+}
+
+/// `body` with the masked form of `email` replaced, for comparing answers about two addresses.
+fn unmasked(body: Value, email: &str) -> String {
+    body.to_string().replace(&crate::api::auth_check::mask_email(email), "ADDRESS")
+}
+
+#[test]
+fn in_conceal_mode_a_taken_new_address_is_answered_as_a_free_one_at_every_step_and_gets_no_code() {
+    let mut w = World::new();
+    w.settings.conceal_accounts = true;
+    let ann = account(&w, "ann@example.com");
+    account(&w, "bob@example.com");
+    w.sign_up("carl@example.com"); // pending: taken too
+    let mut answers: Vec<Vec<(String, u16, String)>> = Vec::new();
+    for (round, new) in ["free@example.com", "bob@example.com", "carl@example.com", "free2@example.com"].into_iter().enumerate() {
+        w.advance(MIN);
+        let flow = confirmed(&w, &ann);
+        let body = |extra: Value| {
+            let mut b = json!({"token": ann, "flow": flow});
+            b.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            b
+        };
+        let mails = w.store.state.borrow().outbox.len();
+        let mut seen = Vec::new();
+        let mut record = |name: &str, r: Response| seen.push((name.to_owned(), r.status, unmasked(r.json_body(), new)));
+        record("check", step(&w, "check", body(json!({"email": new}))));
+        record("request-new", step(&w, "request-new", body(json!({"email": new}))));
+        record("confirm-new", step(&w, "confirm-new", body(json!({"code": "000000"}))));
+        w.advance(MIN);
+        record("resend", step(&w, "resend", body(json!({}))));
+        for _ in 0..4 {
+            record("confirm-new", step(&w, "confirm-new", body(json!({"code": "000001"}))));
+        }
+        record("resend", step(&w, "resend", body(json!({}))));
+        assert_eq!(flow_state(&w, &flow), EmailChangeState::Dead, "{new}: five wrong codes, whatever the address");
+        let sent: Vec<(String, String)> = w.store.state.borrow().outbox[mails..].iter().map(|(_, m)| (m.to.clone(), m.kind.clone())).collect();
+        if new.starts_with("free") {
+            assert_eq!(sent, vec![(new.to_owned(), "email-change-new".to_owned()); 2], "round {round}: two codes to a free address");
+        } else {
+            // The owner is told instead, at request-new and at the resend; never a code.
+            assert!(!sent.is_empty() && sent.iter().all(|(to, kind)| to == new && kind == "email-change-taken"), "round {round}: {sent:?}");
+        }
+        answers.push(seen);
+    }
+    for (i, seen) in answers.iter().enumerate() {
+        assert_eq!(seen, &answers[0], "round {i} answers like a free address");
+    }
+    assert_eq!(answers[0][0].1, 200);
+    assert!(answers[0][0].2.contains("email-change-check-concealed"), "{:?}", answers[0][0]);
+    assert!(answers[0][1].2.contains("email-change-sent-new-concealed(to=ADDRESS)"), "{:?}", answers[0][1]);
+    assert_eq!((answers[0][2].1, answers[0][3].1), (422, 200), "a wrong code, then a resend");
+    // Nothing ever let a code to bob or carl be entered: their addresses are theirs.
+    let state = w.store.state.borrow();
+    assert_eq!(state.users.iter().map(|u| u.email.as_str()).collect::<Vec<_>>(), ["ann@example.com", "bob@example.com", "carl@example.com"]);
+}
+
+#[test]
+fn in_conceal_mode_a_throttled_code_to_the_new_address_is_dropped_and_the_flow_goes_on() {
+    let mut w = World::new();
+    let ann = account(&w, "ann@example.com");
+    let dan = account(&w, "dan@example.com");
+    let (ann_flow, dan_flow) = (confirmed(&w, &ann), confirmed(&w, &dan));
+    assert_eq!(step(&w, "request-new", json!({"token": ann, "flow": ann_flow, "email": "new@example.com"})).status, 200);
+    let r = step(&w, "request-new", json!({"token": dan, "flow": dan_flow, "email": "new@example.com"}));
+    assert_eq!(status_code(&r), (429, "TOO_MANY_REQUESTS".into()), "outside conceal mode the second code within a minute waits");
+
+    w.settings.conceal_accounts = true;
+    let mails = w.store.state.borrow().outbox.len();
+    let r = step(&w, "request-new", json!({"token": dan, "flow": dan_flow, "email": "new@example.com"}));
+    assert_eq!(r.status, 200, "{:?}", r.json_body());
+    assert_eq!(flow_state(&w, &dan_flow), EmailChangeState::ConfirmNew);
+    assert_eq!(w.store.state.borrow().outbox.len(), mails, "no mail: it was throttled");
+}

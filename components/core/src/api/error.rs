@@ -75,6 +75,10 @@ pub enum ApiError {
     /// Email change: another account has the address.
     #[error("email taken")]
     EmailTaken,
+    /// Email change: the flow made its 10 `check`s. No wait helps (no Retry-After): the flow can
+    /// still send its code to an address (`request-new`), or a new start counts again.
+    #[error("too many checks")]
+    TooManyChecks,
     #[error("throttled")]
     Throttled { retry_after: u32 },
     /// SignUp_Init: the cap on new pending accounts per hour is reached, for every address alike.
@@ -138,6 +142,7 @@ impl ApiError {
             Self::CodeExpired => (410, "CODE_EXPIRED", "error-code-expired", Some("instructions-code-expired")),
             Self::TooManyCodes => (429, "TOO_MANY_CODES", "error-too-many-codes", Some("instructions-too-many-codes")),
             Self::EmailTaken => (409, "EMAIL_TAKEN", "error-email-taken", Some("instructions-email-taken")),
+            Self::TooManyChecks => (429, "TOO_MANY_CHECKS", "error-too-many-checks", Some("instructions-too-many-checks")),
             Self::Throttled { .. } => (429, "TOO_MANY_REQUESTS", "error-throttled", None),
             Self::SignupsBusy { .. } => (429, "RATE_LIMITED", "error-signups-busy", Some("instructions-signups-busy")),
             Self::Unavailable => (503, "SERVICE_UNAVAILABLE", "error-unavailable", None),

@@ -4,8 +4,11 @@
 //! Every component declares its routes as a table of [`Route`]s. A request is answered in two
 //! phases so that nothing is read from a client that may not send it: [`respond`] judges the head
 //! (route, method, API key, origin, content type, declared length) and only if it passes asks
-//! the caller to read the body, then runs the route's handler.
+//! the caller to read the body, then runs the route's handler. Work whose time would tell the
+//! caller something (which account an address has) a handler defers ([`Ctx::defer`]) until the
+//! answer is written: the caller of [`respond`] runs it with [`Ctx::run_deferred`].
 
+mod after;
 pub mod auth_check;
 pub mod email_change;
 mod error;
@@ -21,6 +24,7 @@ mod signup_init;
 mod signup_verify;
 pub mod time;
 
+pub use after::After;
 pub use error::ApiError;
 
 use serde_json::Value;
@@ -96,6 +100,8 @@ pub struct Ctx<'a> {
     pub l10n: &'a dyn L10n,
     pub env: &'a dyn Env,
     pub settings: &'a Settings,
+    /// Work for after the answer; empty unless a handler deferred some.
+    pub after: After,
 }
 
 /// Who may call a route.
@@ -233,14 +239,18 @@ fn healthz(_: &Ctx<'_>, _: &Request, _: &str) -> Result<Response, Failure> {
     Ok(Response::json(200, &serde_json::json!({"status": "ok"})))
 }
 
-/// Routes of the sign-up component for a request whose body is already read (tests).
+/// Routes of the sign-up component for a request whose body is already read (tests); deferred
+/// work runs before the answer is returned.
 pub fn handle_signup(ctx: &Ctx<'_>, req: &Request) -> Response {
-    respond(SIGNUP_ROUTES, ctx, &mut req.clone(), |_| {})
+    let response = respond(SIGNUP_ROUTES, ctx, &mut req.clone(), |_| {});
+    ctx.run_deferred();
+    response
 }
 
 /// Answers `req` from `routes`. The head is judged first; `read_body` fills in the body only if
 /// it passes, so a caller without a key or with a declared body over [`MAX_BODY`] is answered
-/// before a byte of its body is read.
+/// before a byte of its body is read. The caller writes the answer, then runs the work a
+/// handler deferred ([`Ctx::run_deferred`]).
 pub fn respond(routes: &[Route], ctx: &Ctx<'_>, req: &mut Request, read_body: impl FnOnce(&mut Request)) -> Response {
     let locale = negotiate(ctx, req);
     let result = find(routes, req).map_err(|e| (e, locale.clone())).and_then(|route| {

@@ -10,7 +10,10 @@
 //! ```
 //! Conceal mode (Init) and the browser request (always: no API key guards it) answer every
 //! outcome above with one 200, so the answer never tells whether an account exists. Only bad
-//! input (422) and an unavailable store (503, for every address alike) answer otherwise.
+//! input (422) answers otherwise. Their time must not tell it either (an unknown address costs one
+//! read, an active one a render and a committed write): they answer once the input is parsed and
+//! do the work after the answer is written ([`Ctx::defer`]); a store that fails then is the
+//! adapter's to log, and the caller, told "if an account matches", may ask again.
 
 use serde_json::{Value, json};
 
@@ -32,13 +35,12 @@ enum Lookup {
 }
 
 pub fn handle(ctx: &Ctx<'_>, req: &Request, locale: &str) -> Result<Response, Failure> {
-    let at = |e| (e, locale.to_owned());
-    let lookup = parse(&req.body).map_err(at)?;
-    match send_link(ctx, &lookup) {
-        Ok(()) if !ctx.settings.conceal_accounts => Ok(sent(ctx, locale)),
-        Err(e) if !(ctx.settings.conceal_accounts && tells_accounts_apart(&e)) => Err(at(e)),
-        _ => Ok(concealed(ctx, locale)),
+    let lookup = parse(&req.body).map_err(|e| (e, locale.to_owned()))?;
+    if ctx.settings.conceal_accounts {
+        send_link_after_answer(ctx, lookup);
+        return Ok(concealed(ctx, locale));
     }
+    send_link(ctx, &lookup).map(|()| sent(ctx, locale)).map_err(|e| (e, locale.to_owned()))
 }
 
 /// `{email}` from the recovery page: Init's work, answered alike for every address.
@@ -47,15 +49,16 @@ pub fn request(ctx: &Ctx<'_>, req: &Request, locale: &str) -> Result<Response, F
     let map = json::object(&req.body, &["email"]).map_err(at)?;
     let email = json::string(&map, "email").map_err(at)?;
     let email = Email::parse(email).map_err(|Invalid(r)| at(ApiError::invalid("email", r)))?;
-    match send_link(ctx, &Lookup::Email(email)) {
-        Err(e) if !tells_accounts_apart(&e) => Err(at(e)),
-        _ => Ok(Response::json(200, &json!({"message": ctx.l10n.format(locale, "profile-request-sent", &[])}))),
-    }
+    send_link_after_answer(ctx, Lookup::Email(email));
+    Ok(Response::json(200, &json!({"message": ctx.l10n.format(locale, "profile-request-sent", &[])})))
 }
 
-/// The outcomes that differ by account; an unavailable store or a bug does not.
-fn tells_accounts_apart(e: &ApiError) -> bool {
-    matches!(e, ApiError::UserNotFound | ApiError::EmailNotVerified | ApiError::AccountBlocked | ApiError::Throttled { .. })
+/// [`send_link`] once the answer is out. Its outcome changes no answer: the ones that tell
+/// accounts apart must not, and a failing store or renderer was logged by its adapter.
+fn send_link_after_answer(ctx: &Ctx<'_>, lookup: Lookup) {
+    ctx.defer(move |ctx| {
+        let _ = send_link(ctx, &lookup);
+    });
 }
 
 /// Every given field must be valid; of a valid pair, the email is used.

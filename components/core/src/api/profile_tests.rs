@@ -612,3 +612,76 @@ fn update_init_is_in_the_schema_as_a_non_consequential_action() {
         assert!(doc["paths"][path].is_null(), "{path} is not a GPT action");
     }
 }
+
+/// Counts the calls made to the store in front of it.
+struct Counted<'a>(&'a MemoryStore, std::cell::Cell<usize>);
+
+impl Counted<'_> {
+    fn count(&self) {
+        self.1.set(self.1.get() + 1);
+    }
+}
+
+impl Store for Counted<'_> {
+    fn find_user_by_email(&self, email: &str) -> Result<Option<User>, StoreError> {
+        self.count();
+        self.0.find_user_by_email(email)
+    }
+    fn find_user_by_pin(&self, pin: &str) -> Result<Option<User>, StoreError> {
+        self.count();
+        self.0.find_user_by_pin(pin)
+    }
+    fn find_user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        self.count();
+        self.0.find_user_by_id(id)
+    }
+    fn find_secret(&self, hash: &str, purpose: SecretPurpose, now: Timestamp) -> Result<Option<Secret>, StoreError> {
+        self.count();
+        self.0.find_secret(hash, purpose, now)
+    }
+    fn find_email_change(&self, id: &str) -> Result<Option<crate::ports::EmailChange>, StoreError> {
+        self.count();
+        self.0.find_email_change(id)
+    }
+    fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
+        self.count();
+        self.0.apply(ops)
+    }
+}
+
+/// Issue 19 item 2: an unknown address costs one read, a known one a render and a committed
+/// write — so the answers that must not tell them apart come before either.
+#[test]
+fn the_recovery_request_and_concealed_init_answer_before_any_store_call_and_send_after() {
+    let mut w = World::new();
+    let pin = active(&w, "ann@example.com");
+    w.settings.conceal_accounts = true;
+    let tool_call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "updateInit", "arguments": {"email": "ann@example.com"}}});
+    let calls = [
+        ("/api/profile/request", json!({"email": "ann@example.com"})),
+        ("/api/profile/init", json!({"email": "ann@example.com"})),
+        ("/api/profile/init", json!({"pin": pin})),
+        // The same action as an MCP tool: its work waits for the MCP answer.
+        ("/mcp", tool_call),
+        ("/api/profile/request", json!({"email": "nobody@example.com"})),
+    ];
+    for (i, (path, body)) in calls.into_iter().enumerate() {
+        w.advance(61_000);
+        let store = Counted(&w.store, std::cell::Cell::new(0));
+        let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
+        if path == "/mcp" {
+            headers.push(("accept".into(), "application/json, text/event-stream".into()));
+            headers.push(("mcp-protocol-version".into(), "2025-11-25".into()));
+        }
+        let req = Request { method: "POST".into(), path: path.into(), headers, body: serde_json::to_vec(&body).unwrap(), body_too_large: false };
+        let before = outbox(&w).len();
+        let r = w.send_then(&store, &req, |r| {
+            assert_eq!(r.status, 200, "{path}: {:?}", r.json_body());
+            assert_eq!(store.1.get(), 0, "{path} {body}: answered before the store was asked anything");
+        });
+        assert_eq!(r.status, 200);
+        assert!(store.1.get() > 0, "{path}: the work ran after the answer");
+        let expected = if i < 4 { 1 } else { 0 };
+        assert_eq!(outbox(&w).len(), before + expected, "{path} {body}: the link went out after the answer");
+    }
+}

@@ -43,6 +43,9 @@ pub fn confirm_new(ctx: &Ctx<'_>, req: &Request, locale: &str) -> Result<Respons
             Op::EnqueueMail(notice, now),
         ];
         match ctx.store.apply(ops) {
+            // Said in conceal mode too: only a code read from the new address's mailbox gets here
+            // (a taken address got no code at request-new or resend), and its reader learns
+            // nothing the mailbox does not show.
             Err(StoreError::Conflict(field)) if field == "email" => return Err(ApiError::EmailTaken),
             Err(StoreError::NotFound) => return Err(lost_race(ctx, &flow.id)),
             Err(e) => return Err(e.into()),

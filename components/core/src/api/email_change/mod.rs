@@ -15,7 +15,11 @@
 //! conditional on the version the step read, so of concurrent steps exactly one moves the flow.
 //! Codes (salted SHA-256) and their attempt counters live in the ephemeral store: a code under a
 //! fresh `code_ref` per send (a code stored by a send whose `apply` failed is never looked up),
-//! the count of attempts per code phase under the flow id (a resend does not reset it).
+//! the count of attempts per code phase under the flow id (a resend does not reset it), and the
+//! count of `check`s under the flow id.
+//!
+//! Conceal mode: a new address another account has is answered as a free one at `check`,
+//! `request-new`, `resend` and `confirm-new` (see `send_new`); its owner gets a notice, never a code.
 
 mod confirm;
 mod new_address;
@@ -30,9 +34,10 @@ use serde_json::{Map, Value, json};
 use super::auth_check::mask_email;
 use super::mail::{render, send_limit};
 use super::profile_load::{holder, parse_token};
+use super::signup_init::recovery_url;
 use super::{ApiError, Ctx, Failure, Request, Response, json};
 use crate::domain::{Code, token_hex};
-use crate::ports::{self, EmailChange, EmailChangeState, Op, Timestamp, User};
+use crate::ports::{self, EmailChange, EmailChangeState, Op, StoreError, Timestamp, User};
 
 /// A flow lives this long after start, whatever its state.
 pub const FLOW_TTL_MS: i64 = 3600 * 1000;
@@ -44,6 +49,8 @@ pub const RESEND_AFTER_MS: i64 = 60 * 1000;
 pub const MAX_SENDS: u32 = 5;
 /// Wrong codes after which the flow is dead.
 pub const MAX_WRONG_CODES: u32 = 5;
+/// `check`s one flow may make; the page checks an address when its field changes.
+pub const MAX_CHECKS: u32 = 10;
 
 /// What every step after start works on.
 struct Step {
@@ -122,9 +129,42 @@ fn send_code(ctx: &Ctx<'_>, user: &User, flow: &mut EmailChange, to: &str, kind:
     Ok(vec![Op::CheckSendLimit(send_limit(ctx, &mail)), Op::EnqueueMail(mail, now)])
 }
 
-/// The answer after a code was sent to `to`.
+/// The code to the new address `to` — or, when `owner` (another account) has it, which only
+/// conceal mode lets get this far, a decoy with the same work: the flow gets a fresh `code_ref`
+/// whose stored hash is random (no code hashes to it, so every code entered is wrong, as a
+/// mistyped one is), and the owner a notice in their language instead of the code.
+fn send_new(ctx: &Ctx<'_>, user: &User, flow: &mut EmailChange, to: &str, owner: Option<&User>, now: Timestamp, code_ends: Timestamp) -> Result<Vec<Op>, ApiError> {
+    let Some(owner) = owner else {
+        return send_code(ctx, user, flow, to, "email-change-new", now, code_ends);
+    };
+    flow.code_ref = new_id(ctx);
+    let notice = render(ctx, &owner.locale, "email-change-taken", &owner.email, &[("link", &recovery_url(ctx))])?;
+    ctx.ephemeral.put(&code_key(&flow.code_ref), &token_hex(&ports::random::<32>(ctx.env)), now, code_ends)?;
+    Ok(vec![Op::CheckSendLimit(send_limit(ctx, &notice)), Op::EnqueueMail(notice, now)])
+}
+
+/// Another account that has `email` (conceal mode's question at a resend: the address may have
+/// been taken or freed since `request-new`).
+fn other_owner(ctx: &Ctx<'_>, user: &User, email: &str) -> Result<Option<User>, ApiError> {
+    Ok(ctx.store.find_user_by_email(email)?.filter(|owner| owner.id != user.id))
+}
+
+/// Moves the flow to `next` and queues the mail of its send, in one `apply`. In conceal mode a
+/// send to the new address that is throttled goes on without its mail: `429` would tell that
+/// the address got a mail a moment ago — for a taken one, its owner's notice (sign-up drops a
+/// throttled mail the same way).
+fn apply_send(ctx: &Ctx<'_>, next: &EmailChange, mail: Vec<Op>) -> Result<(), StoreError> {
+    let update = Op::UpdateEmailChange(next.clone());
+    match ctx.store.apply([vec![update.clone()], mail].concat()) {
+        Err(StoreError::Throttled(_)) if ctx.settings.conceal_accounts && next.state == EmailChangeState::ConfirmNew => ctx.store.apply(vec![update]),
+        other => other,
+    }
+}
+
+/// The answer after a code was sent to `to` (in conceal mode to a new address: if it may be used).
 fn sent(ctx: &Ctx<'_>, locale: &str, flow: &EmailChange, to: &str, now: Timestamp, code_ends: Timestamp) -> Value {
     let message_id = match flow.state {
+        EmailChangeState::ConfirmNew if ctx.settings.conceal_accounts => "email-change-sent-new-concealed",
         EmailChangeState::ConfirmNew => "email-change-sent-new",
         _ => "email-change-sent-current",
     };

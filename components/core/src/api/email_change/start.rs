@@ -57,11 +57,18 @@ pub fn resend(ctx: &Ctx<'_>, req: &Request, locale: &str) -> Result<Response, Fa
             return Err(ApiError::TooManyCodes);
         }
         let mut next = EmailChange { sends: flow.sends + 1, last_send_at: now, ..flow.clone() };
-        let mail = send_code(ctx, &user, &mut next, &to, kind, now, code_ends)?;
-        match ctx.store.apply([vec![Op::UpdateEmailChange(next.clone())], mail].concat()) {
+        let mail = match flow.state {
+            // Conceal mode: as at request-new, another account's address gets a decoy, not a code.
+            EmailChangeState::ConfirmNew if ctx.settings.conceal_accounts => {
+                let owner = other_owner(ctx, &user, &to)?;
+                send_new(ctx, &user, &mut next, &to, owner.as_ref(), now, code_ends)?
+            }
+            _ => send_code(ctx, &user, &mut next, &to, kind, now, code_ends)?,
+        };
+        match apply_send(ctx, &next, mail) {
             Ok(()) => Ok(Response::json(200, &sent(ctx, locale, &next, &to, now, code_ends))),
             // A concurrent resend just sent one.
-            Err(crate::ports::StoreError::NotFound) => Err(ApiError::Throttled { retry_after: (RESEND_AFTER_MS / 1000) as u32 }),
+            Err(StoreError::NotFound) => Err(ApiError::Throttled { retry_after: (RESEND_AFTER_MS / 1000) as u32 }),
             Err(e) => Err(e.into()),
         }
     }, &["token", "flow"])
