@@ -55,3 +55,31 @@ if [ "${1:-}" = "--serve" ]; then
 fi
 GPT_USER_TEST_BASE_URL="http://127.0.0.1:$port" GPT_USER_TEST_SMTP_LISTEN="127.0.0.1:$smtp" GPT_USER_TEST_API_KEY="$key" \
     cargo nextest run --no-fail-fast -j 1 -E 'binary(api) - test(/^email_change::(postgres|redis)::/)'
+kill -INT $spin_pid 2>/dev/null; wait $spin_pid 2>/dev/null || true
+
+# Every variable with a range or a format, set to a value the service cannot use: Spin serves, and
+# every route answers 503 CONFIG_INVALID naming the variable (the suite above ran with good values).
+refused=0
+for case in pin_length=20 argon2_m_kib=64MiB argon2_t=11 argon2_p=0 email_change_window_s=15 dev=enabled \
+            conceal_accounts=maybe base_url=accounts.example.com smtp_address=mail.example.com:25 \
+            max_pending_signups_per_hour=-1; do
+    variable=${case%%=*}
+    bad_state=$(mktemp -d)
+    RUST_BACKTRACE=0 "$spin_bin" up --from spin.toml --listen "127.0.0.1:$port" --state-dir "$bad_state" --log-dir "" \
+        --variable api_keys="$key" --variable "$case" >"$logs/bad-$variable.out" 2>&1 &
+    bad_pid=$!
+    answer=""
+    for _ in $(seq 1 100); do
+        answer=$(curl -sS "http://127.0.0.1:$port/healthz" 2>/dev/null) && [ -n "$answer" ] && break
+        sleep 0.2
+    done
+    kill -INT $bad_pid 2>/dev/null; wait $bad_pid 2>/dev/null || true
+    rm -rf "$bad_state"
+    if python3 -c 'import json,sys; b=json.loads(sys.argv[1]); sys.exit(0 if b.get("code")=="CONFIG_INVALID" and b.get("variable")==sys.argv[2] and sys.argv[2] in b.get("message","") else 1)' "$answer" "$variable" 2>/dev/null; then
+        echo "spin-suite: $case refused by name: $answer"
+    else
+        echo "spin-suite: $case was NOT refused by name; /healthz answered: $answer" >&2
+        refused=1
+    fi
+done
+exit $refused

@@ -23,7 +23,8 @@ impl MailSettings {
 /// bound to loopback; Spin has no such notion, so every instance says so loudly on stderr (Spin's
 /// log) when it starts. Parsed as the flows parse it (`Settings`).
 pub fn warn_if_dev() {
-    let dev = gpt_user_core::Settings::from_lookup(|key| config::get(key).ok().flatten()).dev;
+    // An unusable `dev` value is the flows' to refuse (503 CONFIG_INVALID), not a dev mode.
+    let dev = gpt_user_core::Settings::from_lookup(|key| config::get(key).ok().flatten()).is_ok_and(|s| s.dev);
     if dev {
         eprintln!(
             "spin-adapter: WARNING: dev mode is on (Spin variable `dev`): without `api_keys`, GPT actions \

@@ -10,6 +10,17 @@ pub mod served;
 pub mod spin_sqlite;
 pub mod spin_variables;
 
+/// A fresh SQLite file `dir/name.db` for one test (tests run in parallel, each on its own file):
+/// the directory made, the file and its WAL, shared-memory and journal files of an earlier run gone.
+pub fn fresh_db_file(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let file = dir.join(format!("{name}.db"));
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
+    }
+    file
+}
+
 /// Paths of the wasm components built by `build.rs`.
 pub mod artifacts {
     include!(concat!(env!("OUT_DIR"), "/artifacts.rs"));

@@ -14,12 +14,7 @@ use gpt_user_test_support::smtp::SmtpSink;
 const HOUR: Duration = Duration::from_secs(3600);
 
 fn harness(name: &str, smtp_address: &str) -> Harness {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("spin-outbox");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join(format!("{name}.db"));
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
-    }
+    let file = gpt_user_spin_tests::fresh_db_file(&PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("spin-outbox"), name);
     let vars = [("smtp_address", smtp_address), ("mail_from", "gpt-user <no-reply@example.test>")];
     Harness::new(ADAPTER_WASM.as_ref(), file, &vars).unwrap()
 }

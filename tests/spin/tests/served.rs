@@ -18,13 +18,7 @@ const KEY: &str = "test-service-key";
 
 /// A fresh database file per test (tests run in parallel).
 fn db_file(name: &str) -> PathBuf {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("spin-served");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = dir.join(format!("{name}.db"));
-    for suffix in ["", "-wal", "-shm", "-journal"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", file.display()));
-    }
-    file
+    gpt_user_spin_tests::fresh_db_file(&PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("spin-served"), name)
 }
 
 /// A port nothing listens on: bound, read, closed.
