@@ -25,6 +25,16 @@ on_both_backends!(
     a_newly_allocated_pin_starts_with_a_clean_count,
 );
 
+/// A 6-digit PIN (the default length) other than `taken`: no account of the test has it.
+fn unknown_pin_like(taken: &str) -> String {
+    loop {
+        let candidate = (100_000 + uuid::Uuid::new_v4().as_u128() % 900_000).to_string();
+        if candidate != taken {
+            return candidate;
+        }
+    }
+}
+
 /// Seconds to wait after `failures` consecutive failures (5 or more).
 fn delay_s(failures: u32) -> u64 {
     (1u64 << (failures - 5).min(20)).min(15 * 60)
@@ -138,7 +148,8 @@ async fn a_hundred_failures_lock_a_pin_known_or_unknown_mail_only_the_owner_once
     let control = app.control();
     let to = email("lock");
     let pin = app.active_user(&to).await;
-    let stranger = unknown_pin();
+    // Of the configured length: a PIN of another length that no account has is not counted.
+    let stranger = unknown_pin_like(&pin);
     let (outbox_before,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM outbox").fetch_one(&control.db).await.unwrap();
 
     // 100 failures on the account's PIN and on a PIN nobody has, each once the delay is over.
@@ -336,12 +347,7 @@ async fn an_unknown_pin_costs_what_a_known_one_costs_under_a_tuned_argon2() {
     options.config = Some(|c| c.argon2_t = 6);
     let app = spawn_with(options).await;
     let pin = app.active_user(&email("tuned")).await;
-    let unknown = loop {
-        let candidate = (100_000 + uuid::Uuid::new_v4().as_u128() % 900_000).to_string();
-        if candidate != pin {
-            break candidate;
-        }
-    };
+    let unknown = unknown_pin_like(&pin);
     let (mut known_times, mut unknown_times) = (Vec::new(), Vec::new());
     for _ in 0..7 {
         for (which, times) in [(&pin, &mut known_times), (&unknown, &mut unknown_times)] {

@@ -196,7 +196,7 @@ async fn in_a_longer_window_the_new_address_code_still_lives_ten_minutes_and_a_r
 
     clock.advance(secs(601));
     app.ec(&flow, "confirm-new", json!({"code": code})).await.expect(410, "CODE_EXPIRED");
-    let body = resend_ok(&app, &flow, 3).await;
+    let body = resend_ok(&app, &flow, 2).await;
     assert_eq!(body["state"], "confirm_new");
     let code = app.next_code(&new).await;
     let a = app.ec(&flow, "confirm-new", json!({"code": code})).await;
@@ -245,7 +245,7 @@ async fn a_host_with_a_shorter_window_says_so_and_closes_it_then(backend: Backen
     app.next_code(&new).await;
 
     clock.advance(MINUTE);
-    let body = resend_ok(&app, &flow, 3).await;
+    let body = resend_ok(&app, &flow, 2).await;
     assert!(body["code_valid_s"].as_u64().is_some_and(|s| s <= 59), "the rest of the window: {body}");
     let code = app.next_code(&new).await;
     clock.advance(secs(50)); // 111 s and a little real time into the 120
@@ -326,7 +326,7 @@ async fn attempts_for_the_new_address_survive_a_resend_too(backend: Backend) {
         assert_invalid_code(&app.ec(&flow, "confirm-new", json!({"code": wrong_code(&code)})).await, left);
     }
     clock.advance(MINUTE);
-    resend_ok(&app, &flow, 3).await;
+    resend_ok(&app, &flow, 2).await;
     let code = app.next_code(&new).await;
     for left in [1, 0] {
         assert_invalid_code(&app.ec(&flow, "confirm-new", json!({"code": wrong_code(&code)})).await, left);
