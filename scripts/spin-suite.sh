@@ -41,7 +41,7 @@ RUST_BACKTRACE=0 "$spin_bin" up --from spin.toml --listen "127.0.0.1:$port" --st
     --variable max_pending_signups_per_hour=0 \
     >"$logs/spin.out" 2>&1 &
 spin_pid=$!
-trap 'kill -INT $spin_pid 2>/dev/null; wait $spin_pid 2>/dev/null; rm -rf "$state"' EXIT
+trap 'kill -INT $spin_pid 2>/dev/null; wait $spin_pid 2>/dev/null || true; rm -rf "$state"' EXIT
 for _ in $(seq 1 150); do
     curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
     kill -0 $spin_pid 2>/dev/null || { echo "spin-suite: spin up exited:" >&2; cat "$logs/spin.out" >&2; exit 1; }
