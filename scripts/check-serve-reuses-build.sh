@@ -11,7 +11,7 @@ log="$data/serve.log"
 started=$(date +%s.%N)
 scripts/serve.sh --listen "127.0.0.1:$port" --data-dir "$data" >"$log" 2>&1 &
 server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null || true; rm -rf "$data"' EXIT
+trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$data"' EXIT
 ok=""
 for _ in $(seq 1 3000); do
     if curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1; then ok=1; break; fi

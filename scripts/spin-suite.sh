@@ -41,7 +41,7 @@ RUST_BACKTRACE=0 "$spin_bin" up --from spin.toml --listen "127.0.0.1:$port" --st
     --variable max_pending_signups_per_hour=0 \
     >"$logs/spin.out" 2>&1 &
 spin_pid=$!
-trap 'kill -INT $spin_pid 2>/dev/null; wait $spin_pid 2>/dev/null || true; rm -rf "$state"' EXIT
+trap 'kill -INT $spin_pid 2>/dev/null || true; wait $spin_pid 2>/dev/null || true; rm -rf "$state"' EXIT
 for _ in $(seq 1 150); do
     curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break
     kill -0 $spin_pid 2>/dev/null || { echo "spin-suite: spin up exited:" >&2; cat "$logs/spin.out" >&2; exit 1; }
@@ -55,7 +55,7 @@ if [ "${1:-}" = "--serve" ]; then
 fi
 GPT_USER_TEST_BASE_URL="http://127.0.0.1:$port" GPT_USER_TEST_SMTP_LISTEN="127.0.0.1:$smtp" GPT_USER_TEST_API_KEY="$key" \
     cargo nextest run --no-fail-fast -j 1 -E 'binary(api) - test(/^email_change::(postgres|redis)::/)'
-kill -INT $spin_pid 2>/dev/null; wait $spin_pid 2>/dev/null || true
+kill -INT $spin_pid 2>/dev/null || true; wait $spin_pid 2>/dev/null || true
 
 # Every variable with a range or a format, set to a value the service cannot use: Spin serves, and
 # every route answers 503 CONFIG_INVALID naming the variable (the suite above ran with good values).
@@ -65,7 +65,7 @@ for case in pin_length=20 argon2_m_kib=64MiB argon2_t=11 argon2_p=0 email_change
             max_pending_signups_per_hour=-1; do
     variable=${case%%=*}
     bad_state=$(mktemp -d)
-    RUST_BACKTRACE=0 "$spin_bin" up --from spin.toml --listen "127.0.0.1:$port" --state-dir "$bad_state" --log-dir "" \
+    RUST_BACKTRACE=0 "$spin_bin" up --from spin.toml --listen "127.0.0.1:$port" --state-dir "$bad_state" --log-dir "$logs/bad-$variable" \
         --variable api_keys="$key" --variable "$case" >"$logs/bad-$variable.out" 2>&1 &
     bad_pid=$!
     answer=""
@@ -73,7 +73,7 @@ for case in pin_length=20 argon2_m_kib=64MiB argon2_t=11 argon2_p=0 email_change
         answer=$(curl -sS "http://127.0.0.1:$port/healthz" 2>/dev/null) && [ -n "$answer" ] && break
         sleep 0.2
     done
-    kill -INT $bad_pid 2>/dev/null; wait $bad_pid 2>/dev/null || true
+    kill -INT $bad_pid 2>/dev/null || true; wait $bad_pid 2>/dev/null || true
     rm -rf "$bad_state"
     if python3 -c 'import json,sys; b=json.loads(sys.argv[1]); sys.exit(0 if b.get("code")=="CONFIG_INVALID" and b.get("variable")==sys.argv[2] and sys.argv[2] in b.get("message","") else 1)' "$answer" "$variable" 2>/dev/null; then
         echo "spin-suite: $case refused by name: $answer"
