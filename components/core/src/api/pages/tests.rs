@@ -85,14 +85,10 @@ fn every_pages_csp_hashes_are_those_of_its_inline_script_and_style() {
 fn every_page_script_passes_node_check() {
     let scripts = files("js");
     assert!(scripts.len() >= 4, "the page scripts: {scripts:?}");
-    let ci = std::env::var("CI").is_ok_and(|v| v == "true");
+    // Never a quiet pass: without node this test fails (the MCP conformance step needs node too).
     match Command::new("node").arg("--version").output() {
         Ok(out) if out.status.success() => {}
-        _ if ci => panic!("node is not installed, and CI=true needs it to check the page scripts"),
-        _ => {
-            eprintln!("SKIPPED every_page_script_passes_node_check: `node` not found (install Node.js; with CI=true this fails)");
-            return;
-        }
+        _ => panic!("node is not installed: it checks the page scripts (install Node.js)"),
     }
     for script in scripts {
         let out = Command::new("node").arg("--check").arg(&script).output().unwrap();
