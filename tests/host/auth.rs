@@ -267,11 +267,13 @@ async fn a_newly_allocated_pin_starts_with_a_clean_count(backend: Backend) {
     options.config = Some(|c| c.pin_length = 4);
     let app = spawn_with(options).await;
     let control = app.control();
-    // Every 4-digit PIN locked, as if each had been guessed 100 times while nobody had it.
+    // Every 4-digit PIN locked, as if each had been guessed 100 times while nobody had it — just now:
+    // housekeeping (which may run meanwhile) drops such locks only a week after their last failure.
     sqlx::query(
         "WITH RECURSIVE n(x) AS (SELECT 1000 UNION ALL SELECT x + 1 FROM n WHERE x < 9999) \
-         INSERT INTO auth_failures (pin, failures, last_failure_at, lock_notified) SELECT CAST(x AS TEXT), 100, 0, 0 FROM n",
+         INSERT INTO auth_failures (pin, failures, last_failure_at, lock_notified) SELECT CAST(x AS TEXT), 100, $1, 0 FROM n",
     )
+    .bind(gpt_user::clock::system_now_ms())
     .execute(&control.db)
     .await
     .unwrap();
