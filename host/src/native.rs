@@ -31,9 +31,6 @@ use crate::limits::Slots;
 use crate::reply;
 use crate::runtime::{Body, Shared};
 
-/// An undeclared body past `MAX_BODY` is drained up to this much, as the guest does.
-const DRAIN_LIMIT: usize = 1024 * 1024;
-
 /// The core's route table of each component of `spin.toml`, as each flow component's
 /// `flow_component!` line names it.
 fn routes(component: &str) -> Option<&'static [Route]> {
@@ -157,7 +154,9 @@ async fn read_rest(body: &mut GuestBody, deadline: Instant) -> (Vec<u8>, bool) {
             seen += data.len();
             let room = MAX_BODY.saturating_sub(kept.len());
             kept.extend_from_slice(&data[..data.len().min(room)]);
-            if seen > DRAIN_LIMIT {
+            // Past `MAX_BODY` the answer is known (413); as in the guest, the rest lingers after the
+            // answer — here when the dropped `GuestBody` discards it.
+            if seen > MAX_BODY {
                 break;
             }
         }
