@@ -9,7 +9,8 @@ port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 data=$(mktemp -d)
 log="$data/serve.log"
 started=$(date +%s.%N)
-scripts/serve.sh --listen "127.0.0.1:$port" --data-dir "$data" >"$log" 2>&1 &
+# cargo's fingerprint log says why a crate is compiled again, should it be.
+CARGO_LOG=cargo::core::compiler::fingerprint=info scripts/serve.sh --listen "127.0.0.1:$port" --data-dir "$data" >"$log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true; wait $server 2>/dev/null || true; rm -rf "$data"' EXIT
 ok=""
@@ -25,6 +26,8 @@ if [ -z "$ok" ]; then
     exit 1
 fi
 if grep -E '^\s*Compiling ' "$log" >&2; then
+    echo "serve-reuses-build: why, as cargo's fingerprint log says:" >&2
+    grep -iE 'dirty|stale|changed|fingerprint error' "$log" | cut -c1-400 | head -30 >&2 || true
     echo "serve-reuses-build: scripts/serve.sh compiled the crates above after the test build (${seconds} s to the first 200)" >&2
     exit 1
 fi

@@ -4,7 +4,8 @@
 # behind a round-robin balancer (scripts/roundrobin.py: each request, on a new or a kept-alive connection, goes to
 # the next host in turn). Then the black-box suite (`api`) runs against the balancer, as `.ci/run` step 2 runs it
 # against one server; its SMTP listener is the relay of every host. Afterwards every Message-ID the suite's
-# listeners received is checked to be unique over the whole run (GPT_USER_TEST_MAIL_LOG).
+# listeners received is checked to be unique over the whole run (GPT_USER_TEST_MAIL_LOG), and each host's
+# /metrics (its own GPT_USER_METRICS_LISTEN) is checked by scripts/check-metrics.py.
 #
 #   scripts/multihost.sh            # the suite through the balancer (what .ci/run does); exit code of the suite
 #   scripts/multihost.sh --serve    # only start the hosts and the balancer, print how to reach them, wait for ^C
@@ -91,15 +92,17 @@ base="http://127.0.0.1:$lb"
 
 # The hosts start at the same moment: they migrate the fresh database concurrently.
 ports=()
+metrics=()
 for i in $(seq 1 "$hosts"); do
     port=$(free_port)
     ports+=("$port")
+    metrics+=("127.0.0.1:$(free_port)")
     mkdir -p "$work/data-$i"
     GPT_USER_DATABASE_URL="$database_url" GPT_USER_REDIS_URL="$redis_url" GPT_USER_API_KEYS="$key" \
     GPT_USER_SMTP_URL="smtp://127.0.0.1:$smtp" GPT_USER_BASE_URL="$base" \
     GPT_USER_MAIL_RETRY_BASE_MS=100 GPT_USER_MAIL_RETRY_MAX_MS=400 GPT_USER_MAIL_POLL_MS=100 RUST_LOG=warn NO_COLOR=1 \
     GPT_USER_RATE_LIMIT_PER_KEY=0 GPT_USER_RATE_LIMIT_PER_PEER=0 GPT_USER_MAX_CONNECTIONS_PER_PEER=0 \
-    GPT_USER_MAX_PENDING_SIGNUPS_PER_HOUR=0 \
+    GPT_USER_MAX_PENDING_SIGNUPS_PER_HOUR=0 GPT_USER_METRICS_LISTEN="${metrics[$((i - 1))]}" \
         "$bin" serve --listen "127.0.0.1:$port" --data-dir "$work/data-$i" >"$work/host-$i.log" 2>&1 &
     pids+=($!)
 done
@@ -140,6 +143,11 @@ cat "$work/balancer.log" >&2
 errors=$(cat "$work"/host-*.log | grep -c -E '(ERROR|WARN)' || true)
 say "$received messages received by the suite's SMTP listeners, $(sort -u "$mail_log" | wc -l) distinct Message-IDs; the outbox marked $sent sent"
 say "host logs (RUST_LOG=warn, $errors warnings/errors): $work/host-*.log"
+# Each host's /metrics moved as the suite drove it, and the hosts agree on the one outbox.
+pairs=()
+for i in $(seq 1 "$hosts"); do pairs+=("${metrics[$((i - 1))]}=http://127.0.0.1:${ports[$((i - 1))]}"); done
+scripts/check-metrics.py --sent-cmd "psql '$database_url' -qAt -c 'SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL'" "${pairs[@]}" \
+    || { [ "$suite" -ne 0 ] || suite=1; }
 if [ -n "$twice" ]; then
     say "delivered more than once:"; echo "$twice" >&2
     [ "$suite" -ne 0 ] || suite=1

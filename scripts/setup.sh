@@ -16,6 +16,12 @@ if [ "${1:-}" = "--test" ]; then
         as_root apt-get update -qq
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
     fi
+    # jq reads the JSON log lines in host/tests/cli.rs.
+    if ! command -v jq >/dev/null 2>&1; then
+        echo "setup: installing Debian's jq for the JSON log test"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null
+    fi
     if ! (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
         echo "setup: starting PostgreSQL"
         as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start

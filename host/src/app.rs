@@ -16,6 +16,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::limits::{Rate, RateLimiter, Slots};
 use crate::manifest::{Manifest, Route};
+use crate::metrics::Metrics;
 use crate::native::NativeRuntime;
 use crate::runtime::{Limits, Runtime, Shared};
 use crate::server::{Handler, Server};
@@ -43,6 +44,11 @@ pub struct Application {
     /// In dev mode: the base URL, the one name besides loopback ones requests may be sent to.
     dev_base_url: Option<String>,
     housekeeping_interval: Duration,
+    /// Audit events are deleted this many days after they happened.
+    events_retention_days: u32,
+    metrics: Arc<Metrics>,
+    /// Where `/metrics` is served (`Config::metrics_listen`), apart from the public listener.
+    metrics_listener: Option<TcpListener>,
     stop: Arc<Notify>,
 }
 
@@ -87,12 +93,25 @@ impl Application {
         variables.extend(config.variables(base_url));
 
         let ephemeral = ephemeral_backend(&config, &store).await?;
-        let shared = Arc::new(Shared { store: store.clone(), ephemeral, texts: gpt_user_l10n::Texts::new(), variables, clock: clock.clone() });
+        let metrics = Metrics::new();
+        let metrics_listener = match config.metrics_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| format!("cannot listen for metrics on {addr}"))?),
+            None => None,
+        };
+        let shared = Arc::new(Shared {
+            store: store.clone(),
+            ephemeral,
+            texts: gpt_user_l10n::Texts::new(),
+            variables,
+            clock: clock.clone(),
+            metrics: metrics.clone(),
+        });
         let limits = Limits {
             timeout: Duration::from_millis(config.request_timeout_ms),
             memory_limit: config.memory_limit_mib << 20,
             max_instances: config.max_instances,
             reserved_instances_percent: config.reserved_instances_percent,
+            compiled_dir: Some(config.compiled_dir()),
         };
         let runtime = if native {
             Handler::Native(Arc::new(NativeRuntime::new(shared, limits.timeout, Slots::new(limits.max_instances, limits.reserved_instances_percent))?))
@@ -112,6 +131,7 @@ impl Application {
             retry_max: Duration::from_millis(config.mail_retry_max_ms),
             poll: Duration::from_millis(config.mail_poll_ms),
             lease: Duration::from_millis(config.mail_lease_ms),
+            metrics: metrics.clone(),
         });
         if config.dev {
             tracing::warn!(%addr, keys = keys.len(), "dev mode: not for production");
@@ -141,12 +161,20 @@ impl Application {
             ),
             dev_base_url: config.dev.then(|| base_url_of(&config, addr)),
             housekeeping_interval: Duration::from_secs(config.housekeeping_interval_s.max(1)),
+            events_retention_days: config.events_retention_days,
+            metrics,
+            metrics_listener,
             stop: Arc::new(Notify::new()),
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where `/metrics` is served, if it is.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     /// The clock shared by the components and the adapters (tests move it forward).
@@ -170,12 +198,13 @@ impl Application {
         let store = self.store.clone();
         let clock = self.clock.clone();
         let mailbox = self.mailbox.clone();
+        let events_ttl_ms = i64::from(self.events_retention_days) * 24 * 3_600_000;
         move || {
             let store = store.clone();
             let mailbox = mailbox.clone();
             let now = clock.now_ms();
             Box::pin(async move {
-                let deleted = store.housekeep(now, now - PENDING_TTL_MS, now - PENDING_TTL_MS).await.map_err(anyhow::Error::from)?;
+                let deleted = store.housekeep(now, now - PENDING_TTL_MS, now - events_ttl_ms).await.map_err(anyhow::Error::from)?;
                 if let Some(dir) = mailbox {
                     match devmail::prune(&dir, now - PENDING_TTL_MS).await {
                         Ok(0) => {}
@@ -207,6 +236,11 @@ impl Application {
                 }
             }
         });
+        if let Some(listener) = self.metrics_listener {
+            let exporter = crate::metrics::Exporter { metrics: self.metrics.clone(), store: self.store.clone(), clock: self.clock.clone() };
+            tracing::info!(addr = %listener.local_addr()?, "metrics are served at /metrics");
+            tokio::spawn(exporter.serve(listener, stop.clone()));
+        }
         tracing::info!(addr = %self.addr, "gpt-user is serving");
         let server = Server {
             manifest: self.manifest,
@@ -218,6 +252,7 @@ impl Application {
             limiter: self.limiter,
             texts: gpt_user_l10n::Texts::new(),
             dev_base_url: self.dev_base_url,
+            metrics: self.metrics,
         };
         server.run(self.listener, stop).await;
         Ok(())

@@ -46,6 +46,14 @@ impl std::error::Error for ConfigError {}
 /// data; measured by `a_cost_that_fills_the_memory_limit_is_refused_at_start`).
 const ARGON2_HEADROOM_MIB: usize = 8;
 
+/// How the server writes its log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Config {
@@ -117,6 +125,19 @@ pub struct Config {
     pub reserved_instances_percent: u32,
     /// New pending accounts per hour, counted in the shared database (0: no cap).
     pub max_pending_signups_per_hour: u32,
+    /// Audit events are kept this many days (`GPT_USER_EVENTS_RETENTION_DAYS`, 1..=36500), then
+    /// housekeeping deletes them.
+    pub events_retention_days: u32,
+    /// Where Prometheus metrics are served at `/metrics` (`GPT_USER_METRICS_LISTEN`, e.g.
+    /// `127.0.0.1:9464`); unset: nowhere. Never on the public listener.
+    pub metrics_listen: Option<SocketAddr>,
+    /// The server's log lines (`GPT_USER_LOG_FORMAT`): `text` for people (default) or `json`,
+    /// one object per line for a log pipeline. Every line of a request carries its id, the
+    /// `X-Request-Id` of the answer.
+    pub log_format: LogFormat,
+    /// Where compiled components are kept between starts (`GPT_USER_COMPILED_DIR`); default
+    /// `DATA_DIR/compiled`. Native code the host runs: writable by the service's user only.
+    pub compiled_dir: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -155,6 +176,10 @@ impl Default for Config {
             max_connections_per_peer: 64,
             reserved_instances_percent: 25,
             max_pending_signups_per_hour: 1000,
+            events_retention_days: gpt_user_sql::housekeeping::EVENTS_RETENTION_DAYS,
+            metrics_listen: None,
+            log_format: LogFormat::Text,
+            compiled_dir: None,
         }
     }
 }
@@ -258,6 +283,12 @@ impl Config {
     /// The limits on one client's share: a reserve the GPT routes may take all of, or a rate
     /// with no burst, is a mistake.
     fn validate_limits(&self) -> Result<(), ConfigError> {
+        if !(1..=36_500).contains(&self.events_retention_days) {
+            return Err(ConfigError(format!(
+                "events_retention_days must be between 1 and 36500, not {} (GPT_USER_EVENTS_RETENTION_DAYS)",
+                self.events_retention_days
+            )));
+        }
         if self.reserved_instances_percent > 90 {
             return Err(ConfigError(format!(
                 "reserved_instances_percent must be between 0 and 90, not {} (GPT_USER_RESERVED_INSTANCES_PERCENT)",
@@ -301,6 +332,11 @@ impl Config {
 
     pub fn mailbox_dir(&self) -> PathBuf {
         self.data_dir.join("mail")
+    }
+
+    /// Where compiled components are kept between starts.
+    pub fn compiled_dir(&self) -> PathBuf {
+        self.compiled_dir.clone().unwrap_or_else(|| self.data_dir.join("compiled"))
     }
 }
 

@@ -20,6 +20,7 @@ pub mod config;
 mod devmail;
 mod limits;
 pub mod manifest;
+mod metrics;
 mod native;
 pub mod operator;
 mod reply;
@@ -27,9 +28,16 @@ mod runtime;
 mod server;
 
 pub use app::{Application, HousekeepFuture};
-pub use config::{Config, Secret};
+pub use config::{Config, LogFormat, Secret};
 
 /// Build outputs: the embedded `spin.toml` and components (see `build.rs`).
 pub mod artifacts {
     include!(concat!(env!("OUT_DIR"), "/artifacts.rs"));
+
+    /// A compiled-component cache (`Config::compiled_dir`) beside the build's wasm artifacts,
+    /// `target/wasm/compiled`: the test processes of one checkout share it, so each component is
+    /// compiled once per build instead of once per test process.
+    pub fn shared_compiled_dir() -> std::path::PathBuf {
+        std::path::Path::new(WASM_DIR).ancestors().nth(2).expect("WASM_DIR is target/wasm/<target>/release").join("compiled")
+    }
 }

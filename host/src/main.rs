@@ -1,5 +1,6 @@
 //! `gpt-user serve [--dev] [--listen ADDR] [--data-dir DIR]`, and the operator's commands
-//! `gpt-user users …`, `gpt-user outbox …`, `gpt-user check` (see `gpt_user::operator`). A refused
+//! `gpt-user users …`, `gpt-user outbox …`, `gpt-user events …`, `gpt-user check` (see
+//! `gpt_user::operator`). A refused
 //! configuration or a failed command exits 1 with one line `error: …` on stderr.
 
 use std::net::SocketAddr;
@@ -39,6 +40,8 @@ enum Command {
     Users(operator::Users),
     /// Queued mail: list, retry, purge.
     Outbox(operator::Outbox),
+    /// The audit trail of account events (list, or erase an account's).
+    Events(operator::Events),
     /// Checks the configuration, the database and the SMTP server before a deployment starts.
     Check(operator::Check),
 }
@@ -46,14 +49,6 @@ enum Command {
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    if matches!(cli.command, Command::Serve { .. }) {
-        // Only the server logs: an operator command's output is its answer, and a failure is
-        // one line.
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-            .with_writer(std::io::stderr)
-            .init();
-    }
     match run(cli).await {
         Ok(code) => code,
         Err(e) => {
@@ -72,6 +67,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 config.listen = listen;
             }
             config.dev |= dev;
+            // Only the server logs: an operator command's output is its answer, and a failure is
+            // one line.
+            init_logging(config.log_format);
             let app = if native { gpt_user::Application::build_native(config).await? } else { gpt_user::Application::build(config).await? };
             let stop = app.stopper();
             tokio::spawn(async move {
@@ -84,8 +82,20 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Users(users) => operator::users(users).await?,
         Command::Outbox(outbox) => operator::outbox(outbox).await?,
+        Command::Events(events) => operator::events(events).await?,
         // Its report says what is wrong, line by line; the exit code sums it up.
         Command::Check(check) => return Ok(if operator::check(check).await? { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Log lines on stderr, filtered by `RUST_LOG` (default `info`): text, or one JSON object per line
+/// with the event's fields and its request's id (`request_id`, from the request's span) at the top.
+fn init_logging(format: gpt_user::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        gpt_user::LogFormat::Text => builder.init(),
+        gpt_user::LogFormat::Json => builder.json().flatten_event(true).with_current_span(true).with_span_list(false).init(),
+    }
 }

@@ -6,6 +6,7 @@
 //! component past its deadline ends that request with a 500; the next gets a fresh instance.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -44,6 +45,7 @@ pub struct Shared {
     pub texts: gpt_user_l10n::Texts,
     pub variables: HashMap<String, String>,
     pub clock: Clock,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Per-request store data.
@@ -79,13 +81,13 @@ struct EngineCache {
     components: std::sync::Mutex<HashMap<usize, Component>>,
 }
 
-fn engine_cache(instances: usize) -> anyhow::Result<&'static EngineCache> {
+fn engine_cache(instances: usize, compiled_dir: Option<&Path>) -> anyhow::Result<&'static EngineCache> {
     static CACHE: OnceLock<EngineCache> = OnceLock::new();
     if let Some(c) = CACHE.get() {
         return Ok(c);
     }
     let capacity = instances.max(DEFAULT_POOL);
-    let engine = new_engine(capacity)?;
+    let engine = new_engine(capacity, compiled_dir)?;
     let ticker = engine.weak();
     std::thread::Builder::new().name("epoch-ticker".into()).spawn(move || {
         while let Some(engine) = ticker.upgrade() {
@@ -98,8 +100,12 @@ fn engine_cache(instances: usize) -> anyhow::Result<&'static EngineCache> {
 }
 
 /// An engine whose pool holds `instances` concurrent component instances (each with up to 4
-/// core instances, 2 memories and 2 tables, and one async stack).
-fn new_engine(instances: usize) -> anyhow::Result<Engine> {
+/// core instances, 2 memories and 2 tables, and one async stack). With `compiled_dir`, compiled
+/// components are kept there by wasmtime's cache (keyed by the component's bytes and the engine's
+/// settings) and loaded instead of compiled at the next start: ~0.1 s instead of seconds of
+/// Cranelift per process. The directory holds native code the host will run, so it must be
+/// writable by the service's user only (the data dir is).
+fn new_engine(instances: usize, compiled_dir: Option<&Path>) -> anyhow::Result<Engine> {
     let n = u32::try_from(instances).context("max_instances is too large")?;
     let mut pooling = wasmtime::PoolingAllocationConfig::default();
     pooling
@@ -122,6 +128,13 @@ fn new_engine(instances: usize) -> anyhow::Result<Engine> {
         .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling))
         // WASI 0.2 only: no component-model async, and no backtrace capture per Store drop.
         .concurrency_support(false);
+    if let Some(dir) = compiled_dir {
+        let dir = std::path::absolute(dir).with_context(|| format!("compiled-component cache {}", dir.display()))?;
+        let mut cache = wasmtime::CacheConfig::new();
+        cache.with_directory(&dir);
+        let cache = wasmtime::Cache::new(cache).map_err(|e| anyhow::anyhow!("compiled-component cache {}: {e}", dir.display()))?;
+        config.cache(Some(cache));
+    }
     Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot create the wasm engine: {e}"))
 }
 
@@ -135,6 +148,9 @@ pub struct Limits {
     pub max_instances: usize,
     /// Percent of them GPT requests may not take ([`Slots`]).
     pub reserved_instances_percent: u32,
+    /// Where compiled components are kept between starts (see [`new_engine`]); the first
+    /// application of a process decides it for the process.
+    pub compiled_dir: Option<PathBuf>,
 }
 
 /// The components an application serves, by component id.
@@ -166,8 +182,8 @@ impl From<anyhow::Error> for Failure {
 
 impl Runtime {
     pub fn new(components: &[(String, &'static [u8])], shared: Arc<Shared>, limits: Limits) -> anyhow::Result<Self> {
-        let Limits { timeout, memory_limit, max_instances, reserved_instances_percent } = limits;
-        let cache = engine_cache(max_instances)?;
+        let Limits { timeout, memory_limit, max_instances, reserved_instances_percent, compiled_dir } = limits;
+        let cache = engine_cache(max_instances, compiled_dir.as_deref())?;
         anyhow::ensure!(
             max_instances <= cache.capacity,
             "max_instances = {max_instances} exceeds this process's instance pool ({})",
@@ -197,7 +213,8 @@ impl Runtime {
             let pre = linker.instantiate_pre(&component).map_err(anyhow::Error::from).with_context(|| format!("linking component {id}"))?;
             pres.insert(id.clone(), ProxyPre::new(pre).map_err(anyhow::Error::from).with_context(|| format!("component {id} is not an HTTP handler"))?);
         }
-        Ok(Self { engine, components: pres, shared, timeout, memory_limit, slots: Slots::new(max_instances, reserved_instances_percent) })
+        let slots = Slots::new(max_instances, reserved_instances_percent).observed(shared.metrics.clone());
+        Ok(Self { engine, components: pres, shared, timeout, memory_limit, slots })
     }
 
     /// Runs one request through a component, all of it under the request deadline. Never
@@ -212,6 +229,7 @@ impl Runtime {
         };
         // Taken only once the body is here: slow clients hold no instance.
         let Some(slot) = self.slots.try_take(gpt) else {
+            self.shared.metrics.busy(gpt);
             return reply::busy();
         };
         let complete = body.completion();
@@ -219,12 +237,14 @@ impl Runtime {
             Ok(resp) => resp,
             Err(Failure::Busy) => {
                 tracing::warn!(component, "instance pool exhausted");
+                self.shared.metrics.busy(gpt);
                 reply::busy()
             }
             // Still waiting for the client: its fault, not the component's.
             Err(Failure::Deadline) if !complete.load(Ordering::Acquire) => reply::request_timeout(),
             Err(Failure::Deadline) => {
                 tracing::error!(component, "component exceeded the request deadline");
+                self.shared.metrics.deadline_hit(component);
                 reply::internal_error()
             }
             Err(Failure::Error(e)) => {
@@ -312,7 +332,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_instance_pool_is_recognised_as_busy() {
-        let engine = new_engine(1).unwrap();
+        let engine = new_engine(1, None).unwrap();
         let component = Component::new(&engine, EMPTY_COMPONENT).unwrap();
         let linker = Linker::<()>::new(&engine);
         let mut first = Store::new(&engine, ());

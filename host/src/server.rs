@@ -24,12 +24,16 @@ use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, Semaphore};
+use tracing::Instrument as _;
 
 use crate::limits::{PeerConnections, RateLimiter};
 use crate::manifest::Manifest;
 use crate::native::NativeRuntime;
 use crate::runtime::{Body, Runtime};
 use crate::{devmail, reply};
+
+/// The header that carries a request's id to the component and back to the client.
+pub const REQUEST_ID: hyper::header::HeaderName = hyper::header::HeaderName::from_static(gpt_user_core::api::REQUEST_ID);
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -64,6 +68,7 @@ pub struct Server {
     pub texts: gpt_user_l10n::Texts,
     /// In dev mode, the base URL: requests must be addressed to a loopback name or to it.
     pub dev_base_url: Option<String>,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Server {
@@ -98,13 +103,15 @@ impl Server {
             // connection slot (slow sockets) while others wait in the backlog.
             let Some(counted) = peers.enter(peer.ip()) else {
                 drop(permit);
+                server.metrics.throttled("connections_per_client");
                 refuse(stream);
                 continue;
             };
             let server = server.clone();
             let http = http.clone();
+            let open = server.metrics.connection_opened();
             tokio::spawn(async move {
-                let _permit = (permit, counted);
+                let _permit = (permit, counted, open);
                 let service = hyper::service::service_fn(move |req| {
                     let server = server.clone();
                     async move { Ok::<_, std::convert::Infallible>(server.route(req, peer).await) }
@@ -116,24 +123,46 @@ impl Server {
         }
     }
 
-    async fn route(&self, req: hyper::Request<hyper::body::Incoming>, peer: SocketAddr) -> hyper::Response<Body> {
+    /// Answers one request under its id: a new one (a client's `X-Request-Id` is replaced, so
+    /// the id in our logs is always ours), given to the component in `X-Request-Id`, returned in
+    /// the answer's, and on every log line of the request (its span). The component also gets
+    /// the client's address, for its audit events.
+    async fn route(&self, mut req: hyper::Request<hyper::body::Incoming>, peer: SocketAddr) -> hyper::Response<Body> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let header = hyper::header::HeaderValue::from_str(&id).expect("hex is a header value");
+        req.headers_mut().insert(REQUEST_ID, header.clone());
+        // The client's address as Spin passes it (a client's own header of that name is replaced).
+        let client = hyper::header::HeaderValue::from_str(&peer.to_string()).expect("an address is a header value");
+        req.headers_mut().insert(gpt_user_core::api::CLIENT_ADDR, client);
+        let mut response = self.answer(req, peer).instrument(tracing::info_span!("request", request_id = %id)).await;
+        response.headers_mut().insert(REQUEST_ID, header);
+        response
+    }
+
+    async fn answer(&self, req: hyper::Request<hyper::body::Incoming>, peer: SocketAddr) -> hyper::Response<Body> {
         // The path only: query strings are not logged (our links carry tokens in the fragment,
         // which browsers never send, but a client could put anything in a query).
         let path = req.uri().path().to_owned();
         let method = req.method().clone();
         let started = std::time::Instant::now();
+        // For the metrics: the route's pattern (bounded, unlike paths) and who answered.
+        let mut labels = ("unrouted".to_owned(), "host".to_owned());
         let response = if self.dev_base_url.as_deref().is_some_and(|base| !crate::limits::dev_host_allowed(host(&req), base)) {
             reply::misdirected()
         } else if path == "/dev/mail" || path.starts_with("/dev/mail/") {
+            labels.0 = "/dev/mail".into();
             devmail::serve(self.mailbox.as_deref(), peer, &method, &path).await
         } else {
             match self.manifest.route(&path) {
                 Some(route) => {
+                    let pattern = || if route.wildcard { format!("{}/...", route.path) } else { route.path.clone() };
+                    labels = (gpt_user_core::api::known_path(&path).map_or_else(pattern, str::to_owned), route.component.clone());
                     let gpt = gpt_user_core::api::is_gpt_path(&path);
                     let authorization = || req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
                     match if gpt { self.limiter.take(authorization(), peer.ip(), std::time::Instant::now()) } else { Ok(()) } {
                         Ok(()) => self.runtime.handle(&route.component, req, gpt).await,
                         Err(retry_after) => {
+                            self.metrics.throttled("rate_limit");
                             let accept_language = req.headers().get(hyper::header::ACCEPT_LANGUAGE).and_then(|v| v.to_str().ok()).unwrap_or("");
                             reply::rate_limited(&self.texts, accept_language, retry_after)
                         }
@@ -142,7 +171,9 @@ impl Server {
                 None => reply::not_found(),
             }
         };
-        tracing::info!(%method, path = %truncated(&path), status = response.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+        let status = response.status().as_u16();
+        self.metrics.request(&labels.0, &labels.1, status, started.elapsed());
+        tracing::info!(%method, path = %truncated(&path), status, ms = started.elapsed().as_millis() as u64, "request");
         response
     }
 }

@@ -32,6 +32,8 @@ impl Host {
                 cmd.env_remove(key);
             }
         }
+        // Compiled components are shared with the other tests; a test may set its own dir.
+        cmd.env("GPT_USER_COMPILED_DIR", gpt_user::artifacts::shared_compiled_dir());
         cmd.envs(env.iter().copied()).env("RUST_LOG", "info");
         cmd.args(["serve", "--data-dir", dir.to_str().unwrap()]);
         if !args.contains(&"--listen") {
@@ -76,6 +78,11 @@ impl Host {
 
     /// One HTTP/1.1 request on a fresh connection: `(status, body)`, or `None` if not connected.
     fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Option<(u16, String)> {
+        self.exchange(method, path, headers, body).map(|(status, _, body)| (status, body))
+    }
+
+    /// [`Host::request`] with the answer's head: `(status, head, body)`.
+    fn exchange(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Option<(u16, String, String)> {
         let mut stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2)).ok()?;
         stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
         let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nContent-Length: {}\r\n", self.addr, body.len());
@@ -86,8 +93,8 @@ impl Host {
         let mut answer = String::new();
         stream.read_to_string(&mut answer).ok()?;
         let status = answer.split_whitespace().nth(1)?.parse().ok()?;
-        let body = answer.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-        Some((status, body))
+        let (head, body) = answer.split_once("\r\n\r\n").map(|(h, b)| (h.to_owned(), b.to_owned())).unwrap_or_default();
+        Some((status, head, body))
     }
 
     fn sign_up(&self, email: &str, headers: &[(&str, &str)]) -> u16 {
@@ -191,4 +198,61 @@ fn the_dev_mailbox_is_not_served_outside_dev_mode_even_to_loopback() {
     let name = std::fs::read_dir(host.dir.join("mail")).unwrap().flatten().find(|e| e.file_name().to_string_lossy().ends_with(".eml")).unwrap().file_name();
     let path = format!("/dev/mail/{}", name.to_string_lossy());
     assert_eq!(host.request("GET", &path, &[], "").expect("answered").0, 404);
+}
+
+/// The value of header `name` in an answer's head.
+fn header(head: &str, name: &str) -> Option<String> {
+    head.lines().filter_map(|l| l.split_once(':')).find(|(n, _)| n.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim().to_owned())
+}
+
+/// `jq` over the host's log file: its exit status and output.
+fn jq(host: &Host, args: &[&str]) -> (bool, String) {
+    let out = Command::new("jq")
+        .args(args)
+        .arg(host.dir.join("stderr.log"))
+        .output()
+        .expect("jq is installed (scripts/setup.sh --test installs it)");
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn json_logs_parse_line_by_line_and_carry_the_request_id_of_each_answer() {
+    let mut host = Host::start(&["--dev"], &[("GPT_USER_LOG_FORMAT", "json")]);
+    host.wait_until_serving();
+    let body = r#"{"email":"cli-json@example.com","consent":true,"locale":"en","passphrase":"correct horse battery staple"}"#;
+    let headers = [("Content-Type", "application/json"), ("X-Request-Id", "chosen-by-the-client")];
+    let (status, head, _) = host.exchange("POST", "/api/signup/init", &headers, body).expect("answered");
+    assert_eq!(status, 201);
+    let id = header(&head, "x-request-id").expect("the answer names its request");
+    assert!(id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit()), "our own id, not the client's: {id}");
+    let (status, head, _) = host.exchange("GET", "/no/such/route", &[], "").expect("answered");
+    assert_eq!(status, 404);
+    let other = header(&head, "x-request-id").expect("the host's own answers too");
+    assert_ne!(other, id);
+
+    // Every line is one JSON object (`fromjson` fails the run on any other line).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let lines = loop {
+        let (ok, out) = jq(&host, &["-R", "-c", "fromjson"]);
+        assert!(ok, "a log line is not JSON:\n{}", host.stderr());
+        if out.contains(&other) || Instant::now() > deadline {
+            break out;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(lines.lines().count() >= 3, "{lines}");
+    let (ok, of_request) = jq(&host, &["-c", "--arg", "id", &id, "select(.span.request_id == $id)"]);
+    assert!(ok);
+    let request_line = of_request.lines().find(|l| l.contains(r#""message":"request""#)).unwrap_or_else(|| panic!("no request line for {id}:\n{lines}"));
+    assert!(request_line.contains(r#""status":201"#) && request_line.contains(r#""path":"/api/signup/init""#), "{request_line}");
+    assert!(!host.stderr().contains("correct horse battery staple"), "no passphrase in the log");
+}
+
+#[test]
+fn an_unknown_log_format_is_refused_at_start() {
+    let mut host = Host::start(&["--dev"], &[("GPT_USER_LOG_FORMAT", "xml")]);
+    let status = host.exit_within(REFUSE_WITHIN).expect("it exits");
+    assert!(!status.success());
+    let stderr = host.stderr();
+    assert!(stderr.to_lowercase().contains("log_format") && stderr.contains("json"), "{stderr}");
 }

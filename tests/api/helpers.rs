@@ -65,6 +65,8 @@ pub struct Control {
     pub clock: gpt_user::clock::Clock,
     pub db: sqlx::AnyPool,
     pub housekeep: Box<dyn Fn() -> gpt_user::HousekeepFuture + Send + Sync>,
+    /// Where the host serves `/metrics`, if its configuration has it listen.
+    pub metrics: Option<std::net::SocketAddr>,
     stop: Arc<Notify>,
     dir: PathBuf,
     /// `(admin URL, database)` of a PostgreSQL database made for this test.
@@ -185,7 +187,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.clone(),
         database_url,
-        redis_url: redis_url.map(gpt_user::Secret::new), // LEAD: check field name (GPT_USER_REDIS_URL; assumed Option<Secret> like database_url)
+        redis_url: redis_url.map(gpt_user::Secret::new),
         smtp_url: smtp_url.map(gpt_user::Secret::new),
         api_keys: gpt_user::Secret::new(options.api_keys.unwrap_or_default()),
         dev: options.dev.unwrap_or(options.api_keys.is_none()),
@@ -198,6 +200,7 @@ pub async fn spawn_with(options: Options) -> TestApp {
         rate_limit_per_key: 0,
         rate_limit_per_peer: 0,
         max_connections_per_peer: 0,
+        compiled_dir: Some(gpt_user::artifacts::shared_compiled_dir()),
         ..gpt_user::Config::default()
     };
     if let Some(configure) = options.config {
@@ -205,7 +208,16 @@ pub async fn spawn_with(options: Options) -> TestApp {
     }
     let app = gpt_user::Application::build_with(config, options.extra).await.expect("the app starts");
     let base = format!("http://{}", app.local_addr());
-    let control = Control { clock: app.clock(), db: app.db(), housekeep: Box::new(app.housekeeper()), stop: app.stopper(), dir, postgres, suspended: Default::default() };
+    let control = Control {
+        clock: app.clock(),
+        db: app.db(),
+        housekeep: Box::new(app.housekeeper()),
+        metrics: app.metrics_addr(),
+        stop: app.stopper(),
+        dir,
+        postgres,
+        suspended: Default::default(),
+    };
     tokio::spawn(app.run_until_stopped());
     let inbox = sink.as_ref().map(|s| s.inbox.clone()).unwrap_or_default();
     let api_key = options.api_keys.map(|k| k.split(',').next().unwrap_or_default().to_owned());

@@ -11,12 +11,14 @@ mod helpers;
 /// Composition as `wac plug` does it (shared with the Spin tests).
 #[path = "../spin/src/compose.rs"]
 mod compose;
+mod audit;
 mod auth;
 mod conceal;
 mod email_change;
 mod embed;
 mod limits;
 mod mail;
+mod metrics;
 mod operator;
 mod outbox;
 mod prehijack;

@@ -43,6 +43,7 @@ on_both_backends!(
     dead_mail_is_listed_with_its_reason_and_no_body_and_is_not_retried,
     unknown_accounts_and_malformed_arguments_are_one_line_errors,
     check_says_ok_for_a_good_configuration_and_names_what_is_wrong,
+    the_audit_trail_lists_what_the_operator_did_and_outlives_a_deleted_account,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -736,6 +737,61 @@ async fn deleting_an_account_asks_first_and_then_leaves_nothing_of_it(backend: B
     let anew = op.show(&to).await;
     assert_eq!(anew["status"], "pending", "{anew}");
     assert_eq!(count(&anew, "auth_failures"), 0, "{anew}");
+    op.assert_nothing_secret_printed(&app).await;
+}
+
+async fn the_audit_trail_lists_what_the_operator_did_and_outlives_a_deleted_account(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let op = Operator::of(&app);
+    let (to, other) = (email("op-events"), email("op-events-other"));
+    let pin = app.active_user(&to).await;
+    app.active_user(&other).await;
+    let reason = "chargeback (ticket 7)";
+    op.run(&["users", "block", &pin, "--reason", reason]).await.ok();
+    op.run(&["users", "unblock", &to]).await.ok();
+    op.harvest(&app).await;
+
+    let trail = op.json(&["events", "--user", &to]).await;
+    let kinds: Vec<&str> = trail.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["account-created", "account-verified", "blocked", "unblocked"], "{trail:?}");
+    assert_eq!((trail[2]["actor"].as_str(), trail[2]["detail"].as_str()), (Some("operator"), Some(reason)), "{trail:?}");
+    assert_eq!(trail[0]["actor"], "chat");
+    assert!(trail[0]["request_id"].as_str().is_some_and(|id| id.len() == 32), "{trail:?}");
+    assert!(trail[2]["request_id"].is_null(), "no request: {trail:?}");
+    assert!(trail.iter().all(|e| e["at"].as_str().is_some_and(|at| at.ends_with('Z'))), "{trail:?}");
+    // By PIN the same; another account's events are not in it.
+    assert_eq!(op.json(&["events", "--user", &pin]).await, trail);
+    assert_eq!(op.json(&["events", "--kind", "blocked"]).await.len(), 1);
+    let all = op.json(&["events"]).await;
+    assert_eq!(all.len(), 6, "both accounts: {all:?}");
+    assert_eq!(op.json(&["events", "--since", "1d"]).await.len(), 6);
+    assert_eq!(op.json(&["events", "--limit", "2"]).await, all[4..], "the newest, oldest first");
+    let table = op.run(&["events", "--user", &to]).await;
+    table.ok();
+    assert!(table.lines()[0].starts_with("at") && table.lines().len() == 5, "a header and four rows: {table}");
+
+    // Deleted, the account keeps its trail (found by its address), now ending in `deleted`.
+    op.run(&["users", "delete", &to, "--yes"]).await.ok();
+    let after = op.json(&["events", "--user", &to]).await;
+    assert_eq!(after.len(), 5, "{after:?}");
+    assert_eq!(after[4]["kind"], "deleted");
+    assert!(!format!("{after:?}").contains(&to), "no address in the trail");
+    op.run(&["events", "--user", &pin]).await.error("no account with PIN");
+
+    // Bad filters are one-line errors.
+    op.run(&["events", "--kind", "nonsense"]).await.error("unknown event kind");
+    op.run(&["events", "--since", "last week"]).await.error("--since takes a date");
+    op.run(&["events", "--since", "2026-02-30"]).await.error("--since takes a date");
+
+    // An erasure that asks for the trail too.
+    let run = op.run_with(&["events", "--user", &to, "--erase"], &[], Some("n\n")).await;
+    assert_eq!(run.code, Some(1), "{run}");
+    assert_eq!(op.json(&["events", "--user", &to]).await.len(), 5, "kept when not confirmed");
+    let run = op.run(&["events", "--user", &to, "--erase", "--yes"]).await;
+    run.ok();
+    assert!(run.stdout.contains("erased 5 events"), "{run}");
+    assert!(op.json(&["events", "--user", &to]).await.is_empty());
+    assert_eq!(op.json(&["events"]).await.len(), 2, "the other account's stay");
     op.assert_nothing_secret_printed(&app).await;
 }
 

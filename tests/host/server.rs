@@ -15,7 +15,7 @@ use crate::helpers::{Backend, MailMode, Options, TestApp, email, spawn_with};
 
 const TRICKLERS: usize = 300;
 
-fn trap_route() -> (Route, &'static [u8]) {
+pub(crate) fn trap_route() -> (Route, &'static [u8]) {
     let path = std::path::Path::new(gpt_user::artifacts::WASM_DIR).join("gpt_user_test_trap.wasm");
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     (Route { path: "/trap".into(), wildcard: true, component: "trap".into() }, Box::leak(bytes.into_boxed_slice()))

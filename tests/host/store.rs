@@ -32,6 +32,7 @@ fn host_config(database_url: &str, smtp: &SmtpSink) -> (Config, PathBuf) {
         mail_retry_base_ms: 100,
         mail_retry_max_ms: 400,
         mail_poll_ms: 50,
+        compiled_dir: Some(gpt_user::artifacts::shared_compiled_dir()),
         ..Config::default()
     };
     (config, dir)

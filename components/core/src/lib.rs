@@ -10,6 +10,7 @@
 //! ```
 
 pub mod api;
+pub mod audit;
 pub mod domain;
 pub mod memory;
 pub mod ports;

@@ -3,7 +3,7 @@
 use std::cell::{Cell, RefCell};
 
 use crate::ports::{
-    AUTH_LOCK_AFTER, EmailChange, Ephemeral, Message, Op, Secret, SecretPurpose, Store, StoreError, Timestamp, User,
+    AUTH_LOCK_AFTER, EmailChange, Ephemeral, Event, Message, Op, Secret, SecretPurpose, Store, StoreError, Timestamp, User,
     UserStatus,
 };
 
@@ -24,6 +24,8 @@ pub struct State {
     /// PIN → consecutive failed checks, the last one's time, whether the lock was mailed.
     pub auth_failures: std::collections::BTreeMap<String, (i64, Timestamp, bool)>,
     pub email_changes: Vec<EmailChange>,
+    /// The audit trail, in order.
+    pub events: Vec<Event>,
 }
 
 impl MemoryStore {
@@ -176,6 +178,15 @@ fn apply_one(s: &mut State, op: Op) -> Result<(), StoreError> {
         Op::EnqueueMail(m, at) => s.outbox.push((at, m)),
         Op::GuardUser(user_id, email, status) => {
             s.users.iter().find(|u| u.id == user_id && u.email == email && u.status == status).ok_or(StoreError::NotFound)?;
+        }
+        Op::RecordEvent(e) => {
+            let locked = || {
+                let pin = s.users.iter().find(|u| u.id == e.user_id).map(|u| u.pin.clone());
+                pin.and_then(|pin| s.auth_failures.get(&pin).copied()).is_some_and(|(failures, ..)| failures >= AUTH_LOCK_AFTER)
+            };
+            if !e.if_pin_locked || locked() {
+                s.events.push(e);
+            }
         }
     }
     Ok(())

@@ -236,6 +236,48 @@ pub enum Op {
     /// user still has this address and status (a link issued after it cannot race an address
     /// change, a block or a delete).
     GuardUser(String, String, UserStatus),
+    /// An entry of the audit trail ([`crate::audit`]).
+    RecordEvent(Event),
+}
+
+/// Who made an audited change (`wit/store.wit`'s `actor`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    Chat,
+    Browser,
+    Operator,
+    System,
+}
+
+impl Actor {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Chat => "chat",
+            Self::Browser => "browser",
+            Self::Operator => "operator",
+            Self::System => "system",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Chat, Self::Browser, Self::Operator, Self::System].into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+/// One entry of the audit trail as stored (`wit/store.wit`'s `event`; made by [`crate::audit`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub at: Timestamp,
+    pub user_id: String,
+    /// `sha256:<hex>` of the trimmed, lower-cased address ([`crate::audit::email_hash`]).
+    pub email_hash: String,
+    pub kind: String,
+    pub actor: Actor,
+    pub client: Option<String>,
+    pub request_id: Option<String>,
+    pub detail: Option<String>,
+    /// Recorded only if the user's PIN is locked at this point of the transaction.
+    pub if_pin_locked: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -34,6 +34,10 @@ macro_rules! wit_conversions {
             id, user_id, state, new_email, code_ref, sends, last_send_at, window_ends_at, created_at, expires_at, version
         });
         $crate::__wit_enum!($crate::ports::EmailChangeState, store::EmailChangeState { ConfirmCurrent, EnterNew, ConfirmNew, Done, Dead });
+        $crate::__wit_record!($crate::ports::Event, store::Event {
+            at, user_id, email_hash, kind, actor, client, request_id, detail, if_pin_locked
+        });
+        $crate::__wit_enum!($crate::ports::Actor, store::Actor { Chat, Browser, Operator, System });
 
         impl From<types::Error> for $crate::ports::StoreError {
             fn from(e: types::Error) -> Self {
@@ -84,6 +88,7 @@ macro_rules! wit_conversions {
                     store::Op::RevokeAllSecrets(user) => Self::RevokeAllSecrets(user),
                     store::Op::EnqueueMail((m, at)) => Self::EnqueueMail(m.into(), at),
                     store::Op::GuardUser((user, email, status)) => Self::GuardUser(user, email, status.into()),
+                    store::Op::RecordEvent(e) => Self::RecordEvent(e.into()),
                 }
             }
         }
@@ -111,6 +116,7 @@ macro_rules! wit_conversions {
                     Op::RevokeAllSecrets(user) => Self::RevokeAllSecrets(user),
                     Op::EnqueueMail(m, at) => Self::EnqueueMail((m.into(), at)),
                     Op::GuardUser(user, email, status) => Self::GuardUser((user, email, status.into())),
+                    Op::RecordEvent(e) => Self::RecordEvent(e.into()),
                 }
             }
         }

@@ -41,7 +41,15 @@ fn settings() -> Result<Settings, InvalidSetting> {
 }
 
 fn with_settings<R>(settings: &Settings, f: impl FnOnce(&api::Ctx<'_>) -> R) -> R {
-    f(&api::Ctx { store: &ports::WitStore, ephemeral: &ports::WitEphemeral, l10n: &ports::WitL10n, env: &ports::WasiEnv, settings, after: api::After::default() })
+    f(&api::Ctx {
+        store: &ports::WitStore,
+        ephemeral: &ports::WitEphemeral,
+        l10n: &ports::WitL10n,
+        env: &ports::WasiEnv,
+        settings,
+        after: api::After::default(),
+        origin: Default::default(),
+    })
 }
 
 /// Answers one request from `routes` over the WIT imports; while a variable is unusable, every
@@ -52,10 +60,15 @@ pub fn serve(routes: &[Route], request: IncomingRequest, out: ResponseOutparam) 
     let settings = settings();
     let defaults = Settings::default();
     with_settings(settings.as_ref().unwrap_or(&defaults), |ctx| {
-        let response = match &settings {
+        // One id for the answer's header and the request's audit events.
+        let request_id = api::request_id(&req, ctx.env);
+        req.headers.retain(|(name, _)| !name.eq_ignore_ascii_case(api::REQUEST_ID));
+        req.headers.push((api::REQUEST_ID.into(), request_id.clone()));
+        let mut response = match &settings {
             Ok(_) => api::respond(routes, ctx, &mut req, |req| body.read_into(req)),
             Err(invalid) => api::refuse_config(ctx, &req, invalid),
         };
+        response.headers.push((api::REQUEST_ID.into(), request_id));
         http::write_response(out, response);
         // The client has its whole answer: now the work whose time it must not see.
         ctx.run_deferred();

@@ -1,7 +1,8 @@
-//! Housekeeping on Spin (SPEC §2.1.3): deletes pending accounts not verified within 7 days of
-//! their **last** sign-up attempt (`updated_at`, which a re-sign-up sets) with their secrets,
-//! expired secrets, expired email changes and ephemeral values (codes, counters), and delivered
-//! mail older than 7 days.
+//! Housekeeping on Spin (SPEC §2.1.3): the shared `gpt_user_sql::housekeeping::run` — pending
+//! accounts not verified within 7 days of their **last** sign-up attempt (`updated_at`, which a
+//! re-sign-up sets) with their secrets, expired secrets, email changes and ephemeral values,
+//! delivered mail older than 7 days, and audit events older than the default retention (400 days:
+//! not a Spin variable).
 //!
 //! Our host runs this from a timer; Spin runs no background tasks, so the adapter runs it from
 //! `mail.flush`, after a request's answer, at most once per [`PERIOD_MS`] across all instances:
@@ -59,13 +60,8 @@ fn try_run(db: &Db, now: Timestamp) -> Result<Option<usize>, Error> {
         if !claimed {
             return Ok(None); // another instance ran it between our read and our write lock
         }
-        let stale = now - KEEP_MS;
-        db.exec(housekeeping::DELETE_SECRETS, &[Value::Integer(now), Value::Integer(stale)])?;
-        let users = db.exec(housekeeping::DELETE_STALE_PENDING_USERS, &[Value::Integer(stale)])?;
-        db.exec(housekeeping::DELETE_SENT_MAIL, &[Value::Integer(stale)])?;
-        db.exec(housekeeping::DELETE_OLD_AUTH_FAILURES, &[Value::Integer(stale), Value::Integer(gpt_user_core::ports::AUTH_LOCK_AFTER)])?;
-        db.exec(housekeeping::DELETE_EXPIRED_EMAIL_CHANGES, &[Value::Integer(now)])?;
-        db.exec(housekeeping::DELETE_EXPIRED_EPHEMERAL, &[Value::Integer(now)])?;
-        Ok(Some(users.rows.len()))
+        let events_before = now - i64::from(housekeeping::EVENTS_RETENTION_DAYS) * 24 * 3_600_000;
+        let users = gpt_user_sql::block_on(housekeeping::run(&mut &*db, now, now - KEEP_MS, events_before))?;
+        Ok(Some(users as usize))
     })
 }

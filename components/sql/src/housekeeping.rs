@@ -1,4 +1,7 @@
-//! Housekeeping (SPEC §2.1.3), run in this order in one transaction.
+//! Housekeeping (SPEC §2.1.3): the statements, and [`run`], which both runtimes run in one
+//! transaction.
+
+use gpt_user_core::ports::{AUTH_LOCK_AFTER, StoreError, Timestamp};
 
 /// `$1` now, `$2` the last sign-up attempt before which a pending account is stale: expired
 /// secrets, and every secret of a stale pending account.
@@ -20,3 +23,23 @@ pub const DELETE_OLD_AUTH_FAILURES: &str = "DELETE FROM auth_failures WHERE last
 pub const DELETE_EXPIRED_EPHEMERAL: &str = "DELETE FROM ephemeral WHERE expires_at <= $1";
 /// `$1` now: email changes past their expiry (1 h after start), whatever their state.
 pub const DELETE_EXPIRED_EMAIL_CHANGES: &str = "DELETE FROM email_changes WHERE expires_at <= $1";
+
+/// The audit trail is kept this long by default (`events_retention_days`).
+pub const EVENTS_RETENTION_DAYS: u32 = 400;
+
+/// One housekeeping run at `now`, inside the caller's transaction, for every runtime: secrets and
+/// pending accounts whose last sign-up attempt is before `stale_before`, delivered and dead mail and
+/// stopped counts of failed checks older than it, expired email changes (each unfinished one
+/// leaves an `email-change-expired` event) and ephemeral values, and events older than
+/// `events_before`. Returns the pending accounts deleted.
+pub async fn run<C: crate::Conn>(conn: &mut C, now: Timestamp, stale_before: Timestamp, events_before: Timestamp) -> Result<u64, StoreError> {
+    conn.execute(DELETE_SECRETS, vec![now.into(), stale_before.into()]).await?;
+    crate::audit::record_expired_email_changes(conn, now).await?;
+    conn.execute(DELETE_EXPIRED_EMAIL_CHANGES, vec![now.into()]).await?;
+    let users = conn.query(DELETE_STALE_PENDING_USERS, vec![stale_before.into()]).await?.len() as u64;
+    conn.execute(DELETE_SENT_MAIL, vec![stale_before.into()]).await?;
+    conn.execute(DELETE_OLD_AUTH_FAILURES, vec![stale_before.into(), AUTH_LOCK_AFTER.into()]).await?;
+    conn.execute(DELETE_EXPIRED_EPHEMERAL, vec![now.into()]).await?;
+    crate::audit::delete_older(conn, events_before).await?;
+    Ok(users)
+}

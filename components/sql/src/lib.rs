@@ -2,6 +2,7 @@
 //! through Spin's SQLite — so every statement, column list, row codec and rule is written once:
 //!
 //! - [`store`]: the reads and every operation of `gpt-user:accounts/store`'s `apply`;
+//! - [`audit`]: the audit trail (`events`): appended, listed, expired, erased;
 //! - [`outbox`]: queueing, claiming under a lease, marking, and the retry backoff;
 //! - [`email_change`]: the email-change flow records;
 //! - [`ephemeral`]: short-lived values (email-change codes, counters) when no Redis holds them;
@@ -17,6 +18,7 @@
 //! The functions are `async` for sqlx; a synchronous runtime (Spin) implements [`Conn`] with plain
 //! calls and drives them with [`block_on`], which never waits.
 
+pub mod audit;
 pub mod email_change;
 pub mod ephemeral;
 pub mod housekeeping;

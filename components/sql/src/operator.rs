@@ -3,10 +3,11 @@
 //! included, so a change acts on the row it found. Nothing here reads a secret's hash, a
 //! passphrase hash or a message's subject or body: what the CLI never prints, it never has.
 
-use gpt_user_core::ports::{StoreError, Timestamp, UserStatus};
+use gpt_user_core::audit::{Kind, event_by};
+use gpt_user_core::ports::{Actor, StoreError, Timestamp, UserStatus};
 
 use crate::store::{UserKey, status_from};
-use crate::{Conn, Param, Row};
+use crate::{Conn, Param, Row, audit};
 
 const ACCOUNT_COLUMNS: &str = "id, pin, email, status, email_verified, locale, created_at, updated_at, blocked_reason";
 
@@ -87,9 +88,10 @@ pub async fn details<C: Conn>(conn: &mut C, account: Account, now: Timestamp) ->
 }
 
 /// Blocks the account (again, if it is blocked: a new reason replaces the old, none keeps it) and
-/// deletes every secret it has, so no link or code of it works any more. Returns how many of them
-/// were still valid (the tokens revoked).
-pub async fn block<C: Conn>(conn: &mut C, user_id: &str, reason: Option<&str>, now: Timestamp) -> Result<i64, StoreError> {
+/// deletes every secret it has, so no link or code of it works any more; a `blocked` event keeps
+/// the reason. Returns how many of the secrets were still valid (the tokens revoked).
+pub async fn block<C: Conn>(conn: &mut C, account: &Account, reason: Option<&str>, now: Timestamp) -> Result<i64, StoreError> {
+    let user_id = account.id.as_str();
     let rows = conn
         .query(
             "UPDATE users SET status = 'blocked', blocked_reason = COALESCE($1, blocked_reason), updated_at = $2 WHERE id = $3 RETURNING id",
@@ -104,27 +106,34 @@ pub async fn block<C: Conn>(conn: &mut C, user_id: &str, reason: Option<&str>, n
     for row in &revoked {
         valid += i64::from(row.int(0)? > now);
     }
+    audit::record(conn, event_by(Actor::Operator, now, Kind::Blocked, user_id, &account.email, reason.map(str::to_owned))).await?;
     Ok(valid)
 }
 
 /// Lifts a block: `active` if the address was verified, else `pending` (which housekeeping then
 /// deletes in its time, as any unverified sign-up). `None` if the account is not blocked.
-pub async fn unblock<C: Conn>(conn: &mut C, user_id: &str, now: Timestamp) -> Result<Option<UserStatus>, StoreError> {
+pub async fn unblock<C: Conn>(conn: &mut C, account: &Account, now: Timestamp) -> Result<Option<UserStatus>, StoreError> {
     let rows = conn
         .query(
             "UPDATE users SET status = CASE WHEN email_verified = 1 THEN 'active' ELSE 'pending' END, blocked_reason = NULL, \
              updated_at = $1 WHERE id = $2 AND status = 'blocked' RETURNING status",
-            vec![now.into(), user_id.into()],
+            vec![now.into(), account.id.as_str().into()],
         )
         .await?;
-    rows.first().map(|r| status(&r.text(0)?)).transpose()
+    let unblocked = rows.first().map(|r| status(&r.text(0)?)).transpose()?;
+    if unblocked.is_some() {
+        audit::record(conn, event_by(Actor::Operator, now, Kind::Unblocked, &account.id, &account.email, None)).await?;
+    }
+    Ok(unblocked)
 }
 
 /// Deletes the account with its secrets, its email changes, its unsent mail and its PIN's count
 /// of failed checks. Delivered mail stays until housekeeping: it holds no body, and it is the
 /// record of what was sent. `NotFound` if the account is gone. The email changes are deleted here,
-/// not left to `ON DELETE CASCADE`: SQLite enforces foreign keys only on connections that ask.
-pub async fn delete<C: Conn>(conn: &mut C, account: &Account) -> Result<(), StoreError> {
+/// not left to `ON DELETE CASCADE`: SQLite enforces foreign keys only on connections that ask. The
+/// account's events stay (they hold no address, only its hash), with a `deleted` one.
+pub async fn delete<C: Conn>(conn: &mut C, account: &Account, now: Timestamp) -> Result<(), StoreError> {
+    audit::record(conn, event_by(Actor::Operator, now, Kind::Deleted, &account.id, &account.email, None)).await?;
     conn.execute("DELETE FROM secrets WHERE user_id = $1", vec![account.id.as_str().into()]).await?;
     conn.execute("DELETE FROM email_changes WHERE user_id = $1", vec![account.id.as_str().into()]).await?;
     conn.execute("DELETE FROM outbox WHERE recipient = $1 AND sent_at IS NULL", vec![account.email.as_str().into()]).await?;
@@ -186,6 +195,28 @@ pub struct OutboxEntry {
     pub dead_at: Option<Timestamp>,
     /// The last failure; for a dead message, why it is dead (an SMTP reply, or its age).
     pub last_error: Option<String>,
+}
+
+/// How many messages are in each state, and the oldest live (pending or failed) one's queue time:
+/// what the metrics endpoint reports of the outbox (one scan, at scrape time).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxSummary {
+    pub pending: i64,
+    pub failed: i64,
+    pub sent: i64,
+    pub dead: i64,
+    pub oldest_live_queued_at: Option<Timestamp>,
+}
+
+pub async fn outbox_summary<C: Conn>(conn: &mut C) -> Result<OutboxSummary, StoreError> {
+    let [pending, failed, sent, dead] = [MailState::Pending, MailState::Failed, MailState::Sent, MailState::Dead].map(MailState::condition);
+    let sql = format!(
+        "SELECT COUNT(CASE WHEN {pending} THEN 1 END), COUNT(CASE WHEN {failed} THEN 1 END), COUNT(CASE WHEN {sent} THEN 1 END), \
+         COUNT(CASE WHEN {dead} THEN 1 END), MIN(CASE WHEN sent_at IS NULL AND dead_at IS NULL THEN queued_at END) FROM outbox"
+    );
+    let rows = conn.query(&sql, vec![]).await?;
+    let Some(r) = rows.first() else { return Ok(OutboxSummary::default()) };
+    Ok(OutboxSummary { pending: r.int(0)?, failed: r.int(1)?, sent: r.int(2)?, dead: r.int(3)?, oldest_live_queued_at: r.opt_int(4)? })
 }
 
 /// Newest queued first.

@@ -4,13 +4,14 @@
 //! idempotent.
 
 /// `(version, sql)`, ascending. Statements end with `;` at the end of a line.
-pub const MIGRATIONS: [(i64, &str); 6] = [
+pub const MIGRATIONS: [(i64, &str); 7] = [
     (1, include_str!("../../../schema/001_init.sql")),
     (2, include_str!("../../../schema/002_auth_failures.sql")),
     (3, include_str!("../../../schema/003_user_block_reason.sql")),
     (4, include_str!("../../../schema/004_email_change.sql")),
     (5, include_str!("../../../schema/005_outbox_dead.sql")),
     (6, include_str!("../../../schema/006_signup_cap.sql")),
+    (7, include_str!("../../../schema/007_events.sql")),
 ];
 
 /// Where a runtime records the versions it applied.
@@ -48,7 +49,7 @@ mod tests {
             "{all:#?}"
         );
         assert!(all.iter().any(|s| s.starts_with("ALTER TABLE users ADD COLUMN blocked_reason TEXT")));
-        for table in ["users", "secrets", "outbox", "auth_failures", "email_changes", "ephemeral"] {
+        for table in ["users", "secrets", "outbox", "auth_failures", "email_changes", "ephemeral", "events"] {
             assert!(all.iter().any(|s| s.starts_with(&format!("CREATE TABLE IF NOT EXISTS {table} "))), "{table}");
         }
     }

@@ -8,7 +8,7 @@ use gpt_user_core::ports::{
     UserStatus, auth_attempt_refusal, send_limit_wait, signup_cap_wait,
 };
 
-use crate::{Conn, Dialect, Param, Row, email_change, outbox};
+use crate::{Conn, Dialect, Param, Row, audit, email_change, outbox};
 
 const USER_COLUMNS: &str =
     "id, email, pin, passphrase_hash, locale, status, email_verified, consent_at, policy_version, created_at, updated_at";
@@ -165,6 +165,7 @@ pub async fn apply_one<C: Conn>(conn: &mut C, op: Op) -> Result<(), StoreError> 
             .await
         }
         Op::EnqueueMail(message, queued_at) => outbox::enqueue(conn, message, queued_at).await,
+        Op::RecordEvent(event) => audit::record(conn, event).await,
     }
 }
 

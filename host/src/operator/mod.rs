@@ -8,6 +8,7 @@
 //! a passphrase hash, a message body or a credential of a URL.
 
 mod check;
+mod events;
 mod output;
 mod outbox;
 mod redact;
@@ -19,6 +20,7 @@ use std::time::Duration;
 use gpt_user_core::ports::StoreError;
 
 pub use check::{Check, check};
+pub use events::{Events, events};
 pub use outbox::{Outbox, outbox};
 pub use users::{Users, users};
 
@@ -34,6 +36,18 @@ pub struct Common {
     /// One JSON object per line instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
+}
+
+/// Asks `question` on stderr, reads one line from stdin: only `y` or `yes` (any case) is a yes.
+fn confirm(question: &str) -> anyhow::Result<bool> {
+    use std::io::BufRead as _;
+    eprint!("{question} [y/N] ");
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if !answer.ends_with('\n') {
+        eprintln!(); // end of input: the prompt's line ends here, not in the error after it
+    }
+    Ok(matches!(answer.trim().to_lowercase().as_str(), "y" | "yes"))
 }
 
 /// How long connecting to the database may take before the command gives up.

@@ -1,7 +1,5 @@
 //! `gpt-user users {list,show,block,unblock,delete}`.
 
-use std::io::BufRead as _;
-
 use anyhow::anyhow;
 use gpt_user_core::api::time::rfc3339;
 use gpt_user_core::domain::{Email, Pin};
@@ -114,7 +112,7 @@ pub async fn users(Users { common, command }: Users) -> anyhow::Result<()> {
             let now = system_now_ms();
             let (account, revoked) = store
                 .transaction(async |c| match who.find(c).await? {
-                    Some(account) => Ok(Some((sql::block(c, &account.id, reason.as_deref(), now).await?, account))),
+                    Some(account) => Ok(Some((sql::block(c, &account, reason.as_deref(), now).await?, account))),
                     None => Ok(None),
                 })
                 .await
@@ -138,7 +136,7 @@ pub async fn users(Users { common, command }: Users) -> anyhow::Result<()> {
             let now = system_now_ms();
             let (account, status) = store
                 .transaction(async |c| match who.find(c).await? {
-                    Some(account) => Ok(Some((sql::unblock(c, &account.id, now).await?, account))),
+                    Some(account) => Ok(Some((sql::unblock(c, &account, now).await?, account))),
                     None => Ok(None),
                 })
                 .await
@@ -156,13 +154,13 @@ pub async fn users(Users { common, command }: Users) -> anyhow::Result<()> {
             let who = Who::parse(&account)?;
             let store = open(&common).await?;
             let account = store.with_conn(async |c| who.find(c).await).await.map_err(store_error)?.ok_or_else(|| who.unknown())?;
-            if !yes && !confirm(&account)? {
+            if !yes && !super::confirm(&format!("Delete the account {} (PIN {}) with its tokens and queued mail?", account.email, account.pin))? {
                 anyhow::bail!("not deleted");
             }
             // Again inside the transaction: what is deleted is the account as it is now.
             let deleted = store
                 .transaction(async |c| match sql::find_account(c, UserKey::Id, &account.id).await? {
-                    Some(current) => sql::delete(c, &current).await.map(|()| Some(current)),
+                    Some(current) => sql::delete(c, &current, system_now_ms()).await.map(|()| Some(current)),
                     None => Ok(None),
                 })
                 .await
@@ -177,38 +175,27 @@ pub async fn users(Users { common, command }: Users) -> anyhow::Result<()> {
     }
 }
 
-/// Asks on stderr, reads one line from stdin: only `y` or `yes` (any case) is a yes.
-fn confirm(account: &Account) -> anyhow::Result<bool> {
-    eprint!("Delete the account {} (PIN {}) with its tokens and queued mail? [y/N] ", account.email, account.pin);
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    if !answer.ends_with('\n') {
-        eprintln!(); // end of input: the prompt's line ends here, not in the error after it
-    }
-    Ok(matches!(answer.trim().to_lowercase().as_str(), "y" | "yes"))
-}
-
 /// The account an argument names: with an `@` an email address, else a PIN.
 #[derive(Debug, PartialEq, Eq)]
-enum Who {
+pub(super) enum Who {
     Email(Email),
     Pin(Pin),
 }
 
 impl Who {
-    fn parse(arg: &str) -> anyhow::Result<Self> {
+    pub(super) fn parse(arg: &str) -> anyhow::Result<Self> {
         let parsed = if arg.contains('@') { Email::parse(arg).map(Self::Email) } else { Pin::parse(arg).map(Self::Pin) };
         parsed.map_err(|_| anyhow!("not an email address or PIN: {}", arg.trim()))
     }
 
-    async fn find<C: gpt_user_sql::Conn>(&self, conn: &mut C) -> Result<Option<Account>, StoreError> {
+    pub(super) async fn find<C: gpt_user_sql::Conn>(&self, conn: &mut C) -> Result<Option<Account>, StoreError> {
         match self {
             Self::Email(email) => sql::find_account(conn, UserKey::Email, email.as_str()).await,
             Self::Pin(pin) => sql::find_account(conn, UserKey::Pin, pin.as_str()).await,
         }
     }
 
-    fn unknown(&self) -> anyhow::Error {
+    pub(super) fn unknown(&self) -> anyhow::Error {
         match self {
             Self::Email(email) => anyhow!("no account with email {}", email.as_str()),
             Self::Pin(pin) => anyhow!("no account with PIN {}", pin.as_str()),

@@ -116,7 +116,9 @@ pub struct Harness {
 impl Harness {
     /// The adapter at `wasm`, with its database at `sqlite_file` and Spin variables `vars`.
     pub fn new(wasm: &Path, sqlite_file: PathBuf, vars: &[(&str, &str)]) -> wasmtime::Result<Self> {
-        let engine = Engine::default();
+        let mut config = wasmtime::Config::new();
+        crate::with_shared_compile_cache(&mut config).map_err(|e| wasmtime::format_err!("{e:#}"))?;
+        let engine = Engine::new(&config)?;
         let component = Component::from_file(&engine, wasm)?;
         let mut linker = Linker::new(&engine);
         add_platform_to_linker(&mut linker)?;

@@ -25,3 +25,11 @@ pub fn fresh_db_file(dir: &std::path::Path, name: &str) -> std::path::PathBuf {
 pub mod artifacts {
     include!(concat!(env!("OUT_DIR"), "/artifacts.rs"));
 }
+
+/// `config` with wasmtime's compiled-code cache in `target/wasm/compiled` (as the host's tests
+/// share it): the test processes compile each composed app once per build, not once each.
+pub fn with_shared_compile_cache(config: &mut wasmtime::Config) -> anyhow::Result<&mut wasmtime::Config> {
+    let mut cache = wasmtime::CacheConfig::new();
+    cache.with_directory(std::path::Path::new(artifacts::WORKSPACE_ROOT).join("target/wasm/compiled"));
+    Ok(config.cache(Some(wasmtime::Cache::new(cache).map_err(|e| anyhow::anyhow!("compile cache: {e}"))?)))
+}

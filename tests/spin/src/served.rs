@@ -29,6 +29,7 @@ use crate::{compose, spin_sqlite, spin_variables};
 #[derive(Debug)]
 pub struct Answer {
     pub status: u16,
+    pub headers: hyper::HeaderMap,
     pub body: Bytes,
     pub elapsed: Duration,
 }
@@ -103,8 +104,9 @@ impl App {
             }
         };
         let status = response.status().as_u16();
+        let headers = response.headers().clone();
         let body = response.into_body().collect().await.map_err(|e| anyhow::anyhow!("response body: {e:?}"))?.to_bytes();
-        Ok((Answer { status, body, elapsed: started.elapsed() }, guest))
+        Ok((Answer { status, headers, body, elapsed: started.elapsed() }, guest))
     }
 
     /// `POST /api/signup/init` as a GPT sends it, with `key` as its bearer token if given.
@@ -142,6 +144,7 @@ fn spin_like_engine() -> anyhow::Result<Engine> {
         .table_keep_resident(512 << 10);
     let mut config = Config::new();
     config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    crate::with_shared_compile_cache(&mut config)?;
     Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot create the wasm engine: {e}"))
 }
 

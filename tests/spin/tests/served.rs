@@ -70,6 +70,28 @@ async fn in_dev_mode_gpt_actions_run_without_an_api_key() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_our_host_the_component_names_each_answer_with_a_request_id_and_its_audit_events() {
+    // Spin sets no X-Request-Id: the component makes one, or keeps a well-formed one of a proxy.
+    let app = App::new(db_file("request-id"), &[("dev", "true"), ("smtp_address", &closed_port())]).unwrap();
+    let (first, guest) = app.sign_up("rid@example.com", None).await.unwrap();
+    guest.await.unwrap().unwrap();
+    let (second, guest) = app.send(hyper::Request::get("http://127.0.0.1:3000/healthz").body(bytes::Bytes::new()).unwrap()).await.unwrap();
+    guest.await.unwrap().unwrap();
+    let id = |a: &gpt_user_spin_tests::served::Answer| a.headers.get("x-request-id").expect("an id").to_str().unwrap().to_owned();
+    assert_eq!(id(&first).len(), 32);
+    // The sign-up's audit event, written through the adapter's SQLite, names that request.
+    let db = rusqlite::Connection::open(&app.sqlite_file).unwrap();
+    let (kind, actor, request): (String, String, Option<String>) =
+        db.query_row("SELECT kind, actor, request_id FROM events", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap();
+    assert_eq!((kind.as_str(), actor.as_str(), request), ("account-created", "chat", Some(id(&first))));
+    assert_ne!(id(&first), id(&second), "one per request");
+    let proxied = hyper::Request::get("http://127.0.0.1:3000/healthz").header("x-request-id", "proxy-1234").body(bytes::Bytes::new()).unwrap();
+    let (third, guest) = app.send(proxied).await.unwrap();
+    guest.await.unwrap().unwrap();
+    assert_eq!(id(&third), "proxy-1234");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_relay_that_never_answers_does_not_delay_the_sign_up_answer() {
     let (relay, connections) = silent_relay();
     let app = App::new(db_file("hung"), &[("api_keys", KEY), ("smtp_address", &relay.to_string())]).unwrap();

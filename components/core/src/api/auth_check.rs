@@ -119,6 +119,8 @@ fn notify_if_locked(ctx: &Ctx<'_>, pin: &str, user: Option<&User>) -> Result<(),
         let mail = render(ctx, &user.locale, "pin-locked", &user.email, &[("link", &recovery_url(ctx)), ("pin", pin)])
             .map_err(|_| AuthError::Unavailable)?;
         ops.push(Op::EnqueueMail(mail, ctx.env.now()));
+        // Written only with the one notice: `NotifyLock` succeeds once per lock.
+        ops.push(ctx.event(crate::audit::Kind::AuthLocked, &user.id, &user.email, None));
     }
     match ctx.store.apply(ops) {
         Ok(()) | Err(StoreError::NotFound) => Ok(()),

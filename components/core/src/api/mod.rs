@@ -102,7 +102,21 @@ pub struct Ctx<'a> {
     pub settings: &'a Settings,
     /// Work for after the answer; empty unless a handler deferred some.
     pub after: After,
+    /// Who the request comes from, for its audit events (set by [`respond`]).
+    pub origin: crate::audit::RequestOrigin,
 }
+
+impl Ctx<'_> {
+    /// An audit event of this request, now, about the account `user_id` with address `email`
+    /// (see [`crate::audit`]): an operation for the `apply` of the change it records.
+    pub fn event(&self, kind: crate::audit::Kind, user_id: &str, email: &str, detail: Option<String>) -> crate::ports::Op {
+        crate::audit::event(&self.origin.get(), self.env.now(), kind, user_id, email, detail)
+    }
+}
+
+/// The header a runtime gives the client's address in (`IP:port`): Spin's name, which our host
+/// sets too (replacing a client's).
+pub const CLIENT_ADDR: &str = "spin-client-addr";
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -254,6 +268,11 @@ pub fn handle_signup(ctx: &Ctx<'_>, req: &Request) -> Response {
 pub fn respond(routes: &[Route], ctx: &Ctx<'_>, req: &mut Request, read_body: impl FnOnce(&mut Request)) -> Response {
     let locale = negotiate(ctx, req);
     let result = find(routes, req).map_err(|e| (e, locale.clone())).and_then(|route| {
+        ctx.origin.set(crate::audit::Origin {
+            actor: if route.audience == Audience::Gpt { crate::ports::Actor::Chat } else { crate::ports::Actor::Browser },
+            client: req.header(CLIENT_ADDR).and_then(|a| a.parse::<std::net::SocketAddr>().ok()).map(|a| a.ip().to_string()),
+            request_id: req.header(REQUEST_ID).map(str::to_owned),
+        });
         head_guard(ctx, req, route.audience, &locale)?;
         read_body(req);
         if req.body_too_large {
@@ -347,6 +366,27 @@ fn api_key_ok(keys: &[String], authorization: Option<&str>) -> bool {
 /// browsers.
 pub fn is_gpt_path(path: &str) -> bool {
     COMPONENT_ROUTES.iter().flat_map(|routes| routes.iter()).any(|r| r.audience == Audience::Gpt && r.path == path)
+}
+
+/// The header that names a request, in the answer (and in the runtime's logs). Our host sets its
+/// own id on every request (a client's is replaced); Spin sets none, so there a component takes
+/// a well-formed id of the caller (a proxy's in front of Spin) or makes one.
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The id of `req` (see [`REQUEST_ID`]): the header's if it is 1..=64 characters of
+/// `[A-Za-z0-9._:-]`, else 32 random hex digits.
+pub fn request_id(req: &Request, env: &dyn Env) -> String {
+    let well_formed = |id: &&str| (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b));
+    match req.header(REQUEST_ID).filter(well_formed) {
+        Some(id) => id.to_owned(),
+        None => crate::domain::token_hex(&crate::ports::random::<16>(env)),
+    }
+}
+
+/// `path` if a component has a route for it: a bounded set of names a runtime may label its
+/// request metrics with (a client's path is not).
+pub fn known_path(path: &str) -> Option<&'static str> {
+    COMPONENT_ROUTES.iter().flat_map(|routes| routes.iter()).map(|r| r.path).find(|p| *p == path)
 }
 
 /// The SHA-256 of the configured key an `Authorization` header carries, if it carries one (the

@@ -15,6 +15,7 @@
 //! do the work after the answer is written ([`Ctx::defer`]); a store that fails then is the
 //! adapter's to log, and the caller, told "if an account matches", may ask again.
 
+use crate::audit::Kind;
 use serde_json::{Value, json};
 
 use super::mail::{render, send_limit};
@@ -113,6 +114,7 @@ fn profile_link_ops(ctx: &Ctx<'_>, user: &User) -> Result<Vec<Op>, ApiError> {
         Op::CheckSendLimit(send_limit(ctx, &mail)),
         Op::InsertSecret(profile_secret(&token, &user.id, now)),
         Op::EnqueueMail(mail, now),
+        ctx.event(Kind::ProfileLinkRequested, &user.id, &user.email, None),
     ])
 }
 

@@ -11,6 +11,7 @@
 //! The token is consumed inside the transaction that saves, so of many concurrent saves with
 //! one token exactly one wins; the others find it gone (410).
 
+use crate::audit::Kind;
 use serde_json::json;
 
 use super::mail::render;
@@ -66,15 +67,24 @@ fn save(ctx: &Ctx<'_>, input: Input) -> Result<Response, (ApiError, Option<Strin
 
 fn save_for(ctx: &Ctx<'_>, input: Input, secret: Secret, user: User) -> Result<Response, ApiError> {
     let now = ctx.env.now();
+    let locale_changed = input.locale.as_ref().is_some_and(|l| l.as_str() != user.locale);
     let locale = input.locale.map_or(user.locale, |l| l.as_str().to_owned());
     // Hashed only once the token is known good: Argon2 is not spent on guesses.
     let passphrase_hash = input.passphrase.map(|p| p.hash(ports::random(ctx.env), ctx.settings.argon2).0);
     let changed = passphrase_hash.is_some();
-    let mut ops = vec![
-        Op::ConsumeSecret(secret.hash, SecretPurpose::Profile, user.id.clone(), now),
+    let mut ops = vec![Op::ConsumeSecret(secret.hash, SecretPurpose::Profile, user.id.clone(), now)];
+    if changed {
+        // Recorded only if the PIN is locked now: the new passphrase below lifts the lock.
+        ops.push(crate::audit::only_if_pin_locked(ctx.event(Kind::AuthUnlocked, &user.id, &user.email, None)));
+        ops.push(ctx.event(Kind::PassphraseChanged, &user.id, &user.email, None));
+    }
+    if locale_changed {
+        ops.push(ctx.event(Kind::LocaleChanged, &user.id, &user.email, Some(locale.clone())));
+    }
+    ops.extend([
         Op::UpdateProfile(ProfileUpdate { user_id: user.id.clone(), locale: locale.clone(), passphrase_hash, now }),
         Op::RevokeSecrets(user.id, SecretPurpose::Profile),
-    ];
+    ]);
     if changed {
         // A security notice goes out whatever the send limit says: no CheckSendLimit.
         let mail = render(ctx, &locale, "passphrase-changed", &user.email, &[("link", &recovery_url(ctx))])?;

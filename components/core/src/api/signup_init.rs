@@ -12,6 +12,7 @@
 //! and the verify page show the PIN the link belongs to, so a mailbox owner whose chat gave
 //! another PIN sees that someone signed up with their address after them.
 
+use crate::audit::Kind;
 use serde_json::{Value, json};
 
 use super::mail::{HOUR_MS, render, send_limit};
@@ -110,7 +111,7 @@ fn create(ctx: &Ctx<'_>, input: &Input, passphrase_hash: String) -> Result<Respo
             created_at: now,
             updated_at: now,
         };
-        let mut ops = vec![Op::InsertUser(user)];
+        let mut ops = vec![Op::InsertUser(user), ctx.event(Kind::AccountCreated, &id, input.email.as_str(), None)];
         ops.extend(verification_ops(ctx, input.locale.as_str(), input.email.as_str(), &id, pin.as_str())?);
         match ctx.store.apply(ops) {
             Ok(()) => return Ok(created(ctx, input, &pin)),
@@ -146,6 +147,7 @@ fn replace_pending(ctx: &Ctx<'_>, input: &Input, user: &User, passphrase_hash: S
                 now,
             }),
             Op::RevokeSecrets(user.id.clone(), SecretPurpose::VerifyEmail),
+            ctx.event(Kind::SignupRepeated, &user.id, &user.email, None),
         ];
         ops.extend(verification_ops(ctx, input.locale.as_str(), input.email.as_str(), &user.id, pin.as_str())?);
         match ctx.store.apply(ops) {

@@ -9,6 +9,7 @@
 use serde_json::json;
 
 use super::{ApiError, Ctx, Failure, Request, Response, json};
+use crate::audit::Kind;
 use crate::domain::Token;
 use crate::ports::{Op, SecretPurpose, StoreError};
 
@@ -37,6 +38,7 @@ fn verify(ctx: &Ctx<'_>, req: &Request) -> Result<String, ApiError> {
     let ops = vec![
         Op::ConsumeSecret(hash, SecretPurpose::VerifyEmail, secret.user_id.clone(), now),
         Op::Activate(secret.user_id, now),
+        ctx.event(Kind::AccountVerified, &user.id, &user.email, None),
     ];
     match ctx.store.apply(ops) {
         Ok(()) => Ok(user.locale),

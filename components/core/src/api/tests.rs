@@ -79,7 +79,7 @@ impl World {
     /// Like [`World::send_to`], with `answered` called on the answer before the deferred work
     /// runs (what the client sees when it has the answer).
     pub(super) fn send_then(&self, store: &dyn Store, req: &Request, answered: impl FnOnce(&Response)) -> Response {
-        let ctx = Ctx { store, ephemeral: &self.ephemeral, l10n: &FakeL10n, env: &self.env, settings: &self.settings, after: After::default() };
+        let ctx = Ctx { store, ephemeral: &self.ephemeral, l10n: &FakeL10n, env: &self.env, settings: &self.settings, after: After::default(), origin: Default::default() };
         let routes = COMPONENT_ROUTES.iter().find(|t| t.iter().any(|r| r.path == req.path)).copied().unwrap_or(SIGNUP_ROUTES);
         let response = respond(routes, &ctx, &mut req.clone(), |_| {});
         answered(&response);
@@ -287,7 +287,7 @@ fn without_a_key_gpt_actions_are_closed_outside_dev_mode() {
 fn the_head_is_judged_before_the_body_is_read() {
     let mut w = World::new();
     w.settings.api_keys = vec!["k1".into()];
-    let ctx = Ctx { store: &w.store, ephemeral: &w.ephemeral, l10n: &FakeL10n, env: &w.env, settings: &w.settings, after: After::default() };
+    let ctx = Ctx { store: &w.store, ephemeral: &w.ephemeral, l10n: &FakeL10n, env: &w.env, settings: &w.settings, after: After::default(), origin: Default::default() };
     // The body "arrives" only if the head passed; a refused head never asks for it.
     let answer = |head: &mut Request| {
         let mut read = false;
@@ -422,4 +422,20 @@ fn the_verify_page_carries_a_strict_csp() {
     let csp = &r.headers.iter().find(|(k, _)| k == "content-security-policy").unwrap().1;
     assert!(csp.starts_with("default-src 'none'; script-src 'sha256-"));
     assert!(r.headers.iter().any(|(k, v)| k == "referrer-policy" && v == "no-referrer"));
+}
+
+#[test]
+fn a_request_keeps_a_well_formed_id_of_its_caller_and_gets_a_random_one_otherwise() {
+    let env = TestEnv { now: Cell::new(0), counter: Cell::new(1) };
+    let with = |id: &str| Request { method: "GET".into(), path: "/healthz".into(), headers: vec![(REQUEST_ID.into(), id.into())], body: vec![], body_too_large: false };
+    assert_eq!(request_id(&with("lb-7f3a:42_x.y"), &env), "lb-7f3a:42_x.y");
+    let none = Request { headers: vec![], ..with("") };
+    let made = request_id(&none, &env);
+    assert!(made.len() == 32 && made.bytes().all(|b| b.is_ascii_hexdigit()), "{made}");
+    assert_ne!(request_id(&none, &env), made, "a new one each time");
+    for bad in ["", "has space", "quote\"", &"x".repeat(65), "new\nline"] {
+        let id = request_id(&with(bad), &env);
+        assert_ne!(id, bad);
+        assert_eq!(id.len(), 32, "{bad:?} is replaced");
+    }
 }

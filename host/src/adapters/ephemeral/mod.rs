@@ -16,6 +16,7 @@ pub use self::sql::SqlBackend;
 use gpt_user_core::ports::{StoreError, Timestamp};
 
 use crate::bindings::ephemeral;
+use crate::metrics::Metrics;
 use crate::bindings::types::Error;
 use crate::runtime::HostState;
 
@@ -33,28 +34,31 @@ pub trait Backend: Send + Sync {
 
 impl ephemeral::Host for HostState {
     async fn put(&mut self, key: String, value: String, now: Timestamp, expires_at: Timestamp) -> Result<(), Error> {
-        let backend = &*self.shared.ephemeral;
-        logged(backend, "put", &key, backend.put(&key, &value, now, expires_at).await)
+        let result = self.shared.ephemeral.put(&key, &value, now, expires_at).await;
+        logged(&*self.shared.ephemeral, &self.shared.metrics, "put", &key, result)
     }
 
     async fn get(&mut self, key: String, now: Timestamp) -> Result<Option<String>, Error> {
-        let backend = &*self.shared.ephemeral;
-        logged(backend, "get", &key, backend.get(&key, now).await)
+        let result = self.shared.ephemeral.get(&key, now).await;
+        logged(&*self.shared.ephemeral, &self.shared.metrics, "get", &key, result)
     }
 
     async fn increment(&mut self, key: String, now: Timestamp, expires_at: Timestamp) -> Result<u32, Error> {
-        let backend = &*self.shared.ephemeral;
-        logged(backend, "increment", &key, backend.increment(&key, now, expires_at).await)
+        let result = self.shared.ephemeral.increment(&key, now, expires_at).await;
+        logged(&*self.shared.ephemeral, &self.shared.metrics, "increment", &key, result)
     }
 
     async fn delete(&mut self, key: String) -> Result<(), Error> {
-        let backend = &*self.shared.ephemeral;
-        logged(backend, "delete", &key, backend.delete(&key).await)
+        let result = self.shared.ephemeral.delete(&key).await;
+        logged(&*self.shared.ephemeral, &self.shared.metrics, "delete", &key, result)
     }
 }
 
-/// [`reported`], as the WIT error the guest gets.
-fn logged<T>(backend: &dyn Backend, op: &'static str, key: &str, result: Result<T, StoreError>) -> Result<T, Error> {
+/// [`reported`] and counted, as the WIT error the guest gets.
+fn logged<T>(backend: &dyn Backend, metrics: &Metrics, op: &'static str, key: &str, result: Result<T, StoreError>) -> Result<T, Error> {
+    if result.is_err() {
+        metrics.ephemeral_error();
+    }
     reported(backend, op, key, result).map_err(Into::into)
 }
 

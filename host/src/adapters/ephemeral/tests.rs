@@ -132,7 +132,7 @@ async fn housekeeping_deletes_what_expired(store: SqlStore) {
         .await
         .unwrap();
     }
-    store.housekeep(NOW, NOW - 7 * 24 * 60 * MINUTE, NOW - 7 * 24 * 60 * MINUTE).await.unwrap();
+    store.housekeep(NOW, NOW - 7 * 24 * 60 * MINUTE, 0).await.unwrap();
     let keys: Vec<(String,)> = sqlx::query_as("SELECT key FROM ephemeral ORDER BY key").fetch_all(store.pool()).await.unwrap();
     assert_eq!(keys, [("ec:code:live".to_owned(),), ("ec:tries:live:confirm_new".to_owned(),)]);
     let changes: Vec<(String,)> = sqlx::query_as("SELECT id FROM email_changes").fetch_all(store.pool()).await.unwrap();
@@ -222,12 +222,13 @@ async fn assert_unavailable_in_time(b: &RedisBackend) {
 
 #[test]
 fn a_backend_failure_reaches_the_guest_as_unavailable_or_other_without_its_detail() {
-    let b = NameOnly;
-    let down = logged::<()>(&b, "get", "ec:code:x", Err(StoreError::Unavailable("redis: Connection refused".into())));
+    let (b, metrics) = (NameOnly, crate::metrics::Metrics::new());
+    let down = logged::<()>(&b, &metrics, "get", "ec:code:x", Err(StoreError::Unavailable("redis: Connection refused".into())));
     assert!(matches!(&down, Err(Error::Unavailable(why)) if why == "ephemeral store unavailable"), "{down:?}");
-    let broken = logged::<()>(&b, "get", "ec:code:x", Err(StoreError::Other("redis: WRONGTYPE".into())));
+    let broken = logged::<()>(&b, &metrics, "get", "ec:code:x", Err(StoreError::Other("redis: WRONGTYPE".into())));
     assert!(matches!(&broken, Err(Error::Other(why)) if why == "ephemeral store error"), "{broken:?}");
-    assert!(matches!(logged(&b, "get", "ec:code:x", Ok(7)), Ok(7)));
+    assert!(matches!(logged(&b, &metrics, "get", "ec:code:x", Ok(7)), Ok(7)));
+    assert!(metrics.encode().contains("gpt_user_ephemeral_store_errors_total 2\n"), "both failures counted: {}", metrics.encode());
 }
 
 /// A backend that is only a name, for [`logged`].

@@ -37,6 +37,7 @@ pub struct Dispatcher {
     /// How long a claimed message stays ours without renewal before another dispatcher may take
     /// it (`Config::mail_lease_ms`, default 120 s); renewed every third of it while sending.
     pub lease: Duration,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// How one send ended.
@@ -72,7 +73,17 @@ impl Dispatcher {
             }
         };
         let attempts = row.attempts + 1;
-        match self.send_holding_lease(&row).await {
+        let started = std::time::Instant::now();
+        let outcome = self.send_holding_lease(&row).await;
+        match &outcome {
+            Outcome::Sent => {
+                let since_queued = Duration::from_millis(u64::try_from(self.clock.now_ms() - row.queued_at).unwrap_or(0));
+                self.metrics.mail_sent(started.elapsed(), since_queued);
+            }
+            Outcome::Failed(failure) => self.metrics.mail_failed(failure.permanent, started.elapsed()),
+            Outcome::Abandoned => {}
+        }
+        match outcome {
             Outcome::Sent => match self.store.mark_sent(&row, self.clock.now_ms()).await {
                 Ok(true) => tracing::info!(message_id = %row.id, attempts, "mail delivered"),
                 Ok(false) => tracing::warn!(message_id = %row.id, "mail delivered, but another dispatcher holds it now and may deliver it again"),

@@ -11,6 +11,7 @@ use gpt_user_sql::store::UserKey;
 
 use crate::bindings::store::{self, EmailChange, Op};
 use crate::bindings::types::{self, Error, Secret, SecretPurpose, User};
+use crate::metrics::Tally;
 use crate::runtime::HostState;
 
 impl types::Host for HostState {}
@@ -37,7 +38,11 @@ impl store::Host for HostState {
     }
 
     async fn apply(&mut self, ops: Vec<Op>) -> Result<(), Error> {
-        Ok(self.shared.store.apply(ops.into_iter().map(Into::into).collect()).await?)
+        let ops: Vec<gpt_user_core::ports::Op> = ops.into_iter().map(Into::into).collect();
+        let tally = Tally::of(&ops);
+        let result = self.shared.store.apply(ops).await;
+        self.shared.metrics.applied(&tally, &result);
+        Ok(result?)
     }
 }
 

@@ -27,6 +27,11 @@ impl SqlStore {
         self.with_conn(async |c| outbox::mark_failed(c, row, next_attempt_at, why).await).await
     }
 
+    /// Messages by state and the oldest undelivered one's queue time (for the metrics).
+    pub async fn outbox_summary(&self) -> Result<gpt_user_sql::operator::OutboxSummary, StoreError> {
+        self.with_conn(async |c| gpt_user_sql::operator::outbox_summary(c).await).await
+    }
+
     /// Marks a message refused for good: dead, its bodies wiped, `why` kept; false if the row is
     /// not ours any more.
     pub async fn mark_dead(&self, row: &OutboxRow, now: i64, why: &str) -> Result<bool, StoreError> {

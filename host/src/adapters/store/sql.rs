@@ -112,24 +112,12 @@ impl SqlStore {
         Ok(())
     }
 
-    /// Deletes pending accounts whose last sign-up attempt (`updated_at`, which a re-sign-up
-    /// moves) is before `pending_before`, expired secrets, expired email changes and ephemeral
-    /// values (codes, counters; those in Redis expire there), and delivered mail and counts of
-    /// failed checks (below the lock) older than `sent_before`. Returns the number of accounts deleted.
-    pub async fn housekeep(&self, now: i64, pending_before: i64, sent_before: i64) -> Result<u64, sqlx::Error> {
-        use gpt_user_sql::housekeeping::{
-            DELETE_EXPIRED_EMAIL_CHANGES, DELETE_EXPIRED_EPHEMERAL, DELETE_OLD_AUTH_FAILURES, DELETE_SECRETS, DELETE_SENT_MAIL,
-            DELETE_STALE_PENDING_USERS,
-        };
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(DELETE_SECRETS).bind(now).bind(pending_before).execute(&mut *tx).await?;
-        sqlx::query(DELETE_EXPIRED_EMAIL_CHANGES).bind(now).execute(&mut *tx).await?;
-        let users = sqlx::query(DELETE_STALE_PENDING_USERS).bind(pending_before).fetch_all(&mut *tx).await?;
-        sqlx::query(DELETE_SENT_MAIL).bind(sent_before).execute(&mut *tx).await?;
-        sqlx::query(DELETE_OLD_AUTH_FAILURES).bind(sent_before).bind(gpt_user_core::ports::AUTH_LOCK_AFTER).execute(&mut *tx).await?;
-        sqlx::query(DELETE_EXPIRED_EPHEMERAL).bind(now).execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(users.len() as u64)
+    /// One housekeeping run (`gpt_user_sql::housekeeping::run`) in one transaction: stale pending
+    /// accounts (last sign-up attempt before `stale_before`), expired secrets, email changes and
+    /// ephemeral values, old delivered mail and stopped failure counts, events before
+    /// `events_before`. Returns the number of accounts deleted.
+    pub async fn housekeep(&self, now: i64, stale_before: i64, events_before: i64) -> Result<u64, StoreError> {
+        self.transaction(async |c| gpt_user_sql::housekeeping::run(c, now, stale_before, events_before).await).await
     }
 }
 

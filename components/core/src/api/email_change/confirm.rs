@@ -37,6 +37,7 @@ pub fn confirm_new(ctx: &Ctx<'_>, req: &Request, locale: &str) -> Result<Respons
         let ops = vec![
             Op::UpdateEmailChange(EmailChange { state: EmailChangeState::Done, ..flow.clone() }),
             Op::ChangeEmail(user.id.clone(), new_email.clone(), now),
+            ctx.event(crate::audit::Kind::EmailChangeConfirmed, &user.id, &new_email, None),
             Op::RevokeAllSecrets(user.id.clone()),
             Op::InsertSecret(profile_secret(&token, &user.id, now)),
             // A security notice: sent whatever the send limit says.

@@ -25,7 +25,8 @@ pub fn start(ctx: &Ctx<'_>, req: &Request, locale: &str) -> Result<Response, Fai
         };
         let code_ends = now + CODE_TTL_MS;
         let mail = send_code(ctx, &user, &mut flow, &user.email, "email-change-current", now, code_ends)?;
-        ctx.store.apply([vec![Op::StartEmailChange(flow.clone())], mail].concat())?;
+        let started = ctx.event(crate::audit::Kind::EmailChangeStarted, &user.id, &user.email, None);
+        ctx.store.apply([vec![Op::StartEmailChange(flow.clone()), started], mail].concat())?;
         let mut body = sent(ctx, locale, &flow, &user.email, now, code_ends);
         body["flow"] = json!(flow.id);
         Ok(Response::json(200, &body))
