@@ -8,9 +8,12 @@ scrape each host's /metrics and check that the counters moved as the suite drove
   /api/signup/init (MCP's signUpInit adds more), and there were verifications;
 - over all hosts, the mails the relay accepted are the outbox's sent rows (counted by the shell
   command --sent-cmd prints, run against the database), and every host reports that same outbox
-  (one shared database).
+  (one shared database);
+- with --events-cmd (a shell command printing how many `account-created` and `signup-repeated`
+  events the shared audit trail holds), that the trail holds exactly one event per committed
+  sign-up the hosts counted: one trail, written by every host.
 
-    scripts/check-metrics.py --sent-cmd 'COMMAND' METRICS_ADDR=PUBLIC_URL [...]
+    scripts/check-metrics.py --sent-cmd 'COMMAND' [--events-cmd 'COMMAND'] METRICS_ADDR=PUBLIC_URL [...]
 
 A message in flight when the suite ended can make the counts differ for a moment: the checks are
 tried again, 5 times a second apart. Prints one line per host; exits 1 with the reason."""
@@ -56,14 +59,20 @@ def fail(why):
 
 
 def main(argv):
-    if len(argv) < 3 or argv[0] != "--sent-cmd":
+    commands = {}
+    while len(argv) >= 2 and argv[0] in ("--sent-cmd", "--events-cmd"):
+        commands[argv[0]] = argv[1]
+        argv = argv[2:]
+    if "--sent-cmd" not in commands or not argv:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
-    hosts = [a.split("=", 1) for a in argv[2:]]
+    hosts = [a.split("=", 1) for a in argv]
+    count = lambda cmd: int(subprocess.run(cmd, shell=True, check=True, capture_output=True, text=True).stdout.strip())
     for attempt in range(5):
-        sent = int(subprocess.run(argv[1], shell=True, check=True, capture_output=True, text=True).stdout.strip())
+        sent = count(commands["--sent-cmd"])
+        events = count(commands["--events-cmd"]) if "--events-cmd" in commands else None
         try:
-            check(hosts, sent)
+            check(hosts, sent, events)
             return
         except Failed as e:
             print(f"check-metrics: {'FAILED' if attempt == 4 else 'not yet'}: {e}", file=sys.stderr)
@@ -72,7 +81,7 @@ def main(argv):
             time.sleep(1)
 
 
-def check(hosts, sent):
+def check(hosts, sent, events):
     signups = verifications = init_201 = relayed = 0
     for i, (addr, public) in enumerate(hosts, 1):
         try:
@@ -108,7 +117,10 @@ def check(hosts, sent):
         fail("no verification was counted")
     if relayed != sent:
         fail(f"the hosts relayed {relayed:.0f} mails, the outbox marked {sent} sent")
-    print(f"check-metrics: ok: {signups:.0f} sign-ups for {init_201:.0f} 201s, {verifications:.0f} verifications, {relayed:.0f} mails = {sent} sent")
+    if events is not None and events != signups:
+        fail(f"the audit trail holds {events} sign-up events, the hosts committed {signups:.0f} sign-ups")
+    trail = "" if events is None else f", {events} sign-up events in the one audit trail"
+    print(f"check-metrics: ok: {signups:.0f} sign-ups for {init_201:.0f} 201s, {verifications:.0f} verifications, {relayed:.0f} mails = {sent} sent{trail}")
 
 
 if __name__ == "__main__":

@@ -146,7 +146,8 @@ say "host logs (RUST_LOG=warn, $errors warnings/errors): $work/host-*.log"
 # Each host's /metrics moved as the suite drove it, and the hosts agree on the one outbox.
 pairs=()
 for i in $(seq 1 "$hosts"); do pairs+=("${metrics[$((i - 1))]}=http://127.0.0.1:${ports[$((i - 1))]}"); done
-scripts/check-metrics.py --sent-cmd "psql '$database_url' -qAt -c 'SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL'" "${pairs[@]}" \
+scripts/check-metrics.py --sent-cmd "psql '$database_url' -qAt -c 'SELECT COUNT(*) FROM outbox WHERE sent_at IS NOT NULL'" \
+    --events-cmd "psql '$database_url' -qAt -c \"SELECT COUNT(*) FROM events WHERE kind IN ('account-created', 'signup-repeated')\"" "${pairs[@]}" \
     || { [ "$suite" -ne 0 ] || suite=1; }
 if [ -n "$twice" ]; then
     say "delivered more than once:"; echo "$twice" >&2

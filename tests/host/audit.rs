@@ -1,7 +1,7 @@
 //! The audit trail (issue 22): every account change writes its event in the transaction of the
 //! change — the actor, the client's address, the request's id, never a secret or an address — a
-//! step the store fails half-way leaves neither, and housekeeping records expired email changes
-//! and keeps events for the retention only.
+//! step the store fails half-way leaves neither, and housekeeping records expired email changes and
+//! the pending accounts it deletes, and keeps events for the retention only.
 
 use std::time::Duration;
 
@@ -100,9 +100,21 @@ async fn every_change_of_an_account_leaves_its_event_with_who_did_it_and_no_secr
     assert_eq!(trail[trail.len() - 2].email_hash, email_hash(&user.email));
     assert_eq!(trail.last().unwrap().email_hash, email_hash(&new));
 
+    // A sign-up through MCP's tools/call: the action's event names the /mcp request.
+    let by_mcp = email("audit-mcp");
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "signUpInit",
+        "arguments": {"email": by_mcp, "consent": true, "locale": "en", "passphrase": PASSPHRASE}}});
+    let r = app.client.post(app.url("/mcp")).header("accept", "application/json, text/event-stream").header("mcp-protocol-version", "2025-11-25").json(&call).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let mcp_request = request_id(&r);
+    let created = events_of(&app, &user_id(&app, &by_mcp).await).await;
+    assert_eq!((created[0].kind.as_str(), created[0].actor.as_str()), ("account-created", "chat"));
+    assert_eq!(created[0].request_id.as_deref(), Some(mcp_request.as_str()));
+    assert_eq!(created[0].client.as_deref(), Some("127.0.0.1"));
+
     // No secret, and no address, in any column of any event.
     let all = dump(&app).await;
-    for secret in [PASSPHRASE, new_passphrase, token.as_str(), link.as_str(), user.token.as_str(), code.as_str(), to.as_str(), new.as_str()] {
+    for secret in [PASSPHRASE, new_passphrase, token.as_str(), link.as_str(), user.token.as_str(), code.as_str(), to.as_str(), new.as_str(), by_mcp.as_str()] {
         assert!(!all.contains(secret), "an event holds a secret or an address ({} characters)", secret.len());
     }
 }
@@ -165,10 +177,13 @@ async fn a_step_the_store_fails_half_way_leaves_neither_its_change_nor_its_event
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn housekeeping_records_an_unfinished_email_change_and_keeps_events_for_the_retention() {
+async fn housekeeping_records_an_unfinished_email_change_and_a_deleted_pending_account_and_keeps_events_for_the_retention() {
     let app = spawn_app(Backend::Sqlite).await;
     let control = app.control();
     let user = app.ec_user("audit-hk").await;
+    let pending = email("audit-hk-pending");
+    assert_eq!(app.sign_up(&pending, "en").await.status(), 201);
+    let pending_id = user_id(&app, &pending).await;
     app.ec_started(&user).await;
     let id = user_id(&app, &user.email).await;
     let before = events_of(&app, &id).await.len();
@@ -192,4 +207,8 @@ async fn housekeeping_records_an_unfinished_email_change_and_keeps_events_for_th
     (control.housekeep)().await.unwrap();
     let kinds: Vec<String> = events_of(&app, &id).await.into_iter().map(|e| e.kind).collect();
     assert_eq!(kinds, ["profile-link-requested"], "only the event inside the retention is kept");
+    // The pending account housekeeping deleted on the way: its `deleted` event, by the system.
+    let gone = events_of(&app, &pending_id).await;
+    assert_eq!(gone.len(), 1, "{gone:#?}");
+    assert_eq!((gone[0].kind.as_str(), gone[0].actor.as_str(), gone[0].detail.as_deref()), ("deleted", "system", Some("not verified within 7 days")));
 }

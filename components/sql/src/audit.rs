@@ -100,18 +100,34 @@ pub async fn list<C: Conn>(conn: &mut C, filter: &EventFilter) -> Result<Vec<Eve
 /// Housekeeping, in its transaction at `now`: an event for every email change that expires now
 /// unfinished (neither done nor dead), before `housekeeping::DELETE_EXPIRED_EMAIL_CHANGES` deletes it.
 pub async fn record_expired_email_changes<C: Conn>(conn: &mut C, now: Timestamp) -> Result<u64, StoreError> {
-    let rows = conn
-        .query(
-            "SELECT u.id, u.email FROM email_changes f JOIN users u ON u.id = f.user_id \
-             WHERE f.expires_at <= $1 AND f.state NOT IN ('done', 'dead')",
-            vec![now.into()],
-        )
-        .await?;
-    let expired: Vec<(String, String)> = rows.iter().map(|r| Ok((r.text(0)?, r.text(1)?))).collect::<Result<_, StoreError>>()?;
-    for (user_id, email) in &expired {
-        record(conn, event_by(Actor::System, now, Kind::EmailChangeExpired, user_id, email, None)).await?;
+    let sql = "SELECT u.id, u.email FROM email_changes f JOIN users u ON u.id = f.user_id \
+               WHERE f.expires_at <= $1 AND f.state NOT IN ('done', 'dead')";
+    record_by_system(conn, now, Kind::EmailChangeExpired, None, sql, vec![now.into()]).await
+}
+
+/// Housekeeping, in its transaction at `now`: a `deleted` event for every pending account whose
+/// last sign-up attempt is before `stale_before`, before `housekeeping::DELETE_STALE_PENDING_USERS`
+/// deletes it.
+pub async fn record_stale_pending_deletions<C: Conn>(conn: &mut C, now: Timestamp, stale_before: Timestamp) -> Result<u64, StoreError> {
+    let sql = "SELECT id, email FROM users WHERE status = 'pending' AND updated_at < $1";
+    record_by_system(conn, now, Kind::Deleted, Some("not verified within 7 days"), sql, vec![stale_before.into()]).await
+}
+
+/// A `kind` event by the system for each account `(id, email)` that `sql` selects.
+async fn record_by_system<C: Conn>(
+    conn: &mut C,
+    now: Timestamp,
+    kind: Kind,
+    detail: Option<&str>,
+    sql: &str,
+    params: Vec<Param>,
+) -> Result<u64, StoreError> {
+    let rows = conn.query(sql, params).await?;
+    let accounts: Vec<(String, String)> = rows.iter().map(|r| Ok((r.text(0)?, r.text(1)?))).collect::<Result<_, StoreError>>()?;
+    for (user_id, email) in &accounts {
+        record(conn, event_by(Actor::System, now, kind, user_id, email, detail.map(str::to_owned))).await?;
     }
-    Ok(expired.len() as u64)
+    Ok(accounts.len() as u64)
 }
 
 /// Housekeeping: events older than `before` (the retention); how many.

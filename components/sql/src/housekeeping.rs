@@ -30,12 +30,13 @@ pub const EVENTS_RETENTION_DAYS: u32 = 400;
 /// One housekeeping run at `now`, inside the caller's transaction, for every runtime: secrets and
 /// pending accounts whose last sign-up attempt is before `stale_before`, delivered and dead mail and
 /// stopped counts of failed checks older than it, expired email changes (each unfinished one
-/// leaves an `email-change-expired` event) and ephemeral values, and events older than
-/// `events_before`. Returns the pending accounts deleted.
+/// leaves an `email-change-expired` event, each deleted account a `deleted` one) and ephemeral
+/// values, and events older than `events_before`. Returns the pending accounts deleted.
 pub async fn run<C: crate::Conn>(conn: &mut C, now: Timestamp, stale_before: Timestamp, events_before: Timestamp) -> Result<u64, StoreError> {
     conn.execute(DELETE_SECRETS, vec![now.into(), stale_before.into()]).await?;
     crate::audit::record_expired_email_changes(conn, now).await?;
     conn.execute(DELETE_EXPIRED_EMAIL_CHANGES, vec![now.into()]).await?;
+    crate::audit::record_stale_pending_deletions(conn, now, stale_before).await?;
     let users = conn.query(DELETE_STALE_PENDING_USERS, vec![stale_before.into()]).await?.len() as u64;
     conn.execute(DELETE_SENT_MAIL, vec![stale_before.into()]).await?;
     conn.execute(DELETE_OLD_AUTH_FAILURES, vec![stale_before.into(), AUTH_LOCK_AFTER.into()]).await?;

@@ -119,7 +119,8 @@ fn notify_if_locked(ctx: &Ctx<'_>, pin: &str, user: Option<&User>) -> Result<(),
         let mail = render(ctx, &user.locale, "pin-locked", &user.email, &[("link", &recovery_url(ctx)), ("pin", pin)])
             .map_err(|_| AuthError::Unavailable)?;
         ops.push(Op::EnqueueMail(mail, ctx.env.now()));
-        // Written only with the one notice: `NotifyLock` succeeds once per lock.
+        // With the one notice, in its transaction: `NotifyLock` succeeds once per lock, and only
+        // after the failure that made it (the 100th count is a lock only if no success resets it).
         ops.push(ctx.event(crate::audit::Kind::AuthLocked, &user.id, &user.email, None));
     }
     match ctx.store.apply(ops) {

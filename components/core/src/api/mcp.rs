@@ -252,7 +252,8 @@ fn call(ctx: &Ctx<'_>, req: &Request, params: &Map<String, Value>) -> Result<Val
         Some(_) => return Err(invalid("arguments must be an object".into())),
     };
     let mut headers = vec![("content-type".to_owned(), "application/json".to_owned())];
-    for name in ["authorization", "accept-language", "host"] {
+    // The request's id and client address too: the action's audit events name this request.
+    for name in ["authorization", "accept-language", "host", super::REQUEST_ID, super::CLIENT_ADDR] {
         if let Some(value) = req.header(name) {
             headers.push((name.to_owned(), value.to_owned()));
         }
