@@ -6,7 +6,7 @@ wasmtime::component::bindgen!({
     imports: { default: async },
 });
 
-pub use gpt_user::accounts::{ephemeral, l10n, mail, store, types};
+pub use gpt_user::accounts::{ephemeral, l10n, mail, metrics, store, types};
 pub use wasi::config::store as config;
 
 // The WIT types and the core's, converted field by field in one place for every runtime.

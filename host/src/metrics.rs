@@ -20,8 +20,8 @@
 //!   outbox);
 //! - ephemeral-store errors (Redis or the database table) in its adapter.
 //!
-//! Argon2's own time is not measured apart: it runs inside the component, and its cost is the bulk
-//! of the latency of `/api/signup/init`, `/api/profile/save` and Auth_Check's routes.
+//! - what only a component sees — each Argon2id run's time, and the email change's own refusals —
+//!   through `gpt-user:accounts/metrics` ([`crate::adapters::metrics`]).
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -85,6 +85,7 @@ pub struct Metrics {
     auth_checks: Family<KindLabels, Counter>,
     throttled: Family<KindLabels, Counter>,
     ephemeral_errors: Counter,
+    argon2_seconds: Histogram,
     mail_sent: Counter,
     mail_failed: Family<KindLabels, Counter>,
     mail_smtp_seconds: Histogram,
@@ -125,11 +126,13 @@ impl Metrics {
         let throttled = Family::<KindLabels, Counter>::default();
         registry.register(
             "throttled",
-            "Answers refused to slow a client down: rate_limit, connections_per_client, send_limit, signup_cap, auth_delay",
+            "Answers refused to slow a client down: rate_limit, connections_per_client, send_limit, signup_cap, auth_delay, too_many_checks, too_many_codes",
             throttled.clone(),
         );
         let ephemeral_errors = Counter::default();
         registry.register("ephemeral_store_errors", "Failed calls to the ephemeral store (Redis or its database table)", ephemeral_errors.clone());
+        let argon2_seconds = latency_histogram();
+        registry.register("argon2_seconds", "Time of one Argon2id hash or check of a passphrase, as the component measured it", argon2_seconds.clone());
         let mail_sent = Counter::default();
         registry.register("mail_sent", "Messages the relay accepted", mail_sent.clone());
         let mail_failed = Family::<KindLabels, Counter>::default();
@@ -159,6 +162,7 @@ impl Metrics {
             auth_checks,
             throttled,
             ephemeral_errors,
+            argon2_seconds,
             mail_sent,
             mail_failed,
             mail_smtp_seconds,
@@ -193,6 +197,22 @@ impl Metrics {
 
     pub fn throttled(&self, kind: &'static str) {
         self.throttled.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// A duration a component reported (`wit/metrics.wit`); unknown names are ignored.
+    pub fn component_observed(&self, name: &str, seconds: f64) {
+        if name == "argon2" && seconds.is_finite() && seconds >= 0.0 {
+            self.argon2_seconds.observe(seconds);
+        }
+    }
+
+    /// A refusal a component reported; unknown names are ignored.
+    pub fn component_counted(&self, name: &str) {
+        match name {
+            "too-many-checks" => self.throttled("too_many_checks"),
+            "too-many-codes" => self.throttled("too_many_codes"),
+            _ => {}
+        }
     }
 
     pub fn ephemeral_error(&self) {
@@ -361,5 +381,26 @@ impl Exporter {
             Err(e) => tracing::warn!(error = %e, "metrics: cannot read the outbox"),
         }
         text(200, self.metrics.encode())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_component_reports_is_counted_by_known_names_only() {
+        let m = Metrics::new();
+        m.component_observed("argon2", 0.05);
+        m.component_observed("argon2", f64::NAN);
+        m.component_observed("made-up", 1.0);
+        m.component_counted("too-many-checks");
+        m.component_counted("too-many-codes");
+        m.component_counted("made-up");
+        let text = m.encode();
+        assert!(text.contains("gpt_user_argon2_seconds_count 1\n"), "{text}");
+        assert!(text.contains("gpt_user_throttled_total{kind=\"too_many_checks\"} 1\n"), "{text}");
+        assert!(text.contains("gpt_user_throttled_total{kind=\"too_many_codes\"} 1\n"), "{text}");
+        assert!(!text.contains("made-up") && !text.contains("made_up"), "{text}");
     }
 }

@@ -67,6 +67,9 @@ async fn sign_ups_and_auth_failures_are_counted_as_answered_and_metrics_are_not_
     assert_eq!(value(&after, r#"gpt_user_http_request_duration_seconds_count{route="/api/signup/init",component="signup"}"#), 4.0);
     assert!(value(&after, r#"gpt_user_auth_checks_total{kind="attempt"}"#) >= 2.0);
     assert_eq!(value(&after, r#"gpt_user_auth_checks_total{kind="success"}"#), 0.0);
+    // One Argon2 run per sign-up and per check, timed inside the component.
+    assert_eq!(value(&after, "gpt_user_argon2_seconds_count"), 5.0);
+    assert!(value(&after, "gpt_user_argon2_seconds_sum") > 0.0);
     assert_eq!(value(&after, "gpt_user_instances_capacity"), 256.0);
 
     // The public listener has no /metrics.

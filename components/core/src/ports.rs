@@ -358,6 +358,25 @@ pub trait L10n {
 pub trait Env {
     fn now(&self) -> Timestamp;
     fn fill_random(&self, buf: &mut [u8]);
+    /// A monotonic clock in nanoseconds, for durations; by default the wall clock's milliseconds.
+    fn monotonic_ns(&self) -> u64 {
+        u64::try_from(self.now()).unwrap_or(0).saturating_mul(1_000_000)
+    }
+}
+
+/// What a flow reports for its runtime's metrics (`wit/metrics.wit`); the names are the fixed
+/// ones listed there.
+pub trait Metrics {
+    fn observe(&self, name: &'static str, seconds: f64);
+    fn count(&self, name: &'static str);
+}
+
+/// Reports nothing (unit tests, the benchmark's native baseline).
+pub struct NoMetrics;
+
+impl Metrics for NoMetrics {
+    fn observe(&self, _: &'static str, _: f64) {}
+    fn count(&self, _: &'static str) {}
 }
 
 /// `N` random bytes from an [`Env`].

@@ -49,6 +49,7 @@ fn with_settings<R>(settings: &Settings, f: impl FnOnce(&api::Ctx<'_>) -> R) -> 
         settings,
         after: api::After::default(),
         origin: Default::default(),
+        metrics: &ports::WitMetrics,
     })
 }
 

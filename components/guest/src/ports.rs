@@ -10,6 +10,17 @@ pub struct WitStore;
 pub struct WitEphemeral;
 pub struct WitL10n;
 pub struct WasiEnv;
+pub struct WitMetrics;
+
+impl gpt_user_core::ports::Metrics for WitMetrics {
+    fn observe(&self, name: &'static str, seconds: f64) {
+        crate::gpt_user::accounts::metrics::observe(name, seconds);
+    }
+
+    fn count(&self, name: &'static str) {
+        crate::gpt_user::accounts::metrics::count(name);
+    }
+}
 
 pub fn settings() -> Result<Settings, InvalidSetting> {
     Settings::from_lookup(|key| config::get(key).ok().flatten())
@@ -86,6 +97,10 @@ impl Env for WasiEnv {
     fn now(&self) -> Timestamp {
         let t = wasip2::clocks::wall_clock::now();
         t.seconds as i64 * 1000 + i64::from(t.nanoseconds / 1_000_000)
+    }
+
+    fn monotonic_ns(&self) -> u64 {
+        wasip2::clocks::monotonic_clock::now()
     }
 
     fn fill_random(&self, buf: &mut [u8]) {

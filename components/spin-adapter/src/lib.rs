@@ -10,6 +10,7 @@
 //!   over `wasi:sockets` TCP in `flush`, which the flow calls after its answer is finished
 //!   (never inside `store.apply` or `enqueue`), retried with backoff by later flushes.
 //! - `l10n`: the Fluent bundles of `gpt-user-l10n`, embedded.
+//! - `metrics`: dropped (see its module).
 //! - housekeeping (stale pending accounts, expired secrets, email changes and ephemeral values,
 //!   old sent mail) also runs in `flush`,
 //!   at most once per 5 minutes across instances: Spin has no timers.
@@ -24,6 +25,7 @@ mod ephemeral;
 mod housekeeping;
 mod l10n;
 mod mail;
+mod metrics;
 mod outbox;
 mod smtp;
 mod store;

@@ -83,7 +83,7 @@ pub fn check(ctx: &Ctx<'_>, pin: &str, passphrase: &str) -> Result<Account, Auth
         Some(u) => PassphraseHash(u.passphrase_hash.clone()),
         None => dummy_hash(ctx.settings.argon2),
     };
-    let matched = passphrase.verify(&stored);
+    let matched = ctx.argon2(|| passphrase.verify(&stored));
     let user = match user {
         Some(user) if matched => user,
         other => {
@@ -95,7 +95,7 @@ pub fn check(ctx: &Ctx<'_>, pin: &str, passphrase: &str) -> Result<Account, Auth
     };
     let mut ops = vec![Op::ResetAuthFailures(pin.clone())];
     if !stored.has_params(ctx.settings.argon2) {
-        let new = passphrase.hash(ports::random(ctx.env), ctx.settings.argon2).0;
+        let new = ctx.argon2(|| passphrase.hash(ports::random(ctx.env), ctx.settings.argon2).0);
         ops.push(Op::Rehash(user.id.clone(), stored.0, new));
     }
     match ctx.store.apply(ops) {

@@ -158,6 +158,13 @@ impl ApiError {
 
     /// The JSON error response `{code, message, instructions?, field?, ...}` in `locale`.
     pub fn into_response(self, ctx: &Ctx<'_>, locale: &str) -> Response {
+        // The refusals only a flow makes, for the runtime's throttle metrics (the others are
+        // counted from the store operations that refuse).
+        match self {
+            Self::TooManyChecks => ctx.metrics.count("too-many-checks"),
+            Self::FlowDead => ctx.metrics.count("too-many-codes"),
+            _ => {}
+        }
         let (status, code, message_id, instructions_id) = self.parts();
         let l10n = ctx.l10n;
         let mut body = Map::new();

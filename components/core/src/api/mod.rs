@@ -104,9 +104,18 @@ pub struct Ctx<'a> {
     pub after: After,
     /// Who the request comes from, for its audit events (set by [`respond`]).
     pub origin: crate::audit::RequestOrigin,
+    pub metrics: &'a dyn crate::ports::Metrics,
 }
 
 impl Ctx<'_> {
+    /// Runs `work` (one Argon2id hash or check) and reports its time as `argon2`.
+    pub fn argon2<T>(&self, work: impl FnOnce() -> T) -> T {
+        let started = self.env.monotonic_ns();
+        let out = work();
+        self.metrics.observe("argon2", self.env.monotonic_ns().saturating_sub(started) as f64 / 1e9);
+        out
+    }
+
     /// An audit event of this request, now, about the account `user_id` with address `email`
     /// (see [`crate::audit`]): an operation for the `apply` of the change it records.
     pub fn event(&self, kind: crate::audit::Kind, user_id: &str, email: &str, detail: Option<String>) -> crate::ports::Op {

@@ -70,7 +70,7 @@ fn save_for(ctx: &Ctx<'_>, input: Input, secret: Secret, user: User) -> Result<R
     let locale_changed = input.locale.as_ref().is_some_and(|l| l.as_str() != user.locale);
     let locale = input.locale.map_or(user.locale, |l| l.as_str().to_owned());
     // Hashed only once the token is known good: Argon2 is not spent on guesses.
-    let passphrase_hash = input.passphrase.map(|p| p.hash(ports::random(ctx.env), ctx.settings.argon2).0);
+    let passphrase_hash = input.passphrase.map(|p| ctx.argon2(|| p.hash(ports::random(ctx.env), ctx.settings.argon2).0));
     let changed = passphrase_hash.is_some();
     let mut ops = vec![Op::ConsumeSecret(secret.hash, SecretPurpose::Profile, user.id.clone(), now)];
     if changed {

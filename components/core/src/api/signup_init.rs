@@ -66,7 +66,7 @@ fn parse(ctx: &Ctx<'_>, req: &Request, negotiated: &str) -> Result<(Input, Strin
 fn sign_up(ctx: &Ctx<'_>, input: &Input) -> Result<Response, ApiError> {
     check_cap(ctx)?;
     // Hashed before anything is looked up, on every path: conceal mode relies on equal timing.
-    let hash = input.passphrase.hash(ports::random(ctx.env), ctx.settings.argon2).0;
+    let hash = ctx.argon2(|| input.passphrase.hash(ports::random(ctx.env), ctx.settings.argon2).0);
     let outcome = match ctx.store.find_user_by_email(input.email.as_str())? {
         Some(user) if user.status == UserStatus::Pending => replace_pending(ctx, input, &user, hash),
         Some(user) => already_registered(ctx, input, &user),

@@ -79,7 +79,7 @@ impl World {
     /// Like [`World::send_to`], with `answered` called on the answer before the deferred work
     /// runs (what the client sees when it has the answer).
     pub(super) fn send_then(&self, store: &dyn Store, req: &Request, answered: impl FnOnce(&Response)) -> Response {
-        let ctx = Ctx { store, ephemeral: &self.ephemeral, l10n: &FakeL10n, env: &self.env, settings: &self.settings, after: After::default(), origin: Default::default() };
+        let ctx = Ctx { store, ephemeral: &self.ephemeral, l10n: &FakeL10n, env: &self.env, settings: &self.settings, after: After::default(), origin: Default::default(), metrics: &crate::ports::NoMetrics };
         let routes = COMPONENT_ROUTES.iter().find(|t| t.iter().any(|r| r.path == req.path)).copied().unwrap_or(SIGNUP_ROUTES);
         let response = respond(routes, &ctx, &mut req.clone(), |_| {});
         answered(&response);
@@ -287,7 +287,7 @@ fn without_a_key_gpt_actions_are_closed_outside_dev_mode() {
 fn the_head_is_judged_before_the_body_is_read() {
     let mut w = World::new();
     w.settings.api_keys = vec!["k1".into()];
-    let ctx = Ctx { store: &w.store, ephemeral: &w.ephemeral, l10n: &FakeL10n, env: &w.env, settings: &w.settings, after: After::default(), origin: Default::default() };
+    let ctx = Ctx { store: &w.store, ephemeral: &w.ephemeral, l10n: &FakeL10n, env: &w.env, settings: &w.settings, after: After::default(), origin: Default::default(), metrics: &crate::ports::NoMetrics };
     // The body "arrives" only if the head passed; a refused head never asks for it.
     let answer = |head: &mut Request| {
         let mut read = false;
