@@ -6,7 +6,8 @@
 # same server and adapters: the hidden `gpt-user serve --native`), with the ratio host/native;
 # then the host's RSS before and after 100k requests; then the composed Spin app instantiated per
 # request (the tests/spin harness, tests/spin/benches/instantiate.rs, served over HTTP) against
-# the host under the same wrk load; then the read path on the host with 10k and with 1M accounts
+# the host under the same wrk load; then a real `spin up` of spin.toml against the host under that
+# load (Spin from $SPIN, PATH or ../shared/tools; without one the table says NOT RUN); then the read path on the host with 10k and with 1M accounts
 # seeded into its database (GPT_USER_BENCH_SCALE=0 skips that part); then the same Spin app
 # driven in-process (the per-request instantiate cost without sockets).
 #
@@ -87,6 +88,24 @@ env -u RUST_BACKTRACE GPT_USER_BENCH_SERVE="127.0.0.1:$spin_port" "$instantiate"
 pids+=("$!")
 spin_url="http://127.0.0.1:$spin_port"
 for _ in $(seq 1 300); do curl -fsS "$spin_url/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+# A real `spin up` of spin.toml (issue 21 step 0), the same components the host embeds, on Spin's
+# SQLite: what the WASIp3 work is measured with. Spin from $SPIN, PATH or ../shared/tools.
+real_spin_url=""
+if spin_bin=$(scripts/find-spin.sh); then
+    real_spin_port=$(free_port)
+    mkdir -p "$work/real-spin-state" "$work/real-spin-logs"
+    # smtp_address: a closed port (these rows send no mail); a key, as a deployment has.
+    RUST_BACKTRACE=0 "$spin_bin" up --from spin.toml --listen "127.0.0.1:$real_spin_port" --state-dir "$work/real-spin-state" \
+        --log-dir "$work/real-spin-logs" --variable base_url="http://127.0.0.1:$real_spin_port" \
+        --variable api_keys="bench-$(free_port)" --variable smtp_address="127.0.0.1:$(free_port)" >"$work/real-spin.log" 2>&1 &
+    pids+=("$!")
+    for _ in $(seq 1 300); do curl -fsS "http://127.0.0.1:$real_spin_port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+    curl -fsS "http://127.0.0.1:$real_spin_port/healthz" >/dev/null 2>&1 || { cat "$work/real-spin.log" >&2; echo "bench: spin up did not answer" >&2; exit 1; }
+    real_spin_url="http://127.0.0.1:$real_spin_port"
+    echo "real Spin: $("$spin_bin" --version) serving spin.toml on $real_spin_url"
+else
+    echo "real Spin: NOT RUN — no Spin CLI (set SPIN, put spin on PATH, or provide ../shared/tools/spin)"
+fi
 
 echo "machine: $(nproc) cores; load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 others() {
@@ -97,7 +116,7 @@ others "before"
 db="$work/host/gpt-user.db"
 [ "${GPT_USER_BENCH_SCALE:-1}" = 0 ] && db=""
 GPT_USER_BENCH_HOST=$host_url GPT_USER_BENCH_NATIVE=$native_url GPT_USER_BENCH_HOST_PID=$host_pid \
-    GPT_USER_BENCH_HOST_DB="$db" GPT_USER_BENCH_SPIN="$spin_url" RUST_LOG=warn \
+    GPT_USER_BENCH_HOST_DB="$db" GPT_USER_BENCH_SPIN="$spin_url" GPT_USER_BENCH_REAL_SPIN="$real_spin_url" RUST_LOG=warn \
     cargo bench -q --profile dev --bench http
 # Without RUST_BACKTRACE: with it, wasmtime captures a backtrace on every store drop (our host
 # turns that off with concurrency_support(false); a Spin-like engine keeps the default).

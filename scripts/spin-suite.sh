@@ -12,15 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-spin_bin=""
-if [ -n "${SPIN:-}" ]; then
-    spin_bin=$SPIN
-elif command -v spin >/dev/null 2>&1; then
-    spin_bin=$(command -v spin)
-elif [ -x ../shared/tools/spin ]; then
-    spin_bin=$(../shared/tools/spin)
-fi
-if [ -z "$spin_bin" ] || [ ! -x "$spin_bin" ]; then
+if ! spin_bin=$(scripts/find-spin.sh); then
     echo "spin-suite: NOT RUN — no Spin CLI (set SPIN, put spin on PATH, or provide ../shared/tools/spin); the black-box suite did not run against Spin"
     [ "${CI:-}" = "true" ] && exit 1
     exit 0

@@ -11,7 +11,8 @@
 //! (default 100000) requests. Update_Load and SignUp_Verify are loaded by `wrk` when it is on
 //! the PATH (`load/wrk.rs`; our reqwest loop otherwise). With `GPT_USER_BENCH_SPIN` set to the
 //! URL of the tests/spin harness served over HTTP (`GPT_USER_BENCH_SERVE=addr cargo bench
-//! --profile dev --bench instantiate`), it adds the composed Spin app against the host.
+//! --profile dev --bench instantiate`), it adds the composed Spin app against the host; with
+//! `GPT_USER_BENCH_REAL_SPIN` set to a real `spin up` of spin.toml, that against the host too.
 //!
 //! **In-process mode** (neither variable set): `cargo bench --profile dev --bench http`
 //! starts a host in this process and prints:
@@ -275,7 +276,12 @@ mod table {
         }
 
         if let (Some(spin), Some(wrk)) = (std::env::var("GPT_USER_BENCH_SPIN").ok().filter(|u| !u.is_empty()), &wrk) {
-            spin_path(wrk, &servers[0].base, spin.trim_end_matches('/'), warmup, duration)?;
+            let title = "composed Spin app per request (tests/spin harness: flow + adapter, fresh instance per request, its SQLite host; served over HTTP)";
+            spin_path(title, wrk, &servers[0].base, spin.trim_end_matches('/'), warmup, duration)?;
+        }
+        if let (Some(spin), Some(wrk)) = (std::env::var("GPT_USER_BENCH_REAL_SPIN").ok().filter(|u| !u.is_empty()), &wrk) {
+            let title = "real `spin up` of spin.toml (Spin's HTTP trigger, SQLite and variables; WASIp2: a fresh instance per request)";
+            spin_path(title, wrk, &servers[0].base, spin.trim_end_matches('/'), warmup, duration)?;
         }
 
         if let Some(db) = std::env::var("GPT_USER_BENCH_HOST_DB").ok().filter(|p| !p.is_empty()) {
@@ -284,11 +290,11 @@ mod table {
         Ok(())
     }
 
-    /// The composed Spin app instantiated per request (the tests/spin harness served over HTTP
-    /// by its `instantiate` bench) against our host, both under wrk, the same requests.
-    fn spin_path(wrk: &str, host: &str, spin: &str, warmup: Duration, duration: Duration) -> anyhow::Result<()> {
+    /// A Spin server — the tests/spin harness served over HTTP by its `instantiate` bench, or a
+    /// real `spin up` — against our host, both under wrk, the same requests.
+    fn spin_path(title: &str, wrk: &str, host: &str, spin: &str, warmup: Duration, duration: Duration) -> anyhow::Result<()> {
         println!();
-        println!("composed Spin app per request (tests/spin harness: flow + adapter, fresh instance per request, its SQLite host; served over HTTP) vs our host, wrk 1 thread, {CONCURRENCY} connections:");
+        println!("{title} vs our host, wrk 1 thread, {CONCURRENCY} connections:");
         println!("| {:<34} | {:>9} | {:>10} | {:>10} | {:>9} | {:>10} | {:>10} | {:>10} |", "request", "spin r/s", "spin p50", "spin p99", "host r/s", "host p50", "host p99", "spin/host");
         println!("|{:-<36}|{:->11}|{:->12}|{:->12}|{:->11}|{:->12}|{:->12}|{:->12}|", "", "", "", "", "", "", "", "");
         let verify = json!({"token": "A".repeat(43)}).to_string();
