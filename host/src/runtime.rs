@@ -12,6 +12,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use tracing::Instrument as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
@@ -303,7 +304,9 @@ impl Runtime {
                 tracing::warn!(component = %component_name, output = %String::from_utf8_lossy(&guest_output).trim_end(), "component wrote to stdout/stderr");
             }
             result
-        });
+        }
+        // The request's span: what the component's call logs (adapters, its output) names the request.
+        .instrument(tracing::Span::current()));
 
         match receiver.await {
             Ok(Ok(resp)) => Ok(resp.map(|body| body.map_err(anyhow::Error::from).boxed_unsync())),

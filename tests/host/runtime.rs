@@ -2,20 +2,37 @@
 
 use serde_json::Value;
 
-use gpt_user::manifest::Route;
-
 use crate::helpers::{Backend, Options, captured_log, email, spawn_app, spawn_with};
+use crate::server::trap_route;
 
-fn trap_component() -> &'static [u8] {
-    let path = std::path::Path::new(gpt_user::artifacts::WASM_DIR).join("gpt_user_test_trap.wasm");
-    Box::leak(std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).into_boxed_slice())
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_a_component_writes_is_logged_under_its_request_id() {
+    let mut options = Options::new(Backend::Sqlite);
+    options.extra = vec![trap_route()];
+    let app = spawn_with(options).await;
+    let r = app.get("/trap/panic").await;
+    assert_eq!(r.status(), 500);
+    let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
+    // The guest's panic message is logged from the task that ran it, once the call ended.
+    let mut found = None;
+    for _ in 0..100 {
+        // The output is the field's value, over several lines: the log line is the one that starts it.
+        let log = captured_log();
+        found = log.contains("this component traps on purpose").then(|| log.lines().find(|l| l.contains("component wrote to stdout/stderr component=trap")).map(str::to_owned)).flatten();
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let line = found.unwrap_or_else(|| panic!("the component's output was logged:\n{}", captured_log().lines().filter(|l| l.contains(&id) || l.contains("component")).collect::<Vec<_>>().join("\n")));
+    assert!(line.contains(&format!("request_id={id}")), "under the answer's X-Request-Id {id}: {line}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trapping_component_answers_500_and_the_next_request_is_served() {
     let mut options = Options::new(Backend::Sqlite);
     options.request_timeout_ms = 1_500;
-    options.extra = vec![(Route { path: "/trap".into(), wildcard: true, component: "trap".into() }, trap_component())];
+    options.extra = vec![trap_route()];
     let app = spawn_with(options).await;
     for path in ["/trap/panic", "/trap/loop", "/trap/memory"] {
         let r = app.get(path).await;
