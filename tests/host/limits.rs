@@ -342,7 +342,7 @@ async fn a_key_holder_flooding_the_gpt_actions_for_30_s_leaves_the_browser_answe
                 let mut i = 0u64;
                 while !stop.load(Ordering::Relaxed) {
                     i += 1;
-                    let r = if i % 2 == 0 {
+                    let r = if i.is_multiple_of(2) {
                         app.post("/api/signup/init", &sign_up_body(&email(&format!("flood{t}x{i}")))).await
                     } else {
                         app.post("/api/auth/check", &json!({"pin": format!("{}", 100_000 + (i * 7919 + t) % 900_000), "passphrase": PASSPHRASE})).await

@@ -89,7 +89,8 @@ async fn a_sign_up_is_mailed_promptly_behind_a_thousand_messages_the_relay_refus
     eprintln!("{backend:?}: the sign-up's mail arrived {took:?} after it, behind {POISON} refused messages");
 
     // Each refused message was tried once, is dead, and keeps only its reason.
-    let left: Vec<(i64, Option<i64>, String, String, String, Option<String>)> = sqlx::query_as(
+    type Row = (i64, Option<i64>, String, String, String, Option<String>);
+    let left: Vec<Row> = sqlx::query_as(
         "SELECT attempts, dead_at, subject, text_body, html_body, last_error FROM outbox WHERE recipient LIKE 'smtp-550-%'",
     )
     .fetch_all(&control.db)

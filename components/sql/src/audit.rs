@@ -15,7 +15,7 @@ pub async fn record<C: Conn>(conn: &mut C, e: Event) -> Result<(), StoreError> {
         let locked = conn
             .query(
                 "SELECT 1 FROM users u JOIN auth_failures a ON a.pin = u.pin WHERE u.id = $1 AND a.failures >= $2",
-                vec![e.user_id.as_str().into(), i64::from(AUTH_LOCK_AFTER).into()],
+                vec![e.user_id.as_str().into(), AUTH_LOCK_AFTER.into()],
             )
             .await?;
         if locked.is_empty() {
