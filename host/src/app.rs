@@ -198,13 +198,13 @@ impl Application {
         let store = self.store.clone();
         let clock = self.clock.clone();
         let mailbox = self.mailbox.clone();
-        let events_ttl_ms = i64::from(self.events_retention_days) * 24 * 3_600_000;
+        let events_retention_days = self.events_retention_days;
         move || {
             let store = store.clone();
             let mailbox = mailbox.clone();
             let now = clock.now_ms();
             Box::pin(async move {
-                let deleted = store.housekeep(now, now - PENDING_TTL_MS, now - events_ttl_ms).await.map_err(anyhow::Error::from)?;
+                let deleted = store.housekeep(now, now - PENDING_TTL_MS, events_retention_days).await.map_err(anyhow::Error::from)?;
                 if let Some(dir) = mailbox {
                     match devmail::prune(&dir, now - PENDING_TTL_MS).await {
                         Ok(0) => {}

@@ -126,25 +126,15 @@ pub fn client(ip: IpAddr) -> IpAddr {
 pub struct Slots {
     all: Arc<Semaphore>,
     gpt: Arc<Semaphore>,
-    /// Told how many are in use whenever a slot is taken or released.
+    /// Counts the slots in use, if observed.
     metrics: Option<Arc<crate::metrics::Metrics>>,
-    capacity: usize,
 }
 
-/// A request's place in the pool; released on drop.
+/// A request's place in the pool; released (and no longer counted) on drop.
 pub struct Slot {
     _all: OwnedSemaphorePermit,
     _gpt: Option<OwnedSemaphorePermit>,
-    pool: Option<(Arc<Semaphore>, Arc<crate::metrics::Metrics>, usize)>,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        if let Some((all, metrics, capacity)) = &self.pool {
-            // This slot's permit is still held here: in use after it is released is one less.
-            metrics.set_instances(capacity - all.available_permits() - 1, *capacity);
-        }
-    }
+    _counted: Option<crate::metrics::Held>,
 }
 
 impl Slots {
@@ -153,12 +143,12 @@ impl Slots {
     pub fn new(max_instances: usize, reserved_percent: u32) -> Self {
         let reserved = max_instances * reserved_percent.min(100) as usize / 100;
         let gpt = max_instances.saturating_sub(reserved).max(1);
-        Self { all: Arc::new(Semaphore::new(max_instances)), gpt: Arc::new(Semaphore::new(gpt)), metrics: None, capacity: max_instances }
+        Self { all: Arc::new(Semaphore::new(max_instances)), gpt: Arc::new(Semaphore::new(gpt)), metrics: None }
     }
 
-    /// These slots, reporting the pool in use to `metrics`.
-    pub fn observed(mut self, metrics: Arc<crate::metrics::Metrics>) -> Self {
-        metrics.set_instances(0, self.capacity);
+    /// These slots (`max_instances` of them), reporting the pool in use to `metrics`.
+    pub fn observed(mut self, max_instances: usize, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        metrics.set_instance_capacity(max_instances);
         self.metrics = Some(metrics);
         self
     }
@@ -167,11 +157,7 @@ impl Slots {
     pub fn try_take(&self, gpt: bool) -> Option<Slot> {
         let gpt = if gpt { Some(self.gpt.clone().try_acquire_owned().ok()?) } else { None };
         let all = self.all.clone().try_acquire_owned().ok()?;
-        let pool = self.metrics.as_ref().map(|m| {
-            m.set_instances(self.capacity - self.all.available_permits(), self.capacity);
-            (self.all.clone(), m.clone(), self.capacity)
-        });
-        Some(Slot { _all: all, _gpt: gpt, pool })
+        Some(Slot { _all: all, _gpt: gpt, _counted: self.metrics.as_ref().map(|m| m.instance_taken()) })
     }
 }
 

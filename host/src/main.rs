@@ -90,7 +90,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 /// Log lines on stderr, filtered by `RUST_LOG` (default `info`): text, or one JSON object per line
-/// with the event's fields and its request's id (`request_id`, from the request's span) at the top.
+/// with the event's fields at the top and its request's id in `span.request_id`.
 fn init_logging(format: gpt_user::LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);

@@ -177,13 +177,16 @@ impl Metrics {
         self.latency.get_or_create(&RouteLabels { route: route.to_owned(), component: component.to_owned() }).observe(took.as_secs_f64());
     }
 
-    pub fn connection_opened(&self) -> ConnectionGauge {
-        self.connections_open.inc();
-        ConnectionGauge(self.connections_open.clone())
+    pub fn connection_opened(&self) -> Held {
+        Held::one_of(&self.connections_open)
     }
 
-    pub fn set_instances(&self, in_use: usize, capacity: usize) {
-        self.instances_in_use.set(in_use as i64);
+    /// A request inside a component, until the returned guard drops.
+    pub fn instance_taken(&self) -> Held {
+        Held::one_of(&self.instances_in_use)
+    }
+
+    pub fn set_instance_capacity(&self, capacity: usize) {
         self.instances_capacity.set(capacity as i64);
     }
 
@@ -314,10 +317,17 @@ impl Tally {
     }
 }
 
-/// One open connection in `gpt_user_connections_open`, until dropped.
-pub struct ConnectionGauge(Gauge);
+/// One of what a gauge counts (an open connection, an instance in use), until dropped.
+pub struct Held(Gauge);
 
-impl Drop for ConnectionGauge {
+impl Held {
+    fn one_of(gauge: &Gauge) -> Self {
+        gauge.inc();
+        Self(gauge.clone())
+    }
+}
+
+impl Drop for Held {
     fn drop(&mut self) {
         self.0.dec();
     }

@@ -214,7 +214,7 @@ impl Runtime {
             let pre = linker.instantiate_pre(&component).map_err(anyhow::Error::from).with_context(|| format!("linking component {id}"))?;
             pres.insert(id.clone(), ProxyPre::new(pre).map_err(anyhow::Error::from).with_context(|| format!("component {id} is not an HTTP handler"))?);
         }
-        let slots = Slots::new(max_instances, reserved_instances_percent).observed(shared.metrics.clone());
+        let slots = Slots::new(max_instances, reserved_instances_percent).observed(max_instances, shared.metrics.clone());
         Ok(Self { engine, components: pres, shared, timeout, memory_limit, slots })
     }
 

@@ -60,8 +60,7 @@ fn try_run(db: &Db, now: Timestamp) -> Result<Option<usize>, Error> {
         if !claimed {
             return Ok(None); // another instance ran it between our read and our write lock
         }
-        let events_before = now - i64::from(housekeeping::EVENTS_RETENTION_DAYS) * 24 * 3_600_000;
-        let users = gpt_user_sql::block_on(housekeeping::run(&mut &*db, now, now - KEEP_MS, events_before))?;
+        let users = gpt_user_sql::block_on(housekeeping::run(&mut &*db, now, now - KEEP_MS, housekeeping::EVENTS_RETENTION_DAYS))?;
         Ok(Some(users as usize))
     })
 }

@@ -31,8 +31,8 @@ pub const EVENTS_RETENTION_DAYS: u32 = 400;
 /// pending accounts whose last sign-up attempt is before `stale_before`, delivered and dead mail and
 /// stopped counts of failed checks older than it, expired email changes (each unfinished one
 /// leaves an `email-change-expired` event, each deleted account a `deleted` one) and ephemeral
-/// values, and events older than `events_before`. Returns the pending accounts deleted.
-pub async fn run<C: crate::Conn>(conn: &mut C, now: Timestamp, stale_before: Timestamp, events_before: Timestamp) -> Result<u64, StoreError> {
+/// values, and events more than `events_retention_days` old. Returns the pending accounts deleted.
+pub async fn run<C: crate::Conn>(conn: &mut C, now: Timestamp, stale_before: Timestamp, events_retention_days: u32) -> Result<u64, StoreError> {
     conn.execute(DELETE_SECRETS, vec![now.into(), stale_before.into()]).await?;
     crate::audit::record_expired_email_changes(conn, now).await?;
     conn.execute(DELETE_EXPIRED_EMAIL_CHANGES, vec![now.into()]).await?;
@@ -41,6 +41,6 @@ pub async fn run<C: crate::Conn>(conn: &mut C, now: Timestamp, stale_before: Tim
     conn.execute(DELETE_SENT_MAIL, vec![stale_before.into()]).await?;
     conn.execute(DELETE_OLD_AUTH_FAILURES, vec![stale_before.into(), AUTH_LOCK_AFTER.into()]).await?;
     conn.execute(DELETE_EXPIRED_EPHEMERAL, vec![now.into()]).await?;
-    crate::audit::delete_older(conn, events_before).await?;
+    crate::audit::delete_older(conn, now - i64::from(events_retention_days) * 86_400_000).await?;
     Ok(users)
 }

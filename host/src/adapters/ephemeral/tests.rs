@@ -132,7 +132,7 @@ async fn housekeeping_deletes_what_expired(store: SqlStore) {
         .await
         .unwrap();
     }
-    store.housekeep(NOW, NOW - 7 * 24 * 60 * MINUTE, 0).await.unwrap();
+    store.housekeep(NOW, NOW - 7 * 24 * 60 * MINUTE, gpt_user_sql::housekeeping::EVENTS_RETENTION_DAYS).await.unwrap();
     let keys: Vec<(String,)> = sqlx::query_as("SELECT key FROM ephemeral ORDER BY key").fetch_all(store.pool()).await.unwrap();
     assert_eq!(keys, [("ec:code:live".to_owned(),), ("ec:tries:live:confirm_new".to_owned(),)]);
     let changes: Vec<(String,)> = sqlx::query_as("SELECT id FROM email_changes").fetch_all(store.pool()).await.unwrap();

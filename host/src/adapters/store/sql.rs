@@ -114,10 +114,10 @@ impl SqlStore {
 
     /// One housekeeping run (`gpt_user_sql::housekeeping::run`) in one transaction: stale pending
     /// accounts (last sign-up attempt before `stale_before`), expired secrets, email changes and
-    /// ephemeral values, old delivered mail and stopped failure counts, events before
-    /// `events_before`. Returns the number of accounts deleted.
-    pub async fn housekeep(&self, now: i64, stale_before: i64, events_before: i64) -> Result<u64, StoreError> {
-        self.transaction(async |c| gpt_user_sql::housekeeping::run(c, now, stale_before, events_before).await).await
+    /// ephemeral values, old delivered mail and stopped failure counts, events more than
+    /// `events_retention_days` old. Returns the number of accounts deleted.
+    pub async fn housekeep(&self, now: i64, stale_before: i64, events_retention_days: u32) -> Result<u64, StoreError> {
+        self.transaction(async |c| gpt_user_sql::housekeeping::run(c, now, stale_before, events_retention_days).await).await
     }
 }
 
