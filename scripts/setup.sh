@@ -22,6 +22,11 @@ if [ "${1:-}" = "--test" ]; then
         as_root apt-get update -qq
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null
     fi
+    # The official MCP Python SDK (scripts/mcp-oauth-client.py, the OAuth reference client of
+    # tests/api/oauth.rs) in a venv at target/py, installed once here, not by tests side by side.
+    # shellcheck source=scripts/python-deps.sh
+    source "$(dirname "$0")/python-deps.sh"
+    python_deps >/dev/null
     if ! (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
         echo "setup: starting PostgreSQL"
         as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start

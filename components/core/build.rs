@@ -14,6 +14,7 @@ const ASSETS: &[(&str, &[&str])] = &[
     ("STYLE", &["style.css"]),
     ("VERIFY_SCRIPT", &["lang.js", "verify.js"]),
     ("PROFILE_SCRIPT", &["lang.js", "profile.js", "email_change.js", "profile_start.js"]),
+    ("AUTHORIZE_SCRIPT", &["authorize.js"]),
 ];
 
 fn main() {

@@ -310,6 +310,10 @@ impl Tally {
                 Op::CheckSignupCap(_) => {
                     tally.throttle.get_or_insert("signup_cap");
                 }
+                Op::CheckRegistrationCap(_) => {
+                    tally.throttle.get_or_insert("registration_cap");
+                }
+                Op::InsertOauthGrant(_) => tally.account.push("oauth_authorized"),
                 _ => {}
             }
         }

@@ -40,6 +40,7 @@ fn routes(component: &str) -> Option<&'static [Route]> {
         "email-change" => api::EMAIL_CHANGE_ROUTES,
         "auth" => api::AUTH_ROUTES,
         "mcp" => api::MCP_ROUTES,
+        "oauth" => api::OAUTH_ROUTES,
         _ => return None,
     })
 }
@@ -79,10 +80,10 @@ impl NativeRuntime {
         let Some(slot) = self.slots.try_take(gpt) else {
             return reply::busy();
         };
-        let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let head = api::Request {
             method: parts.method.as_str().to_owned(),
-            path: path.split(['?', '#']).next().unwrap_or("/").to_owned(),
+            path: parts.uri.path().to_owned(),
+            query: parts.uri.query().unwrap_or("").to_owned(),
             headers: parts
                 .headers
                 .iter()
@@ -206,6 +207,14 @@ impl Store for Ports<'_> {
 
     fn find_email_change(&self, id: &str) -> Result<Option<EmailChange>, StoreError> {
         self.wait(self.shared.store.find_email_change(id))
+    }
+
+    fn find_oauth_client(&self, id: &str) -> Result<Option<gpt_user_core::ports::OauthClient>, StoreError> {
+        self.wait(self.shared.store.find_oauth_client(id))
+    }
+
+    fn find_oauth_token(&self, hash: &str) -> Result<Option<(gpt_user_core::ports::OauthToken, gpt_user_core::ports::OauthGrant)>, StoreError> {
+        self.wait(self.shared.store.find_oauth_token(hash))
     }
 
     fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {

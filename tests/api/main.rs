@@ -14,5 +14,7 @@ mod helpers;
 mod input;
 mod mail;
 mod mcp;
+mod oauth;
+mod oauth_browser;
 mod profile;
 mod signup;

@@ -15,7 +15,7 @@ on_both_backends!(
     auth_check_through_mcp_answers_and_counts_failures_like_the_http_action,
     protocol_mistakes_are_json_rpc_errors_and_never_a_500,
     initialize_and_server_discover_are_answered_without_a_session,
-    the_endpoint_needs_the_service_key_like_every_gpt_action,
+    the_endpoint_needs_the_service_key_or_a_persons_token,
 );
 
 const WRONG: &str = "wrong horse battery staple 77aa";
@@ -229,7 +229,7 @@ async fn initialize_and_server_discover_are_answered_without_a_session(backend: 
     assert_eq!((a.status, error_code(&a)), (400, -32020), "Mcp-Method says server/discover, the body tools/list");
 }
 
-async fn the_endpoint_needs_the_service_key_like_every_gpt_action(backend: Backend) {
+async fn the_endpoint_needs_the_service_key_or_a_persons_token(backend: Backend) {
     let mut options = Options::new(backend);
     options.api_keys = Some("mcp-key-31f0c2aa");
     let app = spawn_with(options).await;
@@ -242,12 +242,17 @@ async fn the_endpoint_needs_the_service_key_like_every_gpt_action(backend: Backe
         }
         req.send()
     };
-    for auth in [None, Some(format!("Bearer {key}x")), Some(format!("Basic {key}"))] {
+    // Without the key, `/mcp` is an OAuth protected resource (SPEC §2.5): the 401 says where a
+    // person's token comes from; a bearer that is not the key is taken as a token, and refused.
+    let metadata = format!("{}/.well-known/oauth-protected-resource/mcp", app.base);
+    for (auth, code) in [(None, "AUTHORIZATION_REQUIRED"), (Some(format!("Basic {key}")), "AUTHORIZATION_REQUIRED"), (Some(format!("Bearer {key}x")), "INVALID_ACCESS_TOKEN")] {
         let r = send(auth.clone()).await.unwrap();
         assert_eq!(r.status(), 401, "{auth:?}");
-        assert_eq!(r.headers()["www-authenticate"], "Bearer");
+        let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+        assert!(challenge.starts_with(&format!("Bearer resource_metadata=\"{metadata}\"")), "{challenge}");
+        assert_eq!(challenge.contains("error=\"invalid_token\""), code == "INVALID_ACCESS_TOKEN", "{challenge}");
         let a = Answer::read(r, PASSPHRASE).await;
-        assert_eq!(a.body["code"], "API_KEY_REQUIRED");
+        assert_eq!(a.body["code"], code, "{auth:?}");
     }
     let r = send(Some(format!("bearer {key}"))).await.unwrap();
     assert_eq!(r.status(), 200);

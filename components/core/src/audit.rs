@@ -42,10 +42,15 @@ pub enum Kind {
     Blocked,
     Unblocked,
     Deleted,
+    /// A person allowed an OAuth client to act as them (`detail`: the client id).
+    OauthAuthorized,
+    /// Every OAuth grant of the account was revoked, or one grant's family after a reused code or
+    /// refresh token (`detail`: why).
+    OauthRevoked,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 16] = [
         Self::AccountCreated,
         Self::SignupRepeated,
         Self::AccountVerified,
@@ -60,6 +65,8 @@ impl Kind {
         Self::Blocked,
         Self::Unblocked,
         Self::Deleted,
+        Self::OauthAuthorized,
+        Self::OauthRevoked,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -78,6 +85,8 @@ impl Kind {
             Self::Blocked => "blocked",
             Self::Unblocked => "unblocked",
             Self::Deleted => "deleted",
+            Self::OauthAuthorized => "oauth-authorized",
+            Self::OauthRevoked => "oauth-revoked",
         }
     }
 

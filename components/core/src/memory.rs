@@ -3,7 +3,7 @@
 use std::cell::{Cell, RefCell};
 
 use crate::ports::{
-    AUTH_LOCK_AFTER, EmailChange, Ephemeral, Event, Message, Op, Secret, SecretPurpose, Store, StoreError, Timestamp, User,
+    AUTH_LOCK_AFTER, ClientKind, EmailChange, OauthClient, OauthGrant, OauthToken, Ephemeral, Event, Message, Op, Secret, SecretPurpose, Store, StoreError, Timestamp, User,
     UserStatus,
 };
 
@@ -26,6 +26,9 @@ pub struct State {
     pub email_changes: Vec<EmailChange>,
     /// The audit trail, in order.
     pub events: Vec<Event>,
+    pub oauth_clients: Vec<OauthClient>,
+    pub oauth_grants: Vec<OauthGrant>,
+    pub oauth_tokens: Vec<OauthToken>,
 }
 
 impl MemoryStore {
@@ -58,6 +61,18 @@ impl Store for MemoryStore {
     fn find_email_change(&self, id: &str) -> Result<Option<EmailChange>, StoreError> {
         self.check()?;
         Ok(self.state.borrow().email_changes.iter().find(|f| f.id == id).cloned())
+    }
+
+    fn find_oauth_client(&self, id: &str) -> Result<Option<OauthClient>, StoreError> {
+        self.check()?;
+        Ok(self.state.borrow().oauth_clients.iter().find(|c| c.id == id).cloned())
+    }
+
+    fn find_oauth_token(&self, hash: &str) -> Result<Option<(OauthToken, OauthGrant)>, StoreError> {
+        self.check()?;
+        let s = self.state.borrow();
+        let token = s.oauth_tokens.iter().find(|t| t.hash == hash);
+        Ok(token.and_then(|t| s.oauth_grants.iter().find(|g| g.id == t.grant_id).map(|g| (t.clone(), g.clone()))))
     }
 
     fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
@@ -186,6 +201,43 @@ fn apply_one(s: &mut State, op: Op) -> Result<(), StoreError> {
             };
             if !e.if_pin_locked || locked() {
                 s.events.push(e);
+            }
+        }
+        Op::InsertOauthClient(c) => {
+            if s.oauth_clients.iter().any(|x| x.id == c.id) {
+                return Err(StoreError::Conflict("id".into()));
+            }
+            s.oauth_clients.push(c);
+        }
+        Op::InsertOauthGrant(g) => s.oauth_grants.push(g),
+        Op::InsertOauthToken(t) => s.oauth_tokens.push(t),
+        Op::SpendOauthToken(hash, now) => {
+            let grants = &s.oauth_grants;
+            let token = s
+                .oauth_tokens
+                .iter_mut()
+                .find(|t| t.hash == hash && t.spent_at.is_none() && t.expires_at > now && grants.iter().any(|g| g.id == t.grant_id))
+                .ok_or(StoreError::NotFound)?;
+            token.spent_at = Some(now);
+        }
+        Op::RevokeOauthGrant(grant) => {
+            s.oauth_grants.retain(|g| g.id != grant);
+            s.oauth_tokens.retain(|t| t.grant_id != grant);
+        }
+        Op::RevokeUserOauth(user) => {
+            let gone: Vec<String> = s.oauth_grants.iter().filter(|g| g.user_id == user).map(|g| g.id.clone()).collect();
+            s.oauth_grants.retain(|g| g.user_id != user);
+            s.oauth_tokens.retain(|t| !gone.contains(&t.grant_id));
+        }
+        Op::CheckRegistrationCap(cap) => {
+            let recent: Vec<Timestamp> = s
+                .oauth_clients
+                .iter()
+                .filter(|c| c.kind == ClientKind::Registered && c.created_at > cap.now - cap.window)
+                .map(|c| c.created_at)
+                .collect();
+            if let Some(secs) = crate::ports::signup_cap_wait(cap.now, cap.window, cap.max, recent.len() as u64, recent.iter().min().copied()) {
+                return Err(StoreError::Throttled(secs));
             }
         }
     }

@@ -199,6 +199,92 @@ impl From<AuthRefusal> for StoreError {
     }
 }
 
+/// What kind of OAuth client (SPEC §2.5): registered by itself (RFC 7591), made by the operator
+/// (confidential, with a secret), or read from a client ID metadata document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientKind {
+    Registered,
+    Operator,
+    Metadata,
+}
+
+impl ClientKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Registered => "registered",
+            Self::Operator => "operator",
+            Self::Metadata => "metadata",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Registered, Self::Operator, Self::Metadata].into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// An OAuth client as stored (`wit/store.wit`'s `oauth-client`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OauthClient {
+    pub id: String,
+    pub kind: ClientKind,
+    pub name: String,
+    /// Exact redirect URIs.
+    pub redirect_uris: Vec<String>,
+    /// SHA-256 (hex) of an operator client's secret.
+    pub secret_hash: Option<String>,
+    pub created_at: Timestamp,
+    /// A metadata document's cache expiry.
+    pub expires_at: Option<Timestamp>,
+}
+
+/// One authorization a person gave a client: the family of its code and tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OauthGrant {
+    pub id: String,
+    pub user_id: String,
+    pub client_id: String,
+    /// The resource (RFC 8707) its tokens are for.
+    pub resource: String,
+    pub scope: String,
+    pub created_at: Timestamp,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Code,
+    Access,
+    Refresh,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Code => "code",
+            Self::Access => "access",
+            Self::Refresh => "refresh",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Code, Self::Access, Self::Refresh].into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// An authorization code, access or refresh token as stored: its SHA-256 only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OauthToken {
+    pub hash: String,
+    pub kind: TokenKind,
+    pub grant_id: String,
+    pub created_at: Timestamp,
+    pub expires_at: Timestamp,
+    /// When a code or refresh token was used (it is kept, so that a second use is recognised).
+    pub spent_at: Option<Timestamp>,
+    /// A code's redirect URI and PKCE challenge.
+    pub redirect_uri: Option<String>,
+    pub code_challenge: Option<String>,
+}
+
 /// One change within [`Store::apply`]; see `wit/store.wit` for the contract of each.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
@@ -238,6 +324,28 @@ pub enum Op {
     GuardUser(String, String, UserStatus),
     /// An entry of the audit trail ([`crate::audit`]).
     RecordEvent(Event),
+    /// A new OAuth client; `Conflict("id")` if the id is taken (a metadata document's is replaced).
+    InsertOauthClient(OauthClient),
+    InsertOauthGrant(OauthGrant),
+    InsertOauthToken(OauthToken),
+    /// `(hash, now)`: a code or refresh token is used: it must be unspent, unexpired and of a live
+    /// grant; `NotFound` otherwise, so of two concurrent uses one wins.
+    SpendOauthToken(String, Timestamp),
+    /// `grant id`: the grant and every code and token of it.
+    RevokeOauthGrant(String),
+    /// `user id`: every grant of the user, with its codes and tokens.
+    RevokeUserOauth(String),
+    /// Fails with `throttled(seconds)` while `max` clients registered themselves in the `window`
+    /// ms before `now`.
+    CheckRegistrationCap(RegistrationCap),
+}
+
+/// The cap on self-registered OAuth clients (RFC 7591 registration is open to anyone).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RegistrationCap {
+    pub now: Timestamp,
+    pub window: i64,
+    pub max: u32,
 }
 
 /// Who made an audited change (`wit/store.wit`'s `actor`).
@@ -333,6 +441,9 @@ pub trait Store {
     fn find_user_by_id(&self, id: &str) -> Result<Option<User>, StoreError>;
     fn find_secret(&self, hash: &str, purpose: SecretPurpose, now: Timestamp) -> Result<Option<Secret>, StoreError>;
     fn find_email_change(&self, id: &str) -> Result<Option<EmailChange>, StoreError>;
+    fn find_oauth_client(&self, id: &str) -> Result<Option<OauthClient>, StoreError>;
+    /// A code or token by hash, whatever its state, with its grant (none once the grant is revoked).
+    fn find_oauth_token(&self, hash: &str) -> Result<Option<(OauthToken, OauthGrant)>, StoreError>;
     /// All operations in one transaction; the first failure rolls back everything.
     fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError>;
 }

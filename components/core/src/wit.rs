@@ -38,6 +38,16 @@ macro_rules! wit_conversions {
             at, user_id, email_hash, kind, actor, client, request_id, detail, if_pin_locked
         });
         $crate::__wit_enum!($crate::ports::Actor, store::Actor { Chat, Browser, Operator, System });
+        $crate::__wit_enum!($crate::ports::ClientKind, store::ClientKind { Registered, Operator, Metadata });
+        $crate::__wit_record!($crate::ports::OauthClient, store::OauthClient {
+            id, kind, name, redirect_uris, secret_hash, created_at, expires_at
+        });
+        $crate::__wit_record!($crate::ports::OauthGrant, store::OauthGrant { id, user_id, client_id, resource, scope, created_at });
+        $crate::__wit_enum!($crate::ports::TokenKind, store::TokenKind { Code, Access, Refresh });
+        $crate::__wit_record!($crate::ports::OauthToken, store::OauthToken {
+            hash, kind, grant_id, created_at, expires_at, spent_at, redirect_uri, code_challenge
+        });
+        $crate::__wit_record!($crate::ports::RegistrationCap, store::RegistrationCap { now, window, max });
 
         impl From<types::Error> for $crate::ports::StoreError {
             fn from(e: types::Error) -> Self {
@@ -89,6 +99,13 @@ macro_rules! wit_conversions {
                     store::Op::EnqueueMail((m, at)) => Self::EnqueueMail(m.into(), at),
                     store::Op::GuardUser((user, email, status)) => Self::GuardUser(user, email, status.into()),
                     store::Op::RecordEvent(e) => Self::RecordEvent(e.into()),
+                    store::Op::InsertOauthClient(c) => Self::InsertOauthClient(c.into()),
+                    store::Op::InsertOauthGrant(g) => Self::InsertOauthGrant(g.into()),
+                    store::Op::InsertOauthToken(t) => Self::InsertOauthToken(t.into()),
+                    store::Op::SpendOauthToken((hash, now)) => Self::SpendOauthToken(hash, now),
+                    store::Op::RevokeOauthGrant(grant) => Self::RevokeOauthGrant(grant),
+                    store::Op::RevokeUserOauth(user) => Self::RevokeUserOauth(user),
+                    store::Op::CheckRegistrationCap(c) => Self::CheckRegistrationCap(c.into()),
                 }
             }
         }
@@ -117,6 +134,13 @@ macro_rules! wit_conversions {
                     Op::EnqueueMail(m, at) => Self::EnqueueMail((m.into(), at)),
                     Op::GuardUser(user, email, status) => Self::GuardUser((user, email, status.into())),
                     Op::RecordEvent(e) => Self::RecordEvent(e.into()),
+                    Op::InsertOauthClient(c) => Self::InsertOauthClient(c.into()),
+                    Op::InsertOauthGrant(g) => Self::InsertOauthGrant(g.into()),
+                    Op::InsertOauthToken(t) => Self::InsertOauthToken(t.into()),
+                    Op::SpendOauthToken(hash, now) => Self::SpendOauthToken((hash, now)),
+                    Op::RevokeOauthGrant(grant) => Self::RevokeOauthGrant(grant),
+                    Op::RevokeUserOauth(user) => Self::RevokeUserOauth(user),
+                    Op::CheckRegistrationCap(c) => Self::CheckRegistrationCap(c.into()),
                 }
             }
         }

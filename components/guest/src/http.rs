@@ -21,14 +21,16 @@ pub fn read_head(request: &IncomingRequest) -> Request {
         Method::Other(m) => m,
     };
     let path_with_query = request.path_with_query().unwrap_or_else(|| "/".to_owned());
-    let path = path_with_query.split(['?', '#']).next().unwrap_or("/").to_owned();
+    let without_fragment = path_with_query.split('#').next().unwrap_or("/");
+    let (path, query) = without_fragment.split_once('?').unwrap_or((without_fragment, ""));
+    let (path, query) = (path.to_owned(), query.to_owned());
     let headers = request
         .headers()
         .entries()
         .into_iter()
         .map(|(name, value)| (name.to_ascii_lowercase(), String::from_utf8_lossy(&value).into_owned()))
         .collect();
-    Request { method, path, headers, body: Vec::new(), body_too_large: false }
+    Request { method, path, query, headers, body: Vec::new(), body_too_large: false }
 }
 
 /// The request's body stream, opened on first use: read (up to `MAX_BODY`) only if the head

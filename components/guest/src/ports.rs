@@ -47,6 +47,14 @@ impl Store for WitStore {
         Ok(store::find_email_change(id)?.map(Into::into))
     }
 
+    fn find_oauth_client(&self, id: &str) -> Result<Option<core::OauthClient>, StoreError> {
+        Ok(store::find_oauth_client(id)?.map(Into::into))
+    }
+
+    fn find_oauth_token(&self, hash: &str) -> Result<Option<(core::OauthToken, core::OauthGrant)>, StoreError> {
+        Ok(store::find_oauth_token(hash)?.map(|(t, g)| (t.into(), g.into())))
+    }
+
     fn apply(&self, ops: Vec<core::Op>) -> Result<(), StoreError> {
         let ops: Vec<store::Op> = ops.into_iter().map(Into::into).collect();
         Ok(store::apply(&ops)?)

@@ -51,6 +51,14 @@ error-rate-limited = Too many requests. Try again in { $seconds } seconds.
 instructions-rate-limited = Wait { $seconds } seconds before the next call and tell the user the service is busy; nothing was done.
 error-unavailable = The service is temporarily unavailable. Please try again later.
 error-api-key-required = A valid service API key is required.
+error-authorization-required = Sign in is required: connect this chat to your gpt-user account (OAuth), or use the service API key.
+error-invalid-access-token = The access token is not valid: it is unknown, expired or revoked. Sign in again.
+error-oauth-client-invalid = This sign-in request names an application or a return address that gpt-user does not know.
+instructions-oauth-client-invalid = Go back to your chat application and connect it again.
+error-invalid-sign-in = The email address or the passphrase is not correct.
+error-sign-in-code-invalid = The code is not correct. Attempts left: { $attempts }.
+error-sign-in-code-expired = This code no longer works: it has expired, was used, or too many wrong codes were entered. Ask for a new code.
+oauth-code-sent = If an account has this address, a sign-in code is on its way. It is valid for { $minutes } minutes.
 error-api-key-not-configured = GPT actions are closed: the operator has not configured a service API key.
 error-forbidden-origin = Requests from another site are not allowed.
 error-not-found = There is nothing at this address.
@@ -180,6 +188,30 @@ page-privacy-mail = Emails go through the mail server of the operator of this se
 page-privacy-retention = How long: an account that is not verified within 7 days is deleted with everything about it. A verified account is kept until you ask for it to be deleted.
 page-privacy-rights = Your rights: you may see and change your data through the profile link we email you, and ask the operator to delete your account at any time.
 
+page-authorize-title = Connect an app to your account
+page-authorize-intro = { $client } asks to use your account. Sign in to answer; afterwards this page sends you back to { $host }.
+page-authorize-email = Email address
+page-authorize-passphrase = Passphrase
+page-authorize-sign-in = Sign in
+page-authorize-signing-in = Signing in…
+page-authorize-consent-title = Allow access?
+page-authorize-consent = Allow { $client } to use your account as { $email }?
+page-authorize-consent-scope = It will see your email address, PIN and account status, and can have a link to your profile emailed to you. It never learns your passphrase.
+page-authorize-allow = Allow
+page-authorize-deny = Deny
+page-authorize-working = Please wait…
+page-authorize-redirecting = Sending you back to the app…
+page-authorize-failed = Could not reach the server. Check your connection and try again.
+page-authorize-code = Code from the email
+page-authorize-send-code = Email me a code instead
+page-authorize-sending = Sending the code…
+page-authorize-need-email = Type your email address first: the code goes there.
+page-authorize-error-title = This request cannot be completed
+page-authorize-unknown-client = The app that sent you here is not registered with this service, or its registration is no longer valid.
+page-authorize-bad-redirect = The app that sent you here asked to be answered at an address it did not register. For your safety, this page does not send you there.
+page-authorize-bad-request = The request that opened this page is incomplete or malformed.
+page-authorize-go-back = Go back to your chat app and connect it again. If this keeps happening, remove the connection there and add it anew.
+
 ## Emails
 
 email-footer = This message was sent automatically; replies are not read.
@@ -218,6 +250,11 @@ email-email-change-current-subject = Code to change your email address
 email-email-change-current-intro = Someone started to change the email address of your account on its profile page. If it was you, enter this code on the page to confirm that this address is yours:
 email-email-change-current-validity = The code is valid for { $valid-minutes } minutes. Do not tell it to anyone, not even in a chat.
 email-email-change-current-ignore = If it was not you, ignore this message: someone with access to your profile link tried to change your address. Without this code nothing changes, and your address stays.
+
+email-oauth-sign-in-code-subject = Your sign-in code
+email-oauth-sign-in-code-intro = Someone asked to sign in to your account to connect a chat app. If it was you, enter this code on the sign-in page:
+email-oauth-sign-in-code-validity = The code is valid for { $valid-minutes } minutes. Do not tell it to anyone, not even in a chat.
+email-oauth-sign-in-code-ignore = If it was not you, ignore this message: without this code nobody can sign in, and nothing changes.
 
 email-email-change-new-subject = Confirm your new email address
 email-email-change-new-intro = You asked to use this address for your account. Enter this code on the profile page to confirm it:

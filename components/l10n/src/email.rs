@@ -18,7 +18,7 @@ pub struct RenderedEmail {
 }
 
 /// Kinds we can render.
-pub const KINDS: [&str; 9] = [
+pub const KINDS: [&str; 10] = [
     "signup-verification",
     "signup-existing",
     "profile-link",
@@ -28,10 +28,11 @@ pub const KINDS: [&str; 9] = [
     "email-change-new",
     "email-change-taken",
     "email-changed",
+    "oauth-sign-in-code",
 ];
 
 /// Kinds that exist to carry a `code`: rendering one without it is a bug in the caller.
-const CODE_KINDS: [&str; 2] = ["email-change-current", "email-change-new"];
+const CODE_KINDS: [&str; 3] = ["email-change-current", "email-change-new", "oauth-sign-in-code"];
 
 pub(crate) fn render(texts: &Texts, locale: &str, kind: &str, to: &str, args: &[(&str, &str)]) -> Result<RenderedEmail, String> {
     if !KINDS.contains(&kind) {

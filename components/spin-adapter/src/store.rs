@@ -3,7 +3,7 @@
 
 use gpt_user_sql::{block_on, store::{self, UserKey}};
 
-use crate::bindings::exports::gpt_user::accounts::store::{EmailChange, Guest, Op};
+use crate::bindings::exports::gpt_user::accounts::store::{EmailChange, Guest, OauthClient, OauthGrant, OauthToken, Op};
 use crate::bindings::exports::gpt_user::accounts::types::{Error, Secret, SecretPurpose, Timestamp, User};
 use crate::db::Db;
 use crate::Adapter;
@@ -29,6 +29,16 @@ impl Guest for Adapter {
     fn find_email_change(id: String) -> Result<Option<EmailChange>, Error> {
         let db = Db::open()?;
         Ok(block_on(store::find_email_change(&mut &db, &id))?.map(Into::into))
+    }
+
+    fn find_oauth_client(id: String) -> Result<Option<OauthClient>, Error> {
+        let db = Db::open()?;
+        Ok(block_on(gpt_user_sql::oauth::find_client(&mut &db, &id))?.map(Into::into))
+    }
+
+    fn find_oauth_token(hash: String) -> Result<Option<(OauthToken, OauthGrant)>, Error> {
+        let db = Db::open()?;
+        Ok(block_on(gpt_user_sql::oauth::find_token(&mut &db, &hash))?.map(|(t, g)| (t.into(), g.into())))
     }
 
     fn apply(ops: Vec<Op>) -> Result<(), Error> {

@@ -31,7 +31,7 @@ pub const EVENTS_RETENTION_DAYS: u32 = 400;
 /// pending accounts whose last sign-up attempt is before `stale_before`, delivered and dead mail and
 /// stopped counts of failed checks older than it, expired email changes (each unfinished one
 /// leaves an `email-change-expired` event, each deleted account a `deleted` one) and ephemeral
-/// values, and events more than `events_retention_days` old. Returns the pending accounts deleted.
+/// values, expired OAuth codes and tokens (and grants left with none), and events more than `events_retention_days` old. Returns the pending accounts deleted.
 pub async fn run<C: crate::Conn>(conn: &mut C, now: Timestamp, stale_before: Timestamp, events_retention_days: u32) -> Result<u64, StoreError> {
     conn.execute(DELETE_SECRETS, vec![now.into(), stale_before.into()]).await?;
     crate::audit::record_expired_email_changes(conn, now).await?;
@@ -41,6 +41,7 @@ pub async fn run<C: crate::Conn>(conn: &mut C, now: Timestamp, stale_before: Tim
     conn.execute(DELETE_SENT_MAIL, vec![stale_before.into()]).await?;
     conn.execute(DELETE_OLD_AUTH_FAILURES, vec![stale_before.into(), AUTH_LOCK_AFTER.into()]).await?;
     conn.execute(DELETE_EXPIRED_EPHEMERAL, vec![now.into()]).await?;
+    crate::oauth::delete_expired(conn, now).await?;
     crate::audit::delete_older(conn, now - i64::from(events_retention_days) * 86_400_000).await?;
     Ok(users)
 }

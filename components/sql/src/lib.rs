@@ -6,6 +6,7 @@
 //! - [`outbox`]: queueing, claiming under a lease, marking, and the retry backoff;
 //! - [`email_change`]: the email-change flow records;
 //! - [`ephemeral`]: short-lived values (email-change codes, counters) when no Redis holds them;
+//! - [`oauth`]: OAuth clients, grants, codes and tokens;
 //! - [`housekeeping`]: the retention deletes;
 //! - [`schema`]: the migrations and how a migration file is split into statements;
 //! - [`operator`]: what the operator's CLI reads and changes (accounts, the outbox).
@@ -22,6 +23,7 @@ pub mod audit;
 pub mod email_change;
 pub mod ephemeral;
 pub mod housekeeping;
+pub mod oauth;
 pub mod operator;
 pub mod outbox;
 pub mod schema;

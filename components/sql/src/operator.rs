@@ -102,6 +102,7 @@ pub async fn block<C: Conn>(conn: &mut C, account: &Account, reason: Option<&str
         return Err(StoreError::NotFound);
     }
     let revoked = conn.query("DELETE FROM secrets WHERE user_id = $1 RETURNING expires_at", vec![user_id.into()]).await?;
+    crate::oauth::revoke_user(conn, user_id).await?;
     let mut valid = 0;
     for row in &revoked {
         valid += i64::from(row.int(0)? > now);
@@ -136,6 +137,7 @@ pub async fn delete<C: Conn>(conn: &mut C, account: &Account, now: Timestamp) ->
     audit::record(conn, event_by(Actor::Operator, now, Kind::Deleted, &account.id, &account.email, None)).await?;
     conn.execute("DELETE FROM secrets WHERE user_id = $1", vec![account.id.as_str().into()]).await?;
     conn.execute("DELETE FROM email_changes WHERE user_id = $1", vec![account.id.as_str().into()]).await?;
+    crate::oauth::revoke_user(conn, &account.id).await?;
     conn.execute("DELETE FROM outbox WHERE recipient = $1 AND sent_at IS NULL", vec![account.email.as_str().into()]).await?;
     conn.execute("DELETE FROM auth_failures WHERE pin = $1", vec![account.pin.as_str().into()]).await?;
     let rows = conn.query("DELETE FROM users WHERE id = $1 RETURNING id", vec![account.id.as_str().into()]).await?;

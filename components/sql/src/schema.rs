@@ -4,7 +4,7 @@
 //! idempotent.
 
 /// `(version, sql)`, ascending. Statements end with `;` at the end of a line.
-pub const MIGRATIONS: [(i64, &str); 7] = [
+pub const MIGRATIONS: [(i64, &str); 8] = [
     (1, include_str!("../../../schema/001_init.sql")),
     (2, include_str!("../../../schema/002_auth_failures.sql")),
     (3, include_str!("../../../schema/003_user_block_reason.sql")),
@@ -12,6 +12,7 @@ pub const MIGRATIONS: [(i64, &str); 7] = [
     (5, include_str!("../../../schema/005_outbox_dead.sql")),
     (6, include_str!("../../../schema/006_signup_cap.sql")),
     (7, include_str!("../../../schema/007_events.sql")),
+    (8, include_str!("../../../schema/008_oauth.sql")),
 ];
 
 /// Where a runtime records the versions it applied.
@@ -49,7 +50,7 @@ mod tests {
             "{all:#?}"
         );
         assert!(all.iter().any(|s| s.starts_with("ALTER TABLE users ADD COLUMN blocked_reason TEXT")));
-        for table in ["users", "secrets", "outbox", "auth_failures", "email_changes", "ephemeral", "events"] {
+        for table in ["users", "secrets", "outbox", "auth_failures", "email_changes", "ephemeral", "events", "oauth_clients", "oauth_grants", "oauth_tokens"] {
             assert!(all.iter().any(|s| s.starts_with(&format!("CREATE TABLE IF NOT EXISTS {table} "))), "{table}");
         }
     }

@@ -8,7 +8,7 @@ use gpt_user_core::ports::{
     UserStatus, auth_attempt_refusal, send_limit_wait, signup_cap_wait,
 };
 
-use crate::{Conn, Dialect, Param, Row, audit, email_change, outbox};
+use crate::{Conn, Dialect, Param, Row, audit, email_change, oauth, outbox};
 
 const USER_COLUMNS: &str =
     "id, email, pin, passphrase_hash, locale, status, email_verified, consent_at, policy_version, created_at, updated_at";
@@ -166,6 +166,13 @@ pub async fn apply_one<C: Conn>(conn: &mut C, op: Op) -> Result<(), StoreError> 
         }
         Op::EnqueueMail(message, queued_at) => outbox::enqueue(conn, message, queued_at).await,
         Op::RecordEvent(event) => audit::record(conn, event).await,
+        Op::InsertOauthClient(client) => oauth::insert_client(conn, client).await,
+        Op::InsertOauthGrant(grant) => oauth::insert_grant(conn, grant).await,
+        Op::InsertOauthToken(token) => oauth::insert_token(conn, token).await,
+        Op::SpendOauthToken(hash, now) => oauth::spend(conn, &hash, now).await,
+        Op::RevokeOauthGrant(grant) => oauth::revoke_grant(conn, &grant).await,
+        Op::RevokeUserOauth(user) => oauth::revoke_user(conn, &user).await,
+        Op::CheckRegistrationCap(cap) => oauth::check_registration_cap(conn, cap).await,
     }
 }
 

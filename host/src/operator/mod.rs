@@ -1,13 +1,15 @@
 //! The operator's CLI (SPEC §1: the operator works through the host's CLI and config file):
-//! `gpt-user users …`, `gpt-user outbox …` and `gpt-user check`, on the store the server uses
-//! (the same configuration, the same migrations, the statements of `gpt_user_sql::operator`), so
-//! it acts on a running deployment at once.
+//! `gpt-user users …`, `gpt-user clients …`, `gpt-user outbox …` and `gpt-user check`, on the
+//! store the server uses (the same configuration, the same migrations, the statements of
+//! `gpt_user_sql::operator` and `gpt_user_sql::oauth`), so it acts on a running deployment at once.
 //!
 //! Output goes to stdout (an aligned table, or with `--json` one object per line); a failure is
 //! one line `error: …` (printed by `main`) and exit code 1. Nothing here prints a token, a code,
-//! a passphrase hash, a message body or a credential of a URL.
+//! a passphrase hash, a message body or a credential of a URL; an OAuth client's secret is
+//! printed once, by the `clients add` that makes it, and never again.
 
 mod check;
+mod clients;
 mod events;
 mod output;
 mod outbox;
@@ -20,6 +22,7 @@ use std::time::Duration;
 use gpt_user_core::ports::StoreError;
 
 pub use check::{Check, check};
+pub use clients::{Clients, clients};
 pub use events::{Events, events};
 pub use outbox::{Outbox, outbox};
 pub use users::{Users, users};
@@ -55,8 +58,12 @@ const CONNECT_WITHIN: Duration = Duration::from_secs(15);
 
 /// The configuration of the data dir and the store it names, migrated like the server's.
 async fn open(common: &Common) -> anyhow::Result<SqlStore> {
-    let config = Config::load(common.data_dir.as_deref()).map_err(|e| anyhow::anyhow!("cannot read the configuration: {e}"))?;
-    connect(&config).await
+    connect(&load(common)?).await
+}
+
+/// The configuration of the data dir (for a command that needs more of it than the store).
+fn load(common: &Common) -> anyhow::Result<Config> {
+    Config::load(common.data_dir.as_deref()).map_err(|e| anyhow::anyhow!("cannot read the configuration: {e}"))
 }
 
 /// Connects to the configured store for every operator command, `check` included. A SQLite file

@@ -15,6 +15,11 @@ pub fn json_line(fields: &Fields) -> String {
     format!("{{{}}}", members.join(","))
 }
 
+/// A record as a JSON object to nest in another record (its keys in serde_json's order, sorted).
+pub fn object(fields: &Fields) -> Value {
+    Value::Object(fields.iter().map(|(key, value)| ((*key).to_owned(), value.clone())).collect())
+}
+
 /// A header row of `columns` and one row per record, each column as wide as its widest cell,
 /// two spaces apart; no trailing spaces.
 pub fn table(columns: &[&str], records: &[Fields]) -> String {

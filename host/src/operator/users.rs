@@ -1,9 +1,10 @@
-//! `gpt-user users {list,show,block,unblock,delete}`.
+//! `gpt-user users {list,show,block,unblock,delete,revoke-grants}`.
 
 use anyhow::anyhow;
 use gpt_user_core::api::time::rfc3339;
 use gpt_user_core::domain::{Email, Pin};
 use gpt_user_core::ports::{StoreError, UserStatus};
+use gpt_user_sql::oauth::{self, GrantEntry};
 use gpt_user_sql::operator::{self as sql, Account, AccountDetails, AccountFilter};
 use gpt_user_sql::store::UserKey;
 use serde_json::{Value, json};
@@ -12,7 +13,7 @@ use super::output::{self, Fields};
 use super::{Common, open, store_error};
 use crate::clock::system_now_ms;
 
-/// Accounts: list, show, block, unblock, delete.
+/// Accounts: list, show, block, unblock, delete, revoke OAuth grants.
 #[derive(clap::Args, Debug)]
 pub struct Users {
     #[command(flatten)]
@@ -33,7 +34,7 @@ enum UsersCommand {
         #[arg(long, default_value_t = 100, value_name = "N")]
         limit: u32,
     },
-    /// One account with its open tokens, queued mail and failed checks.
+    /// One account with its open tokens, queued mail, failed checks and OAuth grants.
     Show {
         /// The account's email address or PIN.
         #[arg(value_name = "EMAIL|PIN")]
@@ -60,6 +61,15 @@ enum UsersCommand {
         #[arg(long)]
         yes: bool,
     },
+    /// Revokes every OAuth grant of the account with its tokens: each chat connected as it must
+    /// be authorized again.
+    RevokeGrants {
+        #[arg(value_name = "EMAIL|PIN")]
+        account: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
@@ -80,6 +90,7 @@ impl From<Status> for UserStatus {
 }
 
 const LIST_COLUMNS: [&str; 7] = ["pin", "email", "status", "email_verified", "locale", "created_at", "blocked_reason"];
+const GRANT_COLUMNS: [&str; 7] = ["client_id", "client_name", "resource", "scope", "created_at", "live_refresh_tokens", "live_access_tokens"];
 
 pub async fn users(Users { common, command }: Users) -> anyhow::Result<()> {
     match command {
@@ -94,16 +105,28 @@ pub async fn users(Users { common, command }: Users) -> anyhow::Result<()> {
             let who = Who::parse(&account)?;
             let store = open(&common).await?;
             let now = system_now_ms();
-            let details = store
+            let (details, grants) = store
                 .with_conn(async |c| match who.find(c).await? {
-                    Some(account) => sql::details(c, account, now).await.map(Some),
+                    Some(account) => {
+                        let grants = oauth::list_user_grants(c, &account.id, now).await?;
+                        Ok(Some((sql::details(c, account, now).await?, grants)))
+                    }
                     None => Ok(None),
                 })
                 .await
                 .map_err(store_error)?
                 .ok_or_else(|| who.unknown())?;
-            let fields = show_fields(&details);
-            output::print(&if common.json { output::json_line(&fields) + "\n" } else { output::key_values(&fields) })
+            let grants: Vec<Fields> = grants.iter().map(grant_fields).collect();
+            let mut fields = show_fields(&details);
+            output::print(&if common.json {
+                fields.push(("oauth_grants", Value::Array(grants.iter().map(output::object).collect())));
+                output::json_line(&fields) + "\n"
+            } else {
+                // The count among the account's lines, then the grants as a table of their own.
+                fields.push(("oauth_grants", json!(grants.len())));
+                let table = if grants.is_empty() { String::new() } else { format!("\n{}", output::table(&GRANT_COLUMNS, &grants)) };
+                output::key_values(&fields) + &table
+            })
         }
         UsersCommand::Block { account, reason } => {
             let who = Who::parse(&account)?;
@@ -172,6 +195,31 @@ pub async fn users(Users { common, command }: Users) -> anyhow::Result<()> {
                 format!("deleted {} (PIN {})\n", deleted.email, deleted.pin)
             })
         }
+        UsersCommand::RevokeGrants { account, yes } => {
+            let who = Who::parse(&account)?;
+            let store = open(&common).await?;
+            let account = store.with_conn(async |c| who.find(c).await).await.map_err(store_error)?.ok_or_else(|| who.unknown())?;
+            if !yes && !super::confirm(&format!("Revoke every OAuth grant of {} (PIN {}) with its tokens?", account.email, account.pin))? {
+                anyhow::bail!("not revoked");
+            }
+            // Again inside the transaction, as for `delete`: the account as it is now.
+            let (account, revoked) = store
+                .transaction(async |c| match sql::find_account(c, UserKey::Id, &account.id).await? {
+                    Some(current) => {
+                        let revoked = oauth::revoke_user_by_operator(c, &current.id, &current.email, system_now_ms()).await?;
+                        Ok(Some((current, revoked)))
+                    }
+                    None => Ok(None),
+                })
+                .await
+                .map_err(store_error)?
+                .ok_or_else(|| who.unknown())?;
+            output::print(&if common.json {
+                output::json_line(&vec![("pin", json!(account.pin)), ("email", json!(account.email)), ("revoked_grants", json!(revoked))]) + "\n"
+            } else {
+                format!("revoked {revoked} grants of {} (PIN {})\n", account.email, account.pin)
+            })
+        }
     }
 }
 
@@ -212,6 +260,20 @@ fn list_fields(a: &Account) -> Fields {
         ("locale", json!(a.locale)),
         ("created_at", json!(rfc3339(a.created_at))),
         ("blocked_reason", a.blocked_reason.as_ref().map_or(Value::Null, |r| json!(r))),
+    ]
+}
+
+/// A grant: its client, what for, since when, and whether it still works (a live refresh token
+/// keeps the chat connected; a live access token works for up to an hour).
+fn grant_fields(g: &GrantEntry) -> Fields {
+    vec![
+        ("client_id", json!(g.client_id)),
+        ("client_name", g.client_name.as_ref().map_or(Value::Null, |n| json!(n))),
+        ("resource", json!(g.resource)),
+        ("scope", json!(g.scope)),
+        ("created_at", json!(rfc3339(g.created_at))),
+        ("live_refresh_tokens", json!(g.live_refresh_tokens)),
+        ("live_access_tokens", json!(g.live_access_tokens)),
     ]
 }
 

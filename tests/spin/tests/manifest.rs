@@ -125,9 +125,15 @@ fn spin_route<'m>(routed: &[(&str, &'m str)], path: &str) -> Option<&'m str> {
 
 #[test]
 fn every_route_of_a_flow_components_table_reaches_that_component() {
-    use gpt_user_core::api::{AUTH_ROUTES, EMAIL_CHANGE_ROUTES, MCP_ROUTES, PROFILE_ROUTES, Route, SIGNUP_ROUTES};
-    let tables: [(&str, &[Route]); 5] =
-        [("signup", SIGNUP_ROUTES), ("profile", PROFILE_ROUTES), ("email-change", EMAIL_CHANGE_ROUTES), ("auth", AUTH_ROUTES), ("mcp", MCP_ROUTES)];
+    use gpt_user_core::api::{AUTH_ROUTES, EMAIL_CHANGE_ROUTES, MCP_ROUTES, OAUTH_ROUTES, PROFILE_ROUTES, Route, SIGNUP_ROUTES};
+    let tables: [(&str, &[Route]); 6] = [
+        ("signup", SIGNUP_ROUTES),
+        ("profile", PROFILE_ROUTES),
+        ("email-change", EMAIL_CHANGE_ROUTES),
+        ("auth", AUTH_ROUTES),
+        ("mcp", MCP_ROUTES),
+        ("oauth", OAUTH_ROUTES),
+    ];
     assert_eq!(tables.len(), FLOW_COMPONENTS.len(), "a route table per component of spin.toml");
     let m = manifest();
     let routed: Vec<(&str, &str)> = m["trigger"]["http"]

@@ -153,15 +153,20 @@ pub fn handle(ctx: &Ctx<'_>, req: &Request, locale: &str) -> Result<Response, Fa
                 "instructions": ctx.l10n.format(l, "auth-ok-instructions", &[("pin", &account.pin)]),
             })))
         }
-        Err(e) => Err(at(match e {
-            AuthError::InvalidInput(field) => ApiError::invalid(field, if field == "pin" { "invalid-pin" } else { "invalid-passphrase-checked" }),
-            AuthError::InvalidCredentials => ApiError::InvalidCredentials,
-            AuthError::Throttled(retry_after) => ApiError::TooManyAttempts { retry_after },
-            AuthError::Locked => ApiError::PinLocked,
-            AuthError::EmailNotVerified => ApiError::AuthEmailNotVerified,
-            AuthError::AccountBlocked => ApiError::AccountBlocked,
-            AuthError::Unavailable => ApiError::Unavailable,
-        })),
+        Err(e) => Err(at(api_error(e))),
+    }
+}
+
+/// The answer to a failed check: Auth_Check's, and the OAuth sign-in page's (one count, one wording).
+pub fn api_error(e: AuthError) -> ApiError {
+    match e {
+        AuthError::InvalidInput(field) => ApiError::invalid(field, if field == "pin" { "invalid-pin" } else { "invalid-passphrase-checked" }),
+        AuthError::InvalidCredentials => ApiError::InvalidCredentials,
+        AuthError::Throttled(retry_after) => ApiError::TooManyAttempts { retry_after },
+        AuthError::Locked => ApiError::PinLocked,
+        AuthError::EmailNotVerified => ApiError::AuthEmailNotVerified,
+        AuthError::AccountBlocked => ApiError::AccountBlocked,
+        AuthError::Unavailable => ApiError::Unavailable,
     }
 }
 

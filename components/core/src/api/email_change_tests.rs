@@ -288,7 +288,7 @@ fn a_code_whose_send_did_not_commit_is_never_accepted() {
         path: "/api/email-change/resend".into(),
         headers: vec![("content-type".into(), "application/json".into())],
         body: serde_json::to_vec(&json!({"token": ann, "flow": flow})).unwrap(),
-        body_too_large: false,
+        body_too_large: false, query: String::new(),
     };
     assert_eq!(w.send_to(&super::profile_tests::WritesFail(&w.store), &req).status, 503);
     assert_eq!(w.ephemeral.values.borrow().keys().filter(|k| k.starts_with("ec:code:")).count(), 2, "the stray code is stored");

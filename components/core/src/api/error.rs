@@ -99,6 +99,23 @@ pub enum ApiError {
     /// `allow` is the value of the `Allow` header.
     #[error("method not allowed")]
     MethodNotAllowed { allow: String },
+    /// The authorize page's sign-in: unknown address or wrong passphrase (one answer for both).
+    #[error("invalid sign-in")]
+    InvalidSignIn,
+    /// The authorize page's emailed code is wrong; `attempts_left` before it is spent.
+    #[error("invalid sign-in code")]
+    SignInCodeInvalid { attempts_left: u32 },
+    /// The authorize page's emailed code: none, expired, or 5 wrong ones entered.
+    #[error("sign-in code expired")]
+    SignInCodeExpired,
+    /// The authorize page's client or redirect URI is unknown (SPEC §2.5): nothing is redirected.
+    #[error("oauth client invalid")]
+    OauthClientInvalid,
+    /// A protected resource (`/mcp`) without a service key or a valid access token: `401` with
+    /// `WWW-Authenticate: Bearer resource_metadata="…"` (RFC 9728), `error="invalid_token"` if one
+    /// was given.
+    #[error("authorization required")]
+    AuthorizationRequired { resource_metadata: String, invalid_token: bool },
     /// A bug or a broken adapter; details were logged, none are returned.
     #[error("internal error")]
     Internal,
@@ -151,6 +168,12 @@ impl ApiError {
             Self::ForbiddenOrigin => (403, "FORBIDDEN_ORIGIN", "error-forbidden-origin", None),
             Self::NotFound => (404, "NOT_FOUND", "error-not-found", None),
             Self::MethodNotAllowed { .. } => (405, "METHOD_NOT_ALLOWED", "error-method-not-allowed", None),
+            Self::InvalidSignIn => (401, "INVALID_CREDENTIALS", "error-invalid-sign-in", None),
+            Self::SignInCodeInvalid { .. } => (422, "INVALID_CODE", "error-sign-in-code-invalid", None),
+            Self::SignInCodeExpired => (410, "CODE_EXPIRED", "error-sign-in-code-expired", None),
+            Self::OauthClientInvalid => (400, "OAUTH_CLIENT_INVALID", "error-oauth-client-invalid", Some("instructions-oauth-client-invalid")),
+            Self::AuthorizationRequired { invalid_token: false, .. } => (401, "AUTHORIZATION_REQUIRED", "error-authorization-required", None),
+            Self::AuthorizationRequired { invalid_token: true, .. } => (401, "INVALID_ACCESS_TOKEN", "error-invalid-access-token", None),
             Self::Internal => (500, "INTERNAL", "error-internal", None),
             Self::ConfigInvalid { .. } => (503, "CONFIG_INVALID", "error-config-invalid", Some("instructions-config-invalid")),
         }
@@ -179,7 +202,9 @@ impl ApiError {
                 l10n.format(locale, message_id, &[("seconds", &retry_after.to_string())])
             }
             Self::WrongStep { state } => l10n.format(locale, message_id, &[("state", state)]),
-            Self::InvalidCode { attempts_left } => l10n.format(locale, message_id, &[("attempts", &attempts_left.to_string())]),
+            Self::InvalidCode { attempts_left } | Self::SignInCodeInvalid { attempts_left } => {
+                l10n.format(locale, message_id, &[("attempts", &attempts_left.to_string())])
+            }
             Self::ConfigInvalid { variable, accepted } => {
                 let accepted = match accepted {
                     Accepted::Range { min, max } => l10n.format(locale, "config-accepts-range", &[("min", &min.to_string()), ("max", &max.to_string())]),
@@ -229,6 +254,11 @@ impl ApiError {
                 response.headers.push(("retry-after".into(), retry_after.to_string()))
             }
             Self::ApiKeyRequired => response.headers.push(("www-authenticate".into(), "Bearer".into())),
+            Self::AuthorizationRequired { resource_metadata, invalid_token } => {
+                let error = if invalid_token { ", error=\"invalid_token\"" } else { "" };
+                let challenge = format!("Bearer resource_metadata=\"{resource_metadata}\", scope=\"{}\"{error}", super::oauth::SCOPE);
+                response.headers.push(("www-authenticate".into(), challenge));
+            }
             Self::ConfigInvalid { .. } => response.headers.push(("retry-after".into(), "60".into())),
             Self::MethodNotAllowed { allow } => response.headers.push(("allow".into(), allow)),
             _ => {}

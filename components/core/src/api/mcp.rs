@@ -20,7 +20,8 @@
 use serde_json::{Map, Value, json};
 
 use super::openapi::request_schema;
-use super::{Action, Ctx, Failure, GPT_ACTIONS, GPT_ROUTES, Request, Response, respond};
+use super::{Action, Ctx, Failure, GPT_ACTIONS, GPT_ROUTES, Request, Response, oauth, respond};
+use crate::ports::User;
 use crate::settings::Settings;
 
 /// Where the endpoint is served.
@@ -32,6 +33,7 @@ pub const MODERN: &str = "2026-07-28";
 pub const LEGACY: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26"];
 
 const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+const PERSON_INSTRUCTIONS: &str = "You act for the person who signed in to gpt-user when connecting this chat. whoAmI tells who that is (email, PIN, status, language). requestProfileLink emails them a link to change their passphrase, language or email address; tell them to open it. Never ask for their passphrase in the chat.";
 const INSTRUCTIONS: &str = "Accounts a person creates and uses from this chat. signUpInit registers an email with a passphrase and returns a public PIN; the person must open the emailed link. updateInit emails a link to change the profile. authCheck proves a PIN and passphrase belong together. Never repeat a passphrase back. Each tool result carries the HTTP answer of the action; follow its instructions.";
 
 /// JSON-RPC error codes: JSON-RPC 2.0's and MCP 2026-07-28's.
@@ -63,7 +65,33 @@ fn rpc_error(status: u16, code: i64, message: impl Into<String>) -> RpcError {
     RpcError { status, code, message: message.into(), data: None }
 }
 
-pub fn handle(ctx: &Ctx<'_>, req: &Request, _: &str) -> Result<Response, Failure> {
+/// Who calls: a chat with the service key (the GPT actions as tools), or a chat acting for the
+/// person its OAuth access token names (SPEC §2.5: that person's tools only).
+pub enum Caller {
+    Service,
+    Person(User),
+}
+
+/// The request carries a configured service key, or needs none: dev mode with no key configured
+/// and no `Authorization` at all (a token, if sent, is taken as a token).
+pub fn service_key(ctx: &Ctx<'_>, req: &Request) -> bool {
+    let (keys, authorization) = (&ctx.settings.api_keys, req.header("authorization"));
+    if keys.is_empty() { ctx.settings.dev && authorization.is_none() } else { super::api_key_ok(keys, authorization) }
+}
+
+fn caller(ctx: &Ctx<'_>, req: &Request) -> Result<Caller, super::ApiError> {
+    if service_key(ctx, req) {
+        return Ok(Caller::Service);
+    }
+    let bearer = req.header("authorization").and_then(super::bearer).unwrap_or("");
+    match oauth::resource::user_of(ctx, bearer, &oauth::mcp_resource(ctx))? {
+        Some(user) => Ok(Caller::Person(user)),
+        None => Err(oauth::resource::required(ctx, true)),
+    }
+}
+
+pub fn handle(ctx: &Ctx<'_>, req: &Request, locale: &str) -> Result<Response, Failure> {
+    let caller = caller(ctx, req).map_err(|e| (e, locale.to_owned()))?;
     let sse = match accepts(req.header("accept")) {
         Some(sse) => sse,
         None => return Ok(error_answer(false, &Value::Null, rpc_error(406, code::INVALID_REQUEST, "Not Acceptable: accept application/json or text/event-stream"))),
@@ -86,7 +114,7 @@ pub fn handle(ctx: &Ctx<'_>, req: &Request, _: &str) -> Result<Response, Failure
         // A notification, or the client's answer to nothing we asked: accepted, nothing to say.
         (Some(Value::String(_)), None) if message.get("jsonrpc") == Some(&json!("2.0")) => return Ok(accepted()),
         (None, Some(_)) if message.contains_key("result") || message.contains_key("error") => return Ok(accepted()),
-        _ => request(ctx, req, &message),
+        _ => request(ctx, req, &message, &caller),
     };
     let id = id.filter(|id| id.is_string() || id.is_number()).unwrap_or(Value::Null);
     Ok(match answer {
@@ -96,7 +124,7 @@ pub fn handle(ctx: &Ctx<'_>, req: &Request, _: &str) -> Result<Response, Failure
 }
 
 /// A request: its shape, its era's headers, then its method.
-fn request(ctx: &Ctx<'_>, req: &Request, message: &Map<String, Value>) -> Result<Value, RpcError> {
+fn request(ctx: &Ctx<'_>, req: &Request, message: &Map<String, Value>, caller: &Caller) -> Result<Value, RpcError> {
     let invalid = |what: &str| rpc_error(400, code::INVALID_REQUEST, format!("Invalid Request: {what}"));
     if message.get("jsonrpc") != Some(&json!("2.0")) {
         return Err(invalid("jsonrpc must be \"2.0\""));
@@ -118,11 +146,14 @@ fn request(ctx: &Ctx<'_>, req: &Request, message: &Map<String, Value>) -> Result
         rpc_error(status, code::METHOD_NOT_FOUND, format!("Method not found: {method}"))
     };
     let result = match (method.as_str(), era) {
-        ("server/discover", _) => discover(ctx.settings),
-        ("initialize", Era::Legacy) => initialize(&params),
+        ("server/discover", _) => discover(caller),
+        ("initialize", Era::Legacy) => initialize(&params, caller),
         ("ping", Era::Legacy) => json!({}),
-        ("tools/list", _) => tools_list(ctx.settings, era),
-        ("tools/call", _) => call(ctx, req, &params)?,
+        ("tools/list", _) => tools_list(ctx.settings, era, caller),
+        ("tools/call", _) => match caller {
+            Caller::Service => call(ctx, req, &params)?,
+            Caller::Person(user) => call_as_person(ctx, user, &params)?,
+        },
         _ => return Err(not_found()),
     };
     Ok(shaped(result, era))
@@ -178,12 +209,19 @@ fn capabilities() -> Value {
 }
 
 /// `server/discover` (2026-07-28). `cacheScope: private`: the answer is behind the service key.
-fn discover(_: &Settings) -> Value {
+fn instructions(caller: &Caller) -> &'static str {
+    match caller {
+        Caller::Service => INSTRUCTIONS,
+        Caller::Person(_) => PERSON_INSTRUCTIONS,
+    }
+}
+
+fn discover(caller: &Caller) -> Value {
     let supported: Vec<&str> = std::iter::once(MODERN).chain(LEGACY.iter().copied()).collect();
     json!({
         "supportedVersions": supported,
         "capabilities": capabilities(),
-        "instructions": INSTRUCTIONS,
+        "instructions": instructions(caller),
         "ttlMs": 300_000,
         "cacheScope": "private",
         "_meta": {"io.modelcontextprotocol/serverInfo": server_info()}
@@ -192,10 +230,10 @@ fn discover(_: &Settings) -> Value {
 
 /// `initialize` of a 2025-era client: its version if we speak it, else our newest legacy one.
 /// No session: every later request stands on its own.
-fn initialize(params: &Map<String, Value>) -> Value {
+fn initialize(params: &Map<String, Value>, caller: &Caller) -> Value {
     let asked = params.get("protocolVersion").and_then(Value::as_str).unwrap_or("");
     let version = LEGACY.iter().find(|v| **v == asked).copied().unwrap_or(LEGACY[0]);
-    json!({"protocolVersion": version, "capabilities": capabilities(), "serverInfo": server_info(), "instructions": INSTRUCTIONS})
+    json!({"protocolVersion": version, "capabilities": capabilities(), "serverInfo": server_info(), "instructions": instructions(caller)})
 }
 
 /// Modern results say they are complete (no input is asked of the client).
@@ -225,8 +263,11 @@ pub fn tool(action: &Action, settings: &Settings) -> Value {
 }
 
 
-fn tools_list(settings: &Settings, era: Era) -> Value {
-    let tools: Vec<Value> = GPT_ACTIONS.iter().map(|a| tool(a, settings)).collect();
+fn tools_list(settings: &Settings, era: Era, caller: &Caller) -> Value {
+    let tools: Vec<Value> = match caller {
+        Caller::Service => GPT_ACTIONS.iter().map(|a| tool(a, settings)).collect(),
+        Caller::Person(_) => person_tools(),
+    };
     let mut result = json!({"tools": tools});
     if era == Era::Modern {
         result["ttlMs"] = json!(300_000);
@@ -263,9 +304,56 @@ fn call(ctx: &Ctx<'_>, req: &Request, params: &Map<String, Value>) -> Result<Val
         path: action.path.to_owned(),
         headers,
         body: serde_json::to_vec(&arguments).unwrap_or_default(),
-        body_too_large: false,
+        body_too_large: false, query: String::new(),
     };
     let answer = respond(GPT_ROUTES, ctx, &mut inner, |_| {});
+    Ok(tool_result(&answer))
+}
+
+/// The tools of a chat acting for a signed-in person: none takes an argument or a secret.
+fn person_tools() -> Vec<Value> {
+    let no_arguments = json!({"type": "object", "properties": {}, "additionalProperties": false});
+    vec![
+        json!({
+            "name": WHO_AM_I,
+            "title": "Who am I",
+            "description": "The account of the person who signed in: email, PIN, status (active), language and when it was created.",
+            "inputSchema": no_arguments,
+            "annotations": {"title": "Who am I", "readOnlyHint": true, "destructiveHint": false, "idempotentHint": true}
+        }),
+        json!({
+            "name": REQUEST_PROFILE_LINK,
+            "title": "Email me a profile link",
+            "description": "Emails the signed-in person a link (valid 1 hour) to change their passphrase, language or email address. At most one such email a minute and 10 an hour.",
+            "inputSchema": no_arguments,
+            "annotations": {"title": "Email me a profile link", "readOnlyHint": false, "destructiveHint": false, "idempotentHint": false}
+        }),
+    ]
+}
+
+pub const WHO_AM_I: &str = "whoAmI";
+pub const REQUEST_PROFILE_LINK: &str = "requestProfileLink";
+
+/// A person's tool: `whoAmI` reads their account, `requestProfileLink` is Update_Init for it.
+fn call_as_person(ctx: &Ctx<'_>, user: &User, params: &Map<String, Value>) -> Result<Value, RpcError> {
+    let invalid = |what: String| rpc_error(200, code::INVALID_PARAMS, format!("Invalid params: {what}"));
+    match params.get("arguments") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(a)) if a.is_empty() => {}
+        Some(_) => return Err(invalid("this tool takes no arguments".into())),
+    }
+    let answer = match params.get("name").and_then(Value::as_str) {
+        Some(WHO_AM_I) => Response::json(200, &json!({
+            "email": user.email,
+            "pin": user.pin,
+            "status": user.status.as_str(),
+            "locale": user.locale,
+            "created_at": super::time::rfc3339(user.created_at),
+        })),
+        Some(REQUEST_PROFILE_LINK) => super::profile_init::for_person(ctx, user),
+        Some(name) => return Err(invalid(format!("unknown tool {name:?}"))),
+        None => return Err(invalid("name must be a tool name".into())),
+    };
     Ok(tool_result(&answer))
 }
 

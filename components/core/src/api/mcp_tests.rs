@@ -18,7 +18,7 @@ fn post(w: &World, body: &[u8], extra: &[(&str, &str)]) -> Response {
             headers.push(((*name).to_owned(), (*value).to_owned()));
         }
     }
-    w.send(&Request { method: "POST".into(), path: PATH.into(), headers, body: body.to_vec(), body_too_large: false })
+    w.send(&Request { method: "POST".into(), path: PATH.into(), headers, body: body.to_vec(), body_too_large: false, query: String::new() })
 }
 
 fn rpc(w: &World, method: &str, params: Value) -> Response {
@@ -191,11 +191,16 @@ fn accept_origin_and_the_key_are_checked() {
     assert_eq!(r.status, 200);
 
     w.settings = Settings { dev: false, api_keys: vec!["k".into()], ..Settings::default() };
+    // Without the key, `/mcp` is an OAuth protected resource (SPEC §2.5): the 401 says where a
+    // person's token comes from, with or without a key configured.
     let r = post(&w, list, &[]);
-    assert_eq!((r.status, r.header("www-authenticate")), (401, Some("Bearer")));
-    assert_eq!(r.json_body()["code"], "API_KEY_REQUIRED");
+    let challenge = format!("Bearer resource_metadata=\"{}/.well-known/oauth-protected-resource/mcp\", scope=\"account\"", w.settings.base_url);
+    assert_eq!((r.status, r.header("www-authenticate")), (401, Some(challenge.as_str())));
+    assert_eq!(r.json_body()["code"], "AUTHORIZATION_REQUIRED");
     let r = post(&w, list, &[("authorization", "Bearer k")]);
     assert_eq!(r.status, 200);
+    let r = post(&w, list, &[("authorization", "Bearer not-the-key")]);
+    assert_eq!((r.status, r.json_body()["code"].as_str()), (401, Some("INVALID_ACCESS_TOKEN")));
     w.settings = Settings { dev: false, ..Settings::default() };
-    assert_eq!(post(&w, list, &[]).json_body()["code"], "API_KEY_NOT_CONFIGURED");
+    assert_eq!(post(&w, list, &[]).json_body()["code"], "AUTHORIZATION_REQUIRED");
 }

@@ -15,9 +15,10 @@ mod error;
 pub mod json;
 pub mod mail;
 pub mod mcp;
+pub mod oauth;
 pub mod openapi;
 mod pages;
-mod profile_init;
+pub(crate) mod profile_init;
 mod profile_load;
 mod profile_save;
 mod signup_init;
@@ -51,6 +52,8 @@ pub struct Request {
     pub method: String,
     /// Path without the query string.
     pub path: String,
+    /// The query string, without `?` (empty if none).
+    pub query: String,
     /// Header names lower-cased.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -134,8 +137,11 @@ pub enum Audience {
     Gpt,
     /// The browser API: JSON, same origin.
     Browser,
-    /// Pages and documents anyone may GET.
+    /// Pages and documents anyone may GET, and the OAuth endpoints (which check their own input).
     Public,
+    /// A protected resource (`/mcp`): JSON, and the service key (as [`Audience::Gpt`]) or a
+    /// person's OAuth access token (SPEC §2.5), which the handler resolves.
+    Mcp,
 }
 
 /// An error with the locale to word it in.
@@ -210,7 +216,7 @@ impl Route {
 }
 
 /// The route table of every flow component (tests check them against [`GPT_ACTIONS`] and `spin.toml`).
-pub const COMPONENT_ROUTES: &[&[Route]] = &[SIGNUP_ROUTES, PROFILE_ROUTES, EMAIL_CHANGE_ROUTES, AUTH_ROUTES, MCP_ROUTES];
+pub const COMPONENT_ROUTES: &[&[Route]] = &[SIGNUP_ROUTES, PROFILE_ROUTES, EMAIL_CHANGE_ROUTES, AUTH_ROUTES, MCP_ROUTES, OAUTH_ROUTES];
 
 const SIGNUP_INIT_ROUTE: Route = Route::action(&SIGNUP_INIT, signup_init::handle);
 const UPDATE_INIT_ROUTE: Route = Route::action(&UPDATE_INIT, profile_init::handle);
@@ -256,7 +262,21 @@ pub const AUTH_ROUTES: &[Route] = &[AUTH_CHECK_ROUTE];
 /// Routes of the MCP component: the GPT actions as MCP tools. `POST /mcp` is guarded like a GPT
 /// action (API key, JSON); its `tools/call` runs [`GPT_ROUTES`], so the component links every
 /// action's handler.
-pub const MCP_ROUTES: &[Route] = &[Route { method: "POST", path: mcp::PATH, audience: Audience::Gpt, handler: mcp::handle }];
+pub const MCP_ROUTES: &[Route] = &[Route { method: "POST", path: mcp::PATH, audience: Audience::Mcp, handler: mcp::handle }];
+
+/// Routes of the OAuth component (SPEC §2.5): the authorization server's documents, endpoints,
+/// the authorize page and its browser API.
+pub const OAUTH_ROUTES: &[Route] = &[
+    Route { method: "GET", path: oauth::AS_METADATA_PATH, audience: Audience::Public, handler: oauth::metadata },
+    Route { method: "GET", path: oauth::RESOURCE_METADATA_PATH, audience: Audience::Public, handler: oauth::resource_metadata },
+    Route { method: "POST", path: "/oauth/register", audience: Audience::Public, handler: oauth::register::handle },
+    Route { method: "GET", path: "/oauth/authorize", audience: Audience::Public, handler: oauth::authorize::page },
+    Route { method: "POST", path: "/api/oauth/sign-in", audience: Audience::Browser, handler: oauth::authorize::sign_in },
+    Route { method: "POST", path: "/api/oauth/send-code", audience: Audience::Browser, handler: oauth::authorize::send_code },
+    Route { method: "POST", path: "/api/oauth/consent", audience: Audience::Browser, handler: oauth::authorize::consent },
+    Route { method: "POST", path: "/oauth/token", audience: Audience::Public, handler: oauth::token::handle },
+    Route { method: "POST", path: "/oauth/revoke", audience: Audience::Public, handler: oauth::token::revoke },
+];
 
 fn healthz(_: &Ctx<'_>, _: &Request, _: &str) -> Result<Response, Failure> {
     Ok(Response::json(200, &serde_json::json!({"status": "ok"})))
@@ -278,7 +298,7 @@ pub fn respond(routes: &[Route], ctx: &Ctx<'_>, req: &mut Request, read_body: im
     let locale = negotiate(ctx, req);
     let result = find(routes, req).map_err(|e| (e, locale.clone())).and_then(|route| {
         ctx.origin.set(crate::audit::Origin {
-            actor: if route.audience == Audience::Gpt { crate::ports::Actor::Chat } else { crate::ports::Actor::Browser },
+            actor: if matches!(route.audience, Audience::Gpt | Audience::Mcp) { crate::ports::Actor::Chat } else { crate::ports::Actor::Browser },
             client: req.header(CLIENT_ADDR).and_then(|a| a.parse::<std::net::SocketAddr>().ok()).map(|a| a.ip().to_string()),
             request_id: req.header(REQUEST_ID).map(str::to_owned),
         });
@@ -339,6 +359,9 @@ fn head_guard(ctx: &Ctx<'_>, req: &Request, audience: Audience, locale: &str) ->
             return fail(ApiError::ApiKeyRequired);
         }
         Audience::Browser if !same_origin(ctx.settings, req) => return fail(ApiError::ForbiddenOrigin),
+        Audience::Mcp if !(mcp::service_key(ctx, req) || req.header("authorization").and_then(bearer).is_some()) => {
+            return fail(oauth::resource::required(ctx, false));
+        }
         // Keyless GPT actions on a developer's machine: a page of another site (one that rebinds
         // its name to 127.0.0.1 included: its `Host` is then its own name) must not drive them.
         Audience::Gpt if ctx.settings.dev && req.header("origin").is_some_and(|o| o.trim_end_matches('/') != ctx.settings.base_url) => {
@@ -362,7 +385,7 @@ fn head_guard(ctx: &Ctx<'_>, req: &Request, audience: Audience, locale: &str) ->
 
 /// `Authorization: Bearer <key>` (scheme case-insensitive, RFC 9110) against every configured key.
 /// Both sides are hashed first, so the comparison takes the same time whatever the lengths.
-fn api_key_ok(keys: &[String], authorization: Option<&str>) -> bool {
+pub(crate) fn api_key_ok(keys: &[String], authorization: Option<&str>) -> bool {
     let Some(given) = authorization.and_then(bearer) else {
         return false;
     };
@@ -374,7 +397,7 @@ fn api_key_ok(keys: &[String], authorization: Option<&str>) -> bool {
 /// what a runtime rate-limits per key and per client, and keeps from the instances reserved for
 /// browsers.
 pub fn is_gpt_path(path: &str) -> bool {
-    COMPONENT_ROUTES.iter().flat_map(|routes| routes.iter()).any(|r| r.audience == Audience::Gpt && r.path == path)
+    COMPONENT_ROUTES.iter().flat_map(|routes| routes.iter()).any(|r| matches!(r.audience, Audience::Gpt | Audience::Mcp) && r.path == path)
 }
 
 /// The header that names a request, in the answer (and in the runtime's logs). Our host sets its
@@ -412,7 +435,7 @@ pub fn configured_key_hash(keys: &[String], authorization: Option<&str>) -> Opti
     found
 }
 
-fn bearer(header: &str) -> Option<&str> {
+pub(crate) fn bearer(header: &str) -> Option<&str> {
     let (scheme, credentials) = header.trim().split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| credentials.trim()).filter(|c| !c.is_empty())
 }

@@ -54,6 +54,17 @@ pub fn request(ctx: &Ctx<'_>, req: &Request, locale: &str) -> Result<Response, F
     Ok(Response::json(200, &json!({"message": ctx.l10n.format(locale, "profile-request-sent", &[])})))
 }
 
+/// Update_Init for the person an OAuth access token names (the MCP tool `requestProfileLink`):
+/// the link goes to the account's own address, in its language, with Update_Init's throttle.
+pub(crate) fn for_person(ctx: &Ctx<'_>, user: &User) -> Response {
+    let locale = user.locale.as_str();
+    let sent_or_not = Email::parse(&user.email).map_err(|_| ApiError::Internal).and_then(|email| send_link(ctx, &Lookup::Email(email)));
+    match sent_or_not {
+        Ok(()) => sent(ctx, locale),
+        Err(e) => e.into_response(ctx, locale),
+    }
+}
+
 /// [`send_link`] once the answer is out. Its outcome changes no answer: the ones that tell
 /// accounts apart must not, and a failing store or renderer was logged by its adapter.
 fn send_link_after_answer(ctx: &Ctx<'_>, lookup: Lookup) {

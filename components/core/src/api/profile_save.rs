@@ -77,6 +77,8 @@ fn save_for(ctx: &Ctx<'_>, input: Input, secret: Secret, user: User) -> Result<R
         // Recorded only if the PIN is locked now: the new passphrase below lifts the lock.
         ops.push(crate::audit::only_if_pin_locked(ctx.event(Kind::AuthUnlocked, &user.id, &user.email, None)));
         ops.push(ctx.event(Kind::PassphraseChanged, &user.id, &user.email, None));
+        // Every chat signed in with the old passphrase must sign in again (SPEC §2.5).
+        ops.push(Op::RevokeUserOauth(user.id.clone()));
     }
     if locale_changed {
         ops.push(ctx.event(Kind::LocaleChanged, &user.id, &user.email, Some(locale.clone())));

@@ -438,6 +438,12 @@ impl Store for Snapshot<'_> {
     fn find_email_change(&self, id: &str) -> Result<Option<crate::ports::EmailChange>, StoreError> {
         self.store.find_email_change(id)
     }
+    fn find_oauth_client(&self, id: &str) -> Result<Option<crate::ports::OauthClient>, StoreError> {
+        self.store.find_oauth_client(id)
+    }
+    fn find_oauth_token(&self, hash: &str) -> Result<Option<(crate::ports::OauthToken, crate::ports::OauthGrant)>, StoreError> {
+        self.store.find_oauth_token(hash)
+    }
     fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
         self.store.apply(ops)
     }
@@ -454,7 +460,7 @@ fn of_sixteen_saves_with_one_token_exactly_one_wins() {
         path: "/api/profile/save".into(),
         headers: vec![("content-type".into(), "application/json".into())],
         body: serde_json::to_vec(&json!({"token": token, "passphrase": passphrase})).unwrap(),
-        body_too_large: false,
+        body_too_large: false, query: String::new(),
     };
     let statuses: Vec<u16> = (0..16).map(|i| w.send_to(&stale, &request(format!("{NEW_PASSPHRASE} {i:02}"))).status).collect();
     assert_eq!(statuses.iter().filter(|s| **s == 200).count(), 1, "{statuses:?}");
@@ -483,6 +489,12 @@ impl Store for WritesFail<'_> {
     fn find_email_change(&self, id: &str) -> Result<Option<crate::ports::EmailChange>, StoreError> {
         self.0.find_email_change(id)
     }
+    fn find_oauth_client(&self, id: &str) -> Result<Option<crate::ports::OauthClient>, StoreError> {
+        self.0.find_oauth_client(id)
+    }
+    fn find_oauth_token(&self, hash: &str) -> Result<Option<(crate::ports::OauthToken, crate::ports::OauthGrant)>, StoreError> {
+        self.0.find_oauth_token(hash)
+    }
     fn apply(&self, _: Vec<Op>) -> Result<(), StoreError> {
         Err(StoreError::Unavailable("connection reset".into()))
     }
@@ -506,7 +518,7 @@ fn a_store_outage_during_save_is_503_save_failed_with_nothing_written() {
         path: "/api/profile/save".into(),
         headers: vec![("content-type".into(), "application/json".into())],
         body: serde_json::to_vec(&body).unwrap(),
-        body_too_large: false,
+        body_too_large: false, query: String::new(),
     };
     assert_eq!(code(&w.send_to(&WritesFail(&w.store), &req)), (503, "SAVE_FAILED".into()));
     let after = w.store.state.borrow().clone();
@@ -525,7 +537,7 @@ fn profile_browser_calls_from_another_origin_are_refused() {
             path: path.into(),
             headers: vec![("content-type".into(), "application/json".into()), ("origin".into(), "https://evil.example".into())],
             body: br#"{"email":"ann@example.com"}"#.to_vec(),
-            body_too_large: false,
+            body_too_large: false, query: String::new(),
         };
         assert_eq!(code(&w.send(&req)), (403, "FORBIDDEN_ORIGIN".into()), "{path}");
     }
@@ -537,7 +549,7 @@ fn page(w: &World, accept_language: &str) -> Response {
         path: "/profile".into(),
         headers: vec![("accept-language".into(), accept_language.into())],
         body: Vec::new(),
-        body_too_large: false,
+        body_too_large: false, query: String::new(),
     })
 }
 
@@ -643,6 +655,14 @@ impl Store for Counted<'_> {
         self.count();
         self.0.find_email_change(id)
     }
+    fn find_oauth_client(&self, id: &str) -> Result<Option<crate::ports::OauthClient>, StoreError> {
+        self.count();
+        self.0.find_oauth_client(id)
+    }
+    fn find_oauth_token(&self, hash: &str) -> Result<Option<(crate::ports::OauthToken, crate::ports::OauthGrant)>, StoreError> {
+        self.count();
+        self.0.find_oauth_token(hash)
+    }
     fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
         self.count();
         self.0.apply(ops)
@@ -673,7 +693,7 @@ fn the_recovery_request_and_concealed_init_answer_before_any_store_call_and_send
             headers.push(("accept".into(), "application/json, text/event-stream".into()));
             headers.push(("mcp-protocol-version".into(), "2025-11-25".into()));
         }
-        let req = Request { method: "POST".into(), path: path.into(), headers, body: serde_json::to_vec(&body).unwrap(), body_too_large: false };
+        let req = Request { method: "POST".into(), path: path.into(), headers, body: serde_json::to_vec(&body).unwrap(), body_too_large: false, query: String::new() };
         let before = outbox(&w).len();
         let r = w.send_then(&store, &req, |r| {
             assert_eq!(r.status, 200, "{path}: {:?}", r.json_body());

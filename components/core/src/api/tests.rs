@@ -6,7 +6,7 @@ use super::*;
 use crate::memory::{MemoryEphemeral, MemoryStore};
 use crate::ports::{self, Message, UserStatus};
 
-struct FakeL10n;
+pub(super) struct FakeL10n;
 
 impl L10n for FakeL10n {
     fn negotiate(&self, requested: &str) -> String {
@@ -62,7 +62,7 @@ impl World {
             path: path.into(),
             headers: vec![("content-type".into(), "application/json".into())],
             body: serde_json::to_vec(&body).unwrap(),
-            body_too_large: false,
+            body_too_large: false, query: String::new(),
         };
         self.send(&req)
     }
@@ -252,7 +252,7 @@ fn sign_up_request(authorization: Option<&str>) -> Request {
         path: "/api/signup/init".into(),
         headers,
         body: br#"{"email":"ann@example.com","consent":true,"locale":"en","passphrase":"correct horse battery staple"}"#.to_vec(),
-        body_too_large: false,
+        body_too_large: false, query: String::new(),
     }
 }
 
@@ -357,7 +357,7 @@ fn browser_calls_from_another_origin_are_refused() {
         path: "/api/signup/verify".into(),
         headers: vec![("content-type".into(), "application/json".into()), ("origin".into(), "https://evil.example".into()), ("host".into(), "127.0.0.1:3000".into())],
         body: br#"{"token":"x"}"#.to_vec(),
-        body_too_large: false,
+        body_too_large: false, query: String::new(),
     };
     assert_eq!(w.send(&req).status, 403);
     assert_eq!(w.send(&req).json_body()["code"], "FORBIDDEN_ORIGIN");
@@ -427,7 +427,7 @@ fn the_verify_page_carries_a_strict_csp() {
 #[test]
 fn a_request_keeps_a_well_formed_id_of_its_caller_and_gets_a_random_one_otherwise() {
     let env = TestEnv { now: Cell::new(0), counter: Cell::new(1) };
-    let with = |id: &str| Request { method: "GET".into(), path: "/healthz".into(), headers: vec![(REQUEST_ID.into(), id.into())], body: vec![], body_too_large: false };
+    let with = |id: &str| Request { method: "GET".into(), path: "/healthz".into(), headers: vec![(REQUEST_ID.into(), id.into())], body: vec![], body_too_large: false, query: String::new() };
     assert_eq!(request_id(&with("lb-7f3a:42_x.y"), &env), "lb-7f3a:42_x.y");
     let none = Request { headers: vec![], ..with("") };
     let made = request_id(&none, &env);

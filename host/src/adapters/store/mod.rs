@@ -37,6 +37,14 @@ impl store::Host for HostState {
         Ok(self.shared.store.find_email_change(&id).await?.map(Into::into))
     }
 
+    async fn find_oauth_client(&mut self, id: String) -> Result<Option<store::OauthClient>, Error> {
+        Ok(self.shared.store.find_oauth_client(&id).await?.map(Into::into))
+    }
+
+    async fn find_oauth_token(&mut self, hash: String) -> Result<Option<(store::OauthToken, store::OauthGrant)>, Error> {
+        Ok(self.shared.store.find_oauth_token(&hash).await?.map(|(t, g)| (t.into(), g.into())))
+    }
+
     async fn apply(&mut self, ops: Vec<Op>) -> Result<(), Error> {
         let ops: Vec<gpt_user_core::ports::Op> = ops.into_iter().map(Into::into).collect();
         let tally = Tally::of(&ops);

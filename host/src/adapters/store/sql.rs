@@ -96,6 +96,17 @@ impl SqlStore {
         self.with_conn(async |c| store::find_email_change(c, id).await).await
     }
 
+    pub async fn find_oauth_client(&self, id: &str) -> Result<Option<gpt_user_core::ports::OauthClient>, StoreError> {
+        self.with_conn(async |c| gpt_user_sql::oauth::find_client(c, id).await).await
+    }
+
+    pub async fn find_oauth_token(
+        &self,
+        hash: &str,
+    ) -> Result<Option<(gpt_user_core::ports::OauthToken, gpt_user_core::ports::OauthGrant)>, StoreError> {
+        self.with_conn(async |c| gpt_user_sql::oauth::find_token(c, hash).await).await
+    }
+
     /// All operations in one transaction; the first failure rolls everything back.
     pub async fn apply(&self, ops: Vec<Op>) -> Result<(), StoreError> {
         let queues_mail = ops.iter().any(|op| matches!(op, Op::EnqueueMail(..)));

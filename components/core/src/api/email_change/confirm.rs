@@ -39,6 +39,7 @@ pub fn confirm_new(ctx: &Ctx<'_>, req: &Request, locale: &str) -> Result<Respons
             Op::ChangeEmail(user.id.clone(), new_email.clone(), now),
             ctx.event(crate::audit::Kind::EmailChangeConfirmed, &user.id, &new_email, None),
             Op::RevokeAllSecrets(user.id.clone()),
+            Op::RevokeUserOauth(user.id.clone()),
             Op::InsertSecret(profile_secret(&token, &user.id, now)),
             // A security notice: sent whatever the send limit says.
             Op::EnqueueMail(notice, now),

@@ -43,7 +43,7 @@ mod tests {
             path: "/profile".into(),
             headers: vec![("accept-language".into(), accept_language.into())],
             body: Vec::new(),
-            body_too_large: false,
+            body_too_large: false, query: String::new(),
         });
         let html = String::from_utf8_lossy(&r.body).into_owned();
         (r, html)

@@ -6,8 +6,10 @@
 //! `.js` files, the one stylesheet `style.css`. build.rs joins the scripts of each page and hashes
 //! them for the CSP at build time.
 
+mod authorize;
 mod email_change;
 
+pub use authorize::{authorize_error_page, authorize_page};
 use email_change::email_change_section;
 
 use super::{Ctx, Failure, Request, Response};

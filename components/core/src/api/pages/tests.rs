@@ -7,8 +7,10 @@ use std::process::Command;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-use crate::api::Request;
+use super::{AUTHORIZE_SCRIPT_CSP, authorize_error_page, authorize_page};
 use crate::api::tests::World;
+use crate::api::{After, Ctx, Request, Response};
+use crate::ports::{L10n, Message};
 
 const PAGES: &[&str] = &["/signup/verify", "/profile", "/privacy"];
 
@@ -34,6 +36,7 @@ fn get(path: &str, accept_language: &str) -> (String, String) {
         headers: vec![("accept-language".into(), accept_language.into())],
         body: Vec::new(),
         body_too_large: false,
+        query: String::new(),
     });
     assert_eq!(r.status, 200, "{path}");
     let csp = r.header("content-security-policy").expect("a CSP").to_owned();
@@ -55,25 +58,63 @@ fn source(text: &str) -> String {
     format!("'sha256-{}'", base64::engine::general_purpose::STANDARD.encode(Sha256::digest(text.as_bytes())))
 }
 
+/// Texts as the API tests' fake writes them, `locale:id(name=value,…)` (that one is private to
+/// `api::tests`).
+struct FakeL10n;
+
+impl L10n for FakeL10n {
+    fn negotiate(&self, requested: &str) -> String {
+        if requested.starts_with("ru") { "ru".into() } else { "en".into() }
+    }
+    fn format(&self, locale: &str, id: &str, args: &[(&str, &str)]) -> String {
+        let args: Vec<String> = args.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!("{locale}:{id}({})", args.join(","))
+    }
+    fn render_email(&self, locale: &str, kind: &str, to: &str, args: &[(&str, &str)]) -> Result<Message, String> {
+        let text = self.format(locale, kind, args);
+        Ok(Message { to: to.into(), kind: kind.into(), subject: kind.into(), html: text.clone(), text })
+    }
+}
+
+/// A page rendered by its function with a fresh world's ports: the authorize pages' route checks
+/// the client before it renders them, and these tests are about the markup.
+fn render(page: impl FnOnce(&Ctx<'_>) -> Response) -> (Response, String) {
+    let w = World::new();
+    let ctx = Ctx { store: &w.store, ephemeral: &w.ephemeral, l10n: &FakeL10n, env: &w.env, settings: &w.settings, after: After::default(), origin: Default::default(), metrics: &crate::ports::NoMetrics };
+    let r = page(&ctx);
+    let html = String::from_utf8(r.body.clone()).unwrap();
+    (r, html)
+}
+
+/// Checks that the CSP of `page` allows exactly its inline script and stylesheet, and adds them to
+/// `served`.
+fn check_inline_assets(page: &str, html: &str, csp: &str, served: &mut String) {
+    let scripts = inline(html, "script");
+    let styles = inline(html, "style");
+    assert_eq!(html.matches("<script").count(), scripts.len(), "{page}: every script is a plain inline one");
+    assert_eq!(html.matches("<style").count(), styles.len(), "{page}: every style is a plain inline one");
+    let expected = |parts: &[&str]| if parts.is_empty() { vec!["'none'".to_owned()] } else { parts.iter().map(|p| source(p)).collect() };
+    assert_eq!(directive(csp, "script-src"), expected(&scripts), "{page}: script-src");
+    assert_eq!(directive(csp, "style-src"), expected(&styles), "{page}: style-src");
+    assert_eq!(styles.len(), 1, "{page}: the one stylesheet");
+    for part in scripts.iter().chain(&styles) {
+        served.push_str(part);
+    }
+}
+
 #[test]
 fn every_pages_csp_hashes_are_those_of_its_inline_script_and_style() {
     let mut served = String::new();
     for page in PAGES {
         for language in ["en", "ru"] {
             let (html, csp) = get(page, language);
-            let scripts = inline(&html, "script");
-            let styles = inline(&html, "style");
-            assert_eq!(html.matches("<script").count(), scripts.len(), "{page}: every script is a plain inline one");
-            assert_eq!(html.matches("<style").count(), styles.len(), "{page}: every style is a plain inline one");
-            let expected = |parts: &[&str]| if parts.is_empty() { vec!["'none'".to_owned()] } else { parts.iter().map(|p| source(p)).collect() };
-            assert_eq!(directive(&csp, "script-src"), expected(&scripts), "{page}: script-src");
-            assert_eq!(directive(&csp, "style-src"), expected(&styles), "{page}: style-src");
-            assert_eq!(styles.len(), 1, "{page}: the one stylesheet");
-            for part in scripts.iter().chain(&styles) {
-                served.push_str(part);
-            }
+            check_inline_assets(page, &html, &csp, &mut served);
         }
     }
+    let (page, html) = render(|ctx| authorize_page(ctx, "en", "Chat", "127.0.0.1"));
+    check_inline_assets("authorize", &html, page.header("content-security-policy").unwrap(), &mut served);
+    let (page, html) = render(|ctx| authorize_error_page(ctx, "ru", 400, "page-authorize-unknown-client"));
+    check_inline_assets("authorize error", &html, page.header("content-security-policy").unwrap(), &mut served);
     // Every script and stylesheet file is served by some page (build.rs lists them per page).
     for file in files("js").into_iter().chain(files("css")) {
         let text = std::fs::read_to_string(&file).unwrap();
@@ -96,6 +137,67 @@ fn every_page_script_passes_node_check() {
     }
 }
 
+// ---- The OAuth authorize page (SPEC §2.5) ----------------------------------------------------
+
+#[test]
+fn the_authorize_page_escapes_the_client_and_host_and_runs_only_its_own_script() {
+    let (r, html) = render(|ctx| authorize_page(ctx, "en", "<script>alert(1)</script> & co", "evil.example\"><img src=x>"));
+    assert_eq!(r.status, 200);
+    let client = "<strong>&lt;script&gt;alert(1)&lt;/script&gt; &amp; co</strong>";
+    assert!(html.contains(&format!("en:page-authorize-intro(client={client},host=<strong>evil.example&quot;&gt;&lt;img src=x&gt;</strong>)")), "{html}");
+    assert!(html.contains(&format!("en:page-authorize-consent(client={client},email=<strong id=\"consent-email\"></strong>)")), "{html}");
+    assert!(!html.contains("alert(1)</script>") && !html.contains("<img"), "{html}");
+    assert_eq!(html.matches("<script").count(), 1, "only the page's own script");
+    let csp = r.header("content-security-policy").unwrap();
+    assert_eq!(directive(csp, "script-src"), [AUTHORIZE_SCRIPT_CSP]);
+    assert_eq!(directive(csp, "script-src"), [source(inline(&html, "script")[0])]);
+    assert_eq!((directive(csp, "connect-src"), directive(csp, "form-action")), (vec!["'self'".to_owned()], vec!["'none'".to_owned()]));
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+}
+
+#[test]
+fn the_authorize_page_signs_in_then_asks_for_consent_by_keyboard() {
+    let (_, html) = render(|ctx| authorize_page(ctx, "ru", "Chat", "127.0.0.1"));
+    assert!(html.starts_with("<!doctype html><html lang=\"ru\">"));
+    assert!(html.contains(r#"<form id="sign-in" method="post">"#));
+    assert!(html.contains(r#"<label for="email">ru:page-authorize-email()</label>"#) && html.contains(r#"<label for="passphrase">ru:page-authorize-passphrase()</label>"#));
+    assert!(html.contains(r#"<input id="email" name="email" type="email" autocomplete="username" maxlength="254" required autofocus>"#));
+    assert!(html.contains(r#"<input id="passphrase" name="passphrase" type="password" autocomplete="current-password" required>"#));
+    assert!(html.contains(r#"<button id="sign-in-button" type="submit">ru:page-authorize-sign-in()</button>"#));
+    assert!(html.contains(r#"<section id="consent" hidden>"#), "consent waits for the sign-in");
+    assert!(html.contains(r#"<button id="allow" type="button">ru:page-authorize-allow()</button>"#) && html.contains(r#"<button id="deny" type="button">ru:page-authorize-deny()</button>"#));
+    assert!(html.contains(r#"<p id="result" role="alert" data-signing-in="ru:page-authorize-signing-in()""#));
+    let script = inline(&html, "script")[0];
+    for step in [
+        "new URLSearchParams(location.search)", "e.preventDefault()", "'/api/oauth/sign-in'", "'/api/oauth/consent'", "allow.focus()",
+        "status === 410", "location.assign(j.redirect)", "'Accept-Language': document.documentElement.lang",
+    ] {
+        assert!(script.contains(step), "{step}");
+    }
+    for name in ["response_type", "client_id", "redirect_uri", "code_challenge", "code_challenge_method", "state", "resource", "scope"] {
+        assert!(script.contains(&format!("'{name}'")), "{name} is read from the address");
+    }
+    let markup = html.replace(script, "").to_ascii_lowercase();
+    assert!(!markup.contains("style=") && !markup.contains(" onclick") && !markup.contains(" onsubmit"), "the CSP allows no inline styles or handlers");
+    // A client named like the placeholder stays a name: one element for the address, empty.
+    let (_, html) = render(|ctx| authorize_page(ctx, "en", "{email}", "127.0.0.1"));
+    assert!(html.contains("(client=<strong>{email}</strong>,email=<strong id=\"consent-email\"></strong>)"), "{html}");
+    assert_eq!(html.matches("id=\"consent-email\"").count(), 1);
+}
+
+#[test]
+fn the_authorize_error_page_says_why_with_its_status_and_no_script_or_link() {
+    for (status, id) in [(400, "page-authorize-unknown-client"), (400, "page-authorize-bad-redirect"), (422, "page-authorize-bad-request")] {
+        let (r, html) = render(|ctx| authorize_error_page(ctx, "ru", status, id));
+        assert_eq!(r.status, status, "{id}");
+        assert!(html.contains(&format!("<p class=\"error\">ru:{id}()</p>")), "{html}");
+        assert!(html.contains("ru:page-authorize-error-title()") && html.contains("ru:page-authorize-go-back()"), "{html}");
+        assert!(!html.contains("<script") && !html.contains("<a ") && !html.contains("href"), "{html}");
+        assert_eq!(directive(r.header("content-security-policy").unwrap(), "script-src"), ["'none'"]);
+        assert_eq!(r.header("content-type"), Some("text/html; charset=utf-8"));
+    }
+}
+
 // ---- Pages in the account's language (SPEC §3: the user's locale when known) ---------------
 
 fn post(w: &World, path: &str, body: serde_json::Value, accept_language: &str) -> crate::api::Response {
@@ -105,6 +207,7 @@ fn post(w: &World, path: &str, body: serde_json::Value, accept_language: &str) -
         headers: vec![("content-type".into(), "application/json".into()), ("accept-language".into(), accept_language.into())],
         body: serde_json::to_vec(&body).unwrap(),
         body_too_large: false,
+        query: String::new(),
     })
 }
 
