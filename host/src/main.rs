@@ -38,6 +38,8 @@ enum Command {
     },
     /// Accounts: list, show, block, unblock, delete.
     Users(operator::Users),
+    /// OAuth clients: add (a confidential client for a GPT, its secret shown once), list, remove.
+    Clients(operator::Clients),
     /// Queued mail: list, retry, purge.
     Outbox(operator::Outbox),
     /// The audit trail of account events (list, or erase an account's).
@@ -81,6 +83,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             app.run_until_stopped().await?;
         }
         Command::Users(users) => operator::users(users).await?,
+        Command::Clients(clients) => operator::clients(clients).await?,
         Command::Outbox(outbox) => operator::outbox(outbox).await?,
         Command::Events(events) => operator::events(events).await?,
         // Its report says what is wrong, line by line; the exit code sums it up.

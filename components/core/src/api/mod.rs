@@ -21,7 +21,7 @@ mod pages;
 pub(crate) mod profile_init;
 mod profile_load;
 mod profile_save;
-mod signup_init;
+pub(crate) mod signup_init;
 mod signup_verify;
 pub mod time;
 
@@ -272,6 +272,7 @@ pub const OAUTH_ROUTES: &[Route] = &[
     Route { method: "POST", path: "/oauth/register", audience: Audience::Public, handler: oauth::register::handle },
     Route { method: "GET", path: "/oauth/authorize", audience: Audience::Public, handler: oauth::authorize::page },
     Route { method: "POST", path: "/api/oauth/sign-in", audience: Audience::Browser, handler: oauth::authorize::sign_in },
+    Route { method: "POST", path: "/api/oauth/sign-up", audience: Audience::Browser, handler: oauth::authorize::sign_up },
     Route { method: "POST", path: "/api/oauth/send-code", audience: Audience::Browser, handler: oauth::authorize::send_code },
     Route { method: "POST", path: "/api/oauth/consent", audience: Audience::Browser, handler: oauth::authorize::consent },
     Route { method: "POST", path: "/oauth/token", audience: Audience::Public, handler: oauth::token::handle },

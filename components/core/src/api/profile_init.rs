@@ -100,7 +100,7 @@ fn send_link(ctx: &Ctx<'_>, lookup: &Lookup) -> Result<(), ApiError> {
         let guard = Op::GuardUser(user.id.clone(), user.email.clone(), user.status);
         let issued = match user.status {
             UserStatus::Active => ctx.store.apply([vec![guard], profile_link_ops(ctx, &user)?].concat()),
-            UserStatus::Pending => ctx.store.apply([vec![guard], verification_ops(ctx, &user.locale, &user.email, &user.id, &user.pin)?].concat()),
+            UserStatus::Pending => ctx.store.apply([vec![guard], verification_ops(ctx, &user.locale, &user.email, &user.id, &user.pin, None)?].concat()),
             UserStatus::Blocked => return Err(ApiError::AccountBlocked),
         };
         match (issued, user.status) {

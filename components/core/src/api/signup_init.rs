@@ -28,10 +28,13 @@ pub const VERIFY_TTL_MS: i64 = 24 * 3600 * 1000;
 /// Fresh PINs to try when a random one is taken.
 const PIN_ATTEMPTS: usize = 16;
 
-struct Input {
-    email: Email,
-    locale: Locale,
-    passphrase: Passphrase,
+pub(super) struct Input {
+    pub(super) email: Email,
+    pub(super) locale: Locale,
+    pub(super) passphrase: Passphrase,
+    /// A sign-up from the OAuth authorize page: the id of the authorization its verification
+    /// link finishes (`#…&oauth=<id>`).
+    pub(super) oauth: Option<String>,
 }
 
 pub fn handle(ctx: &Ctx<'_>, req: &Request, negotiated: &str) -> Result<Response, Failure> {
@@ -60,10 +63,10 @@ fn parse(ctx: &Ctx<'_>, req: &Request, negotiated: &str) -> Result<(Input, Strin
     let email = Email::parse(email).map_err(|Invalid(r)| at(lang)(ApiError::invalid("email", r)))?;
     let passphrase = Passphrase::parse(passphrase, ctx.settings.passphrase_min, ctx.settings.passphrase_max)
         .map_err(|Invalid(r)| at(lang)(ApiError::invalid("passphrase", r)))?;
-    Ok((Input { email, locale, passphrase }, lang.to_owned()))
+    Ok((Input { email, locale, passphrase, oauth: None }, lang.to_owned()))
 }
 
-fn sign_up(ctx: &Ctx<'_>, input: &Input) -> Result<Response, ApiError> {
+pub(super) fn sign_up(ctx: &Ctx<'_>, input: &Input) -> Result<Response, ApiError> {
     check_cap(ctx)?;
     // Hashed before anything is looked up, on every path: conceal mode relies on equal timing.
     let hash = ctx.argon2(|| input.passphrase.hash(ports::random(ctx.env), ctx.settings.argon2).0);
@@ -112,7 +115,7 @@ fn create(ctx: &Ctx<'_>, input: &Input, passphrase_hash: String) -> Result<Respo
             updated_at: now,
         };
         let mut ops = vec![Op::InsertUser(user), ctx.event(Kind::AccountCreated, &id, input.email.as_str(), None)];
-        ops.extend(verification_ops(ctx, input.locale.as_str(), input.email.as_str(), &id, pin.as_str())?);
+        ops.extend(link_ops(ctx, input, &id, pin.as_str())?);
         match ctx.store.apply(ops) {
             Ok(()) => return Ok(created(ctx, input, &pin)),
             Err(StoreError::Conflict(field)) if field == "pin" => continue,
@@ -149,7 +152,7 @@ fn replace_pending(ctx: &Ctx<'_>, input: &Input, user: &User, passphrase_hash: S
             Op::RevokeSecrets(user.id.clone(), SecretPurpose::VerifyEmail),
             ctx.event(Kind::SignupRepeated, &user.id, &user.email, None),
         ];
-        ops.extend(verification_ops(ctx, input.locale.as_str(), input.email.as_str(), &user.id, pin.as_str())?);
+        ops.extend(link_ops(ctx, input, &user.id, pin.as_str())?);
         match ctx.store.apply(ops) {
             Ok(()) => return Ok(created(ctx, input, &pin)),
             Err(StoreError::Conflict(field)) if field == "pin" => continue,
@@ -175,14 +178,22 @@ fn already_registered(ctx: &Ctx<'_>, input: &Input, user: &User) -> Result<Respo
     }
 }
 
+fn link_ops(ctx: &Ctx<'_>, input: &Input, user_id: &str, pin: &str) -> Result<Vec<Op>, ApiError> {
+    verification_ops(ctx, input.locale.as_str(), input.email.as_str(), user_id, pin, input.oauth.as_deref())
+}
+
 /// Operations that send a fresh verification link to `email` in `locale`: throttle, secret,
-/// mail. Also Update_Init's answer to a pending account.
-pub(super) fn verification_ops(ctx: &Ctx<'_>, locale: &str, email: &str, user_id: &str, pin: &str) -> Result<Vec<Op>, ApiError> {
+/// mail. Also Update_Init's answer to a pending account. `oauth`: the authorization the link
+/// finishes (a sign-up on the authorize page).
+pub(super) fn verification_ops(ctx: &Ctx<'_>, locale: &str, email: &str, user_id: &str, pin: &str, oauth: Option<&str>) -> Result<Vec<Op>, ApiError> {
     let now = ctx.env.now();
     let token = Token::from_random(ports::random(ctx.env));
     // The PIN rides along in the fragment so the page can show which account the link activates,
     // and the locale so the page speaks the account's language in any browser.
-    let link = format!("{}/signup/verify#token={}&pin={pin}&lang={locale}", ctx.settings.base_url, token.as_str());
+    let mut link = format!("{}/signup/verify#token={}&pin={pin}&lang={locale}", ctx.settings.base_url, token.as_str());
+    if let Some(id) = oauth {
+        link.push_str(&format!("&oauth={id}"));
+    }
     let hours = (VERIFY_TTL_MS / HOUR_MS).to_string();
     let mail = render(ctx, locale, "signup-verification", email, &[
         ("link", &link),

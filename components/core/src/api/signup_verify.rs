@@ -11,19 +11,26 @@ use serde_json::json;
 use super::{ApiError, Ctx, Failure, Request, Response, json};
 use crate::audit::Kind;
 use crate::domain::Token;
-use crate::ports::{Op, SecretPurpose, StoreError};
+use crate::ports::{Op, SecretPurpose, StoreError, User};
 
 pub fn handle(ctx: &Ctx<'_>, req: &Request, negotiated: &str) -> Result<Response, Failure> {
-    let locale = verify(ctx, req).map_err(|e| (e, negotiated.to_owned()))?;
-    Ok(Response::json(200, &json!({
+    let (user, oauth) = verify(ctx, req).map_err(|e| (e, negotiated.to_owned()))?;
+    let mut answer = json!({
         "status": "active",
-        "message": ctx.l10n.format(&locale, "signup-verified", &[]),
-    })))
+        "message": ctx.l10n.format(&user.locale, "signup-verified", &[]),
+    });
+    // A sign-up on the OAuth authorize page: this browser goes on to the consent step.
+    if let Some(next) = oauth.and_then(|id| super::oauth::authorize::after_verification(ctx, &id, &user)) {
+        answer["continue"] = json!(next);
+        answer["message"] = json!(ctx.l10n.format(&user.locale, "signup-verified-continue", &[]));
+    }
+    Ok(Response::json(200, &answer))
 }
 
-/// Activates the token's account; its locale.
-fn verify(ctx: &Ctx<'_>, req: &Request) -> Result<String, ApiError> {
-    let map = json::object(&req.body, &["token", "pin"])?;
+/// Activates the token's account; the account, and the authorization its link finishes if any.
+fn verify(ctx: &Ctx<'_>, req: &Request) -> Result<(User, Option<String>), ApiError> {
+    let map = json::object(&req.body, &["token", "pin", "oauth"])?;
+    let oauth = json::opt_string(&map, "oauth")?.map(str::to_owned);
     let raw = json::string(&map, "token")?;
     let pin = json::opt_string(&map, "pin")?;
     let token = Token::parse(raw).ok_or(ApiError::InvalidToken)?;
@@ -41,7 +48,7 @@ fn verify(ctx: &Ctx<'_>, req: &Request) -> Result<String, ApiError> {
         ctx.event(Kind::AccountVerified, &user.id, &user.email, None),
     ];
     match ctx.store.apply(ops) {
-        Ok(()) => Ok(user.locale),
+        Ok(()) => Ok((User { status: crate::ports::UserStatus::Active, ..user }, oauth)),
         Err(StoreError::NotFound) => Err(ApiError::InvalidToken),
         Err(e) => Err(e.into()),
     }

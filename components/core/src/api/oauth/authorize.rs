@@ -25,7 +25,8 @@ use crate::api::{ApiError, Ctx, Failure, Request, Response, json};
 use crate::audit::Kind;
 use crate::domain::passphrase::dummy_hash;
 use crate::api::mail::{render, send_limit};
-use crate::domain::{Code, Email, Invalid, Passphrase, Token};
+use crate::api::signup_init::{self, VERIFY_TTL_MS};
+use crate::domain::{Code, Email, Invalid, Locale, Passphrase, Token};
 use crate::ports::{self, ClientKind, OauthClient, OauthGrant, OauthToken, Op, StoreError, TokenKind, User, UserStatus};
 
 /// Why the client or its redirect cannot be trusted: said on the page, never by redirect.
@@ -281,23 +282,12 @@ fn client_of(ctx: &Ctx<'_>, map: &Map<String, Value>) -> Result<(OauthClient, St
     }
 }
 
-const CONSENT_FIELDS: &[&str] = &[
-    "ticket",
-    "allow",
-    "client_id",
-    "redirect_uri",
-    "response_type",
-    "code_challenge",
-    "code_challenge_method",
-    "state",
-    "resource",
-    "scope",
-];
 
 /// `POST /api/oauth/consent` → `{redirect}`: the code (allow) or `access_denied` (deny).
 pub fn consent(ctx: &Ctx<'_>, req: &Request, locale: &str) -> Result<Response, Failure> {
     let at = |e| (e, locale.to_owned());
-    let map = json::object(&req.body, CONSENT_FIELDS).map_err(at)?;
+    let fields: Vec<&str> = AUTHORIZATION_PARAMS.iter().copied().chain(["ticket", "allow"]).collect();
+    let map = json::object(&req.body, &fields).map_err(at)?;
     let (client, redirect_uri) = client_of(ctx, &map).map_err(at)?;
     let param = json_param(&map);
     let state = param("state").ok().flatten();
@@ -350,6 +340,64 @@ pub fn consent(ctx: &Ctx<'_>, req: &Request, locale: &str) -> Result<Response, F
         Err(StoreError::NotFound) => Err(at(ApiError::InvalidToken)),
         Err(e) => Err(at(e.into())),
     }
+}
+
+/// The authorization parameters the page sends back with each step.
+const AUTHORIZATION_PARAMS: [&str; 8] = ["response_type", "client_id", "redirect_uri", "code_challenge", "code_challenge_method", "state", "resource", "scope"];
+
+fn pending_key(id: &str) -> String {
+    format!("oauth-pending:{id}")
+}
+
+/// `POST /api/oauth/sign-up` `{email, passphrase, consent, locale, every authorization parameter}`:
+/// SignUp_Init for a new person on the authorize page. The authorization waits (as long as the
+/// verification link lives) under an id the link carries (`#…&oauth=<id>`): the browser that opens
+/// the link verifies the account and goes on to the consent step ([`after_verification`]).
+pub fn sign_up(ctx: &Ctx<'_>, req: &Request, locale: &str) -> Result<Response, Failure> {
+    let at = |e| (e, locale.to_owned());
+    let fields: Vec<&str> = AUTHORIZATION_PARAMS.iter().copied().chain(["email", "passphrase", "consent", "locale"]).collect();
+    let map = json::object(&req.body, &fields).map_err(at)?;
+    let (client, redirect_uri) = client_of(ctx, &map).map_err(at)?;
+    let param = json_param(&map);
+    if authorization(ctx, client, redirect_uri, &param).is_err() {
+        return Err(at(ApiError::OauthClientInvalid));
+    }
+    let lang = Locale::parse(json::string(&map, "locale").map_err(at)?).map_err(|Invalid(r)| at(ApiError::invalid("locale", r)))?;
+    let at = |e| (e, lang.as_str().to_owned());
+    if json::opt_bool(&map, "consent").map_err(at)? != Some(true) {
+        return Err(at(ApiError::ConsentRequired));
+    }
+    let email = Email::parse(json::string(&map, "email").map_err(at)?).map_err(|Invalid(r)| at(ApiError::invalid("email", r)))?;
+    let passphrase = Passphrase::parse(json::string(&map, "passphrase").map_err(at)?, ctx.settings.passphrase_min, ctx.settings.passphrase_max)
+        .map_err(|Invalid(r)| at(ApiError::invalid("passphrase", r)))?;
+    let now = ctx.env.now();
+    let id = crate::domain::token_hex(&ports::random::<16>(ctx.env));
+    let saved: Map<String, Value> =
+        AUTHORIZATION_PARAMS.iter().filter_map(|name| param(name).ok().flatten().map(|v| ((*name).to_owned(), Value::String(v)))).collect();
+    ctx.ephemeral.put(&pending_key(&id), &Value::Object(saved).to_string(), now, now + VERIFY_TTL_MS).map_err(|e| at(e.into()))?;
+    let input = signup_init::Input { email, locale: lang.clone(), passphrase, oauth: Some(id) };
+    signup_init::sign_up(ctx, &input).map_err(at)
+}
+
+/// After the verification link of a sign-up on the authorize page activated `user`: where this
+/// browser goes on, the authorize page with the authorization's parameters and a sign-in ticket in
+/// the fragment (never sent to a server). `None` if the authorization is gone or no longer valid.
+pub fn after_verification(ctx: &Ctx<'_>, id: &str, user: &User) -> Option<String> {
+    let now = ctx.env.now();
+    let saved = ctx.ephemeral.get(&pending_key(id), now).ok()??;
+    let _ = ctx.ephemeral.delete(&pending_key(id));
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(&saved) else { return None };
+    let param = json_param(&map);
+    let (client, redirect_uri) = client_and_redirect(ctx, &param).ok()?;
+    let authorization = authorization(ctx, client, redirect_uri, &param).ok()?;
+    let ticket = Token::from_random(ports::random(ctx.env));
+    let key = ticket_key(&ticket, &authorization.client.id, &authorization.redirect_uri);
+    ctx.ephemeral.put(&key, &user.id, now, now + TICKET_TTL_MS).ok()?;
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(AUTHORIZATION_PARAMS.iter().filter_map(|name| param(name).ok().flatten().map(|v| (*name, v))))
+        .finish();
+    let fragment = url::form_urlencoded::Serializer::new(String::new()).append_pair("ticket", ticket.as_str()).append_pair("email", &user.email).finish();
+    Some(format!("{}/oauth/authorize?{query}#{fragment}", ctx.settings.base_url))
 }
 
 /// A ticket's account, once: the first spend wins (a counter beside it), and the ticket goes.

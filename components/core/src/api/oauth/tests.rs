@@ -451,3 +451,44 @@ fn an_emailed_code_signs_in_once_and_five_wrong_ones_end_it() {
 }
 
 const SIGN_IN_CODE_TTL_MS_FOR_TESTS: i64 = authorize::SIGN_IN_CODE_TTL_MS;
+
+#[test]
+fn a_new_person_signs_up_on_the_page_and_the_verification_link_finishes_the_authorization() {
+    let w = keyed();
+    let client_id = client(&w);
+    let mut body = json!({
+        "email": "new@example.com", "passphrase": PASSPHRASE, "consent": true, "locale": "ru",
+        "response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT, "state": "st-1",
+        "code_challenge": challenge(), "code_challenge_method": "S256", "scope": "account"
+    });
+    body["consent"] = json!(false);
+    let r = w.call("POST", "/api/oauth/sign-up", body.clone());
+    assert_eq!((r.status, r.json_body()["code"].as_str()), (422, Some("CONSENT_REQUIRED")));
+    body["consent"] = json!(true);
+    let r = w.call("POST", "/api/oauth/sign-up", body.clone());
+    assert_eq!(r.status, 201, "{:?}", r.json_body());
+    let pin = r.json_body()["pin"].as_str().unwrap().to_owned();
+    let link = {
+        let state = w.store.state.borrow();
+        let (_, mail) = state.outbox.iter().rev().find(|(_, m)| m.kind == "signup-verification").unwrap();
+        mail.text.clone()
+    };
+    let oauth = link.split("&oauth=").nth(1).expect("the link names the authorization")[..32].to_owned();
+    let r = w.call("POST", "/api/signup/verify", json!({"token": w.last_token(), "pin": pin, "oauth": oauth}));
+    assert_eq!(r.status, 200, "{:?}", r.json_body());
+    let next = r.json_body()["continue"].as_str().unwrap().to_owned();
+    assert!(next.starts_with(&format!("{}/oauth/authorize?", w.settings.base_url)), "{next}");
+    let (page, fragment) = next.split_once('#').unwrap();
+    assert!(page.contains(&format!("client_id={client_id}")) && page.contains("state=st-1"), "{page}");
+    let ticket = url::form_urlencoded::parse(fragment.as_bytes()).find(|(n, _)| n == "ticket").unwrap().1.into_owned();
+    let r = consent(&w, &client_id, &ticket, true);
+    let redirect = r.json_body()["redirect"].as_str().unwrap().to_owned();
+    let code = param(&redirect, "code").unwrap();
+    let tokens = exchange(&w, &client_id, &code, VERIFIER).json_body();
+    let who = who_am_i(&w, tokens["access_token"].as_str().unwrap()).json_body();
+    assert_eq!(who["result"]["structuredContent"]["email"], "new@example.com");
+    assert_eq!(who["result"]["structuredContent"]["locale"], "ru");
+    // The authorization is finished once: a second verification (there is none: the token is spent).
+    let r = w.call("POST", "/api/signup/verify", json!({"token": w.last_token(), "pin": pin, "oauth": oauth}));
+    assert_eq!(r.status, 410);
+}

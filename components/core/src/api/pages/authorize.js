@@ -14,6 +14,7 @@ const code = $('code');
 const sendCode = $('send-code');
 // Signing in with an emailed code instead of the passphrase (after "Email me a code").
 let byCode = false;
+const signUp = $('sign-up');
 // The authorization parameters the page was opened with; an absent one is left out of the JSON.
 const query = new URLSearchParams(location.search);
 const request = {};
@@ -122,6 +123,48 @@ async function answer(allowed) {
   }
   busy(false);
   (allowed ? allow : deny).focus();
+}
+// A new person: SignUp_Init from this page; the emailed link, opened in this browser, verifies the
+// account and comes back here at the consent step (ticket and address in the fragment).
+$('new-account').addEventListener('click', () => {
+  form.hidden = true; signUp.hidden = false; show('');
+  $('su-email').value = email.value;
+  ($('su-email').value ? $('su-passphrase') : $('su-email')).focus();
+});
+$('have-account').addEventListener('click', () => { signUp.hidden = true; form.hidden = false; show(''); email.focus(); });
+signUp.addEventListener('submit', async (e) => {
+  e.preventDefault();
+  if ($('su-passphrase').value !== $('su-passphrase2').value) { show(out.dataset.mismatch, false); $('su-passphrase2').focus(); return; }
+  busy(true);
+  show(out.dataset.working);
+  try {
+    const [status, j] = await post('/api/oauth/sign-up', Object.assign({
+      email: $('su-email').value, passphrase: $('su-passphrase').value, consent: $('su-consent').checked,
+      locale: document.documentElement.lang,
+    }, request));
+    busy(false);
+    if (status === 200 || status === 201) {
+      $('su-passphrase').value = ''; $('su-passphrase2').value = '';
+      for (const el of signUp.querySelectorAll('input, button')) { el.disabled = true; }
+      show(said(j), true);
+      return;
+    }
+    show(said(j) || out.dataset.failed, false);
+    ($(j.field === 'email' ? 'su-email' : 'su-passphrase')).focus();
+  } catch (err) {
+    busy(false);
+    show(out.dataset.failed, false);
+  }
+});
+// Back from the verification link: signed in already, straight to the consent step.
+const arrived = new URLSearchParams(location.hash.slice(1));
+if (arrived.get('ticket')) {
+  ticket = arrived.get('ticket');
+  history.replaceState(null, '', location.pathname + location.search);
+  $('consent-email').textContent = arrived.get('email') || '';
+  form.hidden = true;
+  consent.hidden = false;
+  allow.focus();
 }
 allow.addEventListener('click', () => answer(true));
 deny.addEventListener('click', () => answer(false));

@@ -10,6 +10,7 @@ use crate::api::{Ctx, Response};
 /// script reads the authorization parameters from the address bar itself.
 pub fn authorize_page(ctx: &Ctx<'_>, locale: &str, client: &str, redirect_host: &str) -> Response {
     let t = |id: &str| escape(&ctx.l10n.format(locale, id, &[]));
+    let (min, max) = (ctx.settings.passphrase_min.to_string(), ctx.settings.passphrase_max.to_string());
     let client = format!("<strong>{}</strong>", escape(client));
     let host = format!("<strong>{}</strong>", escape(redirect_host));
     let body = format!(
@@ -36,6 +37,17 @@ pub fn authorize_page(ctx: &Ctx<'_>, locale: &str, client: &str, redirect_host: 
         send_code = t("page-authorize-send-code"),
         sending = t("page-authorize-sending"),
         need_email = t("page-authorize-need-email"),
+        new_account = t("page-authorize-new-account"),
+        sign_up_title = t("page-authorize-sign-up-title"),
+        new_passphrase = escape(&ctx.l10n.format(locale, "page-authorize-new-passphrase", &[("min", &min), ("max", &max)])),
+        new_passphrase2 = t("page-authorize-new-passphrase2"),
+        consent_data = t("page-authorize-consent-data"),
+        privacy = t("page-authorize-privacy"),
+        create = t("page-authorize-create"),
+        have_account = t("page-authorize-have-account"),
+        mismatch = t("page-authorize-mismatch"),
+        min = min,
+        max = max,
     );
     html(body, Some(AUTHORIZE_SCRIPT_CSP))
 }
