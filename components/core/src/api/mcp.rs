@@ -86,7 +86,7 @@ fn caller(ctx: &Ctx<'_>, req: &Request) -> Result<Caller, super::ApiError> {
     let bearer = req.header("authorization").and_then(super::bearer).unwrap_or("");
     match oauth::resource::user_of(ctx, bearer, &oauth::mcp_resource(ctx))? {
         Some(user) => Ok(Caller::Person(user)),
-        None => Err(oauth::resource::required(ctx, true)),
+        None => Err(oauth::resource::required(ctx, true, oauth::RESOURCE_METADATA_PATH)),
     }
 }
 
@@ -266,7 +266,7 @@ pub fn tool(action: &Action, settings: &Settings) -> Value {
 fn tools_list(settings: &Settings, era: Era, caller: &Caller) -> Value {
     let tools: Vec<Value> = match caller {
         Caller::Service => GPT_ACTIONS.iter().map(|a| tool(a, settings)).collect(),
-        Caller::Person(_) => person_tools(),
+        Caller::Person(_) => person_tools(settings),
     };
     let mut result = json!({"tools": tools});
     if era == Era::Modern {
@@ -310,29 +310,22 @@ fn call(ctx: &Ctx<'_>, req: &Request, params: &Map<String, Value>) -> Result<Val
     Ok(tool_result(&answer))
 }
 
-/// The tools of a chat acting for a signed-in person: none takes an argument or a secret.
-fn person_tools() -> Vec<Value> {
-    let no_arguments = json!({"type": "object", "properties": {}, "additionalProperties": false});
-    vec![
-        json!({
-            "name": WHO_AM_I,
-            "title": "Who am I",
-            "description": "The account of the person who signed in: email, PIN, status (active), language and when it was created.",
-            "inputSchema": no_arguments,
-            "annotations": {"title": "Who am I", "readOnlyHint": true, "destructiveHint": false, "idempotentHint": true}
-        }),
-        json!({
-            "name": REQUEST_PROFILE_LINK,
-            "title": "Email me a profile link",
-            "description": "Emails the signed-in person a link (valid 1 hour) to change their passphrase, language or email address. At most one such email a minute and 10 an hour.",
-            "inputSchema": no_arguments,
-            "annotations": {"title": "Email me a profile link", "readOnlyHint": false, "destructiveHint": false, "idempotentHint": false}
-        }),
-    ]
+/// The tools of a chat acting for a signed-in person: the person's GPT actions, none of which
+/// takes an argument or a secret.
+fn person_tools(settings: &Settings) -> Vec<Value> {
+    oauth::actions::PERSON_ACTIONS
+        .iter()
+        .map(|action| {
+            let mut tool = tool(action, settings);
+            tool["inputSchema"] = json!({"type": "object", "properties": {}, "additionalProperties": false});
+            tool
+        })
+        .collect()
 }
 
-pub const WHO_AM_I: &str = "whoAmI";
-pub const REQUEST_PROFILE_LINK: &str = "requestProfileLink";
+fn person_tool_name(action: &Action, settings: &Settings) -> String {
+    (action.operation)(settings)["operationId"].as_str().unwrap_or_default().to_owned()
+}
 
 /// A person's tool: `whoAmI` reads their account, `requestProfileLink` is Update_Init for it.
 fn call_as_person(ctx: &Ctx<'_>, user: &User, params: &Map<String, Value>) -> Result<Value, RpcError> {
@@ -342,15 +335,10 @@ fn call_as_person(ctx: &Ctx<'_>, user: &User, params: &Map<String, Value>) -> Re
         Some(Value::Object(a)) if a.is_empty() => {}
         Some(_) => return Err(invalid("this tool takes no arguments".into())),
     }
+    use oauth::actions::{REQUEST_PROFILE_LINK, WHO_AM_I};
     let answer = match params.get("name").and_then(Value::as_str) {
-        Some(WHO_AM_I) => Response::json(200, &json!({
-            "email": user.email,
-            "pin": user.pin,
-            "status": user.status.as_str(),
-            "locale": user.locale,
-            "created_at": super::time::rfc3339(user.created_at),
-        })),
-        Some(REQUEST_PROFILE_LINK) => super::profile_init::for_person(ctx, user),
+        Some(name) if name == person_tool_name(&WHO_AM_I, ctx.settings) => Response::json(200, &oauth::actions::who(user)),
+        Some(name) if name == person_tool_name(&REQUEST_PROFILE_LINK, ctx.settings) => super::profile_init::for_person(ctx, user),
         Some(name) => return Err(invalid(format!("unknown tool {name:?}"))),
         None => return Err(invalid("name must be a tool name".into())),
     };

@@ -142,6 +142,9 @@ pub enum Audience {
     /// A protected resource (`/mcp`): JSON, and the service key (as [`Audience::Gpt`]) or a
     /// person's OAuth access token (SPEC §2.5), which the handler resolves.
     Mcp,
+    /// The person's GPT actions (SPEC §2.5): a person's OAuth access token, which the handler
+    /// resolves; JSON for a request with a body.
+    Person,
 }
 
 /// An error with the locale to word it in.
@@ -269,6 +272,9 @@ pub const MCP_ROUTES: &[Route] = &[Route { method: "POST", path: mcp::PATH, audi
 pub const OAUTH_ROUTES: &[Route] = &[
     Route { method: "GET", path: oauth::AS_METADATA_PATH, audience: Audience::Public, handler: oauth::metadata },
     Route { method: "GET", path: oauth::RESOURCE_METADATA_PATH, audience: Audience::Public, handler: oauth::resource_metadata },
+    Route { method: "GET", path: oauth::API_RESOURCE_METADATA_PATH, audience: Audience::Public, handler: oauth::api_resource_metadata },
+    Route { method: "GET", path: oauth::actions::WHO_AM_I.path, audience: Audience::Person, handler: oauth::actions::who_am_i },
+    Route { method: "POST", path: oauth::actions::REQUEST_PROFILE_LINK.path, audience: Audience::Person, handler: oauth::actions::request_profile_link },
     Route { method: "POST", path: "/oauth/register", audience: Audience::Public, handler: oauth::register::handle },
     Route { method: "GET", path: "/oauth/authorize", audience: Audience::Public, handler: oauth::authorize::page },
     Route { method: "POST", path: "/api/oauth/sign-in", audience: Audience::Browser, handler: oauth::authorize::sign_in },
@@ -299,7 +305,7 @@ pub fn respond(routes: &[Route], ctx: &Ctx<'_>, req: &mut Request, read_body: im
     let locale = negotiate(ctx, req);
     let result = find(routes, req).map_err(|e| (e, locale.clone())).and_then(|route| {
         ctx.origin.set(crate::audit::Origin {
-            actor: if matches!(route.audience, Audience::Gpt | Audience::Mcp) { crate::ports::Actor::Chat } else { crate::ports::Actor::Browser },
+            actor: if matches!(route.audience, Audience::Gpt | Audience::Mcp | Audience::Person) { crate::ports::Actor::Chat } else { crate::ports::Actor::Browser },
             client: req.header(CLIENT_ADDR).and_then(|a| a.parse::<std::net::SocketAddr>().ok()).map(|a| a.ip().to_string()),
             request_id: req.header(REQUEST_ID).map(str::to_owned),
         });
@@ -361,7 +367,10 @@ fn head_guard(ctx: &Ctx<'_>, req: &Request, audience: Audience, locale: &str) ->
         }
         Audience::Browser if !same_origin(ctx.settings, req) => return fail(ApiError::ForbiddenOrigin),
         Audience::Mcp if !(mcp::service_key(ctx, req) || req.header("authorization").and_then(bearer).is_some()) => {
-            return fail(oauth::resource::required(ctx, false));
+            return fail(oauth::resource::required(ctx, false, oauth::RESOURCE_METADATA_PATH));
+        }
+        Audience::Person if req.header("authorization").and_then(bearer).is_none() => {
+            return fail(oauth::resource::required(ctx, false, oauth::API_RESOURCE_METADATA_PATH));
         }
         // Keyless GPT actions on a developer's machine: a page of another site (one that rebinds
         // its name to 127.0.0.1 included: its `Host` is then its own name) must not drive them.
@@ -369,6 +378,10 @@ fn head_guard(ctx: &Ctx<'_>, req: &Request, audience: Audience, locale: &str) ->
             return fail(ApiError::ForbiddenOrigin);
         }
         _ => {}
+    }
+    // A person's action reads no body: a GET, or a POST with none, is judged by its token alone.
+    if audience == Audience::Person && (req.method == "GET" || req.method == "HEAD" || req.header("content-type").is_none()) {
+        return Ok(());
     }
     let declared = req.header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
@@ -398,7 +411,7 @@ pub(crate) fn api_key_ok(keys: &[String], authorization: Option<&str>) -> bool {
 /// what a runtime rate-limits per key and per client, and keeps from the instances reserved for
 /// browsers.
 pub fn is_gpt_path(path: &str) -> bool {
-    COMPONENT_ROUTES.iter().flat_map(|routes| routes.iter()).any(|r| matches!(r.audience, Audience::Gpt | Audience::Mcp) && r.path == path)
+    COMPONENT_ROUTES.iter().flat_map(|routes| routes.iter()).any(|r| matches!(r.audience, Audience::Gpt | Audience::Mcp | Audience::Person) && r.path == path)
 }
 
 /// The header that names a request, in the answer (and in the runtime's logs). Our host sets its

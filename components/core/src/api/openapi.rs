@@ -85,10 +85,11 @@ pub fn gpt_action_errors() -> Map<String, Value> {
 
 pub fn schema(settings: &Settings) -> Value {
     let mut paths = Map::new();
-    for action in GPT_ACTIONS {
+    for action in GPT_ACTIONS.iter().chain(super::oauth::actions::PERSON_ACTIONS) {
         let item = paths.entry(action.path).or_insert_with(|| json!({}));
         item[action.method.to_ascii_lowercase()] = (action.operation)(settings);
     }
+    let base = &settings.base_url;
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -99,7 +100,18 @@ pub fn schema(settings: &Settings) -> Value {
         "servers": [{"url": settings.base_url}],
         "paths": paths,
         "components": {
-            "securitySchemes": {"apiKey": {"type": "http", "scheme": "bearer"}},
+            // The service key for the account actions; a person's OAuth sign-in (SPEC §2.5) for
+            // `whoAmI` and `requestProfileLink` (each names its scheme). A GPT takes one kind of
+            // authentication for all its actions: see the README for which actions to keep.
+            "securitySchemes": {
+                "apiKey": {"type": "http", "scheme": "bearer"},
+                "oauth2": {"type": "oauth2", "flows": {"authorizationCode": {
+                    "authorizationUrl": format!("{base}/oauth/authorize"),
+                    "tokenUrl": format!("{base}/oauth/token"),
+                    "refreshUrl": format!("{base}/oauth/token"),
+                    "scopes": {super::oauth::SCOPE: "Act as the signed-in person: read their account, email them a profile link."}
+                }}}
+            },
             "schemas": {
                 "Error": {"type": "object", "required": ["code", "message"], "properties": {
                     "code": {"type": "string"}, "message": {"type": "string"},
@@ -129,6 +141,10 @@ mod tests {
                 ids.push(op["operationId"].as_str().expect("an operationId").to_owned());
                 assert!(op["x-openai-isConsequential"].is_boolean(), "{}: consequential is decided", route.path);
                 assert!(op["responses"]["401"].is_object(), "{}: the guard's answers are listed", route.path);
+            } else if route.audience == Audience::Person {
+                // The person's actions (SPEC §2.5): under the oauth2 scheme, not the service key.
+                assert_eq!(op["security"], json!([{"oauth2": ["account"]}]), "{}", route.path);
+                ids.push(op["operationId"].as_str().expect("an operationId").to_owned());
             } else {
                 assert!(op.is_null(), "{} is not a GPT action", route.path);
             }
@@ -143,6 +159,8 @@ mod tests {
             COMPONENT_ROUTES.iter().flat_map(|r| r.iter()).any(|r| r.audience == Audience::Gpt && r.path == a.path && r.method == a.method)
         };
         assert!(GPT_ACTIONS.iter().all(served), "an action in /openapi.json that no component serves");
-        assert_eq!(ids.len(), GPT_ACTIONS.len());
+        assert_eq!(ids.len(), GPT_ACTIONS.len() + crate::api::oauth::actions::PERSON_ACTIONS.len());
+        let flows = &doc["components"]["securitySchemes"]["oauth2"]["flows"]["authorizationCode"];
+        assert_eq!(flows["tokenUrl"], format!("{}/oauth/token", Settings::default().base_url));
     }
 }

@@ -82,10 +82,13 @@ fn authorization(ctx: &Ctx<'_>, client: OauthClient, redirect_uri: String, param
         (None, _) if client.kind == ClientKind::Operator => {}
         (None, _) => return Err(("invalid_request", "code_challenge (S256) is required")),
     }
+    // A GPT's OAuth action (an operator client) sends no `resource`: its tokens are for the
+    // person's GPT actions; any other client's, for `/mcp`.
     let resource = match get("resource")? {
+        None if client.kind == ClientKind::Operator => super::actions::api_resource(ctx),
         None => mcp_resource(ctx),
-        Some(r) if r == mcp_resource(ctx) => r,
-        Some(_) => return Err(("invalid_target", "the only resource is this server's /mcp")),
+        Some(r) if r == mcp_resource(ctx) || r == super::actions::api_resource(ctx) => r,
+        Some(_) => return Err(("invalid_target", "the resources are this server's /mcp and /api")),
     };
     let scope = match get("scope")? {
         None => SCOPE.to_owned(),

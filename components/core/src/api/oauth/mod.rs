@@ -16,6 +16,7 @@
 //! resource); a grant and all its tokens go together. The errors of the token, registration and
 //! revocation endpoints are RFC 6749 JSON (`error`, `error_description`), not §4's.
 
+pub mod actions;
 pub mod authorize;
 pub mod register;
 pub mod resource;
@@ -38,6 +39,8 @@ pub const TICKET_TTL_MS: i64 = 10 * 60 * 1000;
 /// The well-known documents (RFC 8414, RFC 9728).
 pub const AS_METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
 pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource/mcp";
+/// RFC 9728's document of the person's GPT actions ([`actions::api_resource`]).
+pub const API_RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource/api";
 
 /// The resource `/mcp` is, for tokens (RFC 8707): `base_url` + `/mcp`.
 pub fn mcp_resource(ctx: &Ctx<'_>) -> String {
@@ -68,13 +71,22 @@ pub fn metadata(ctx: &Ctx<'_>, _: &Request, _: &str) -> Result<Response, Failure
 
 /// `GET /.well-known/oauth-protected-resource/mcp`.
 pub fn resource_metadata(ctx: &Ctx<'_>, _: &Request, _: &str) -> Result<Response, Failure> {
-    Ok(document(&json!({
-        "resource": mcp_resource(ctx),
+    Ok(resource_document(ctx, mcp_resource(ctx)))
+}
+
+/// `GET /.well-known/oauth-protected-resource/api`.
+pub fn api_resource_metadata(ctx: &Ctx<'_>, _: &Request, _: &str) -> Result<Response, Failure> {
+    Ok(resource_document(ctx, actions::api_resource(ctx)))
+}
+
+fn resource_document(ctx: &Ctx<'_>, resource: String) -> Response {
+    document(&json!({
+        "resource": resource,
         "authorization_servers": [ctx.settings.base_url],
         "scopes_supported": [SCOPE],
         "bearer_methods_supported": ["header"],
         "resource_name": "gpt-user",
-    })))
+    }))
 }
 
 /// A public JSON document clients may cache for a while.

@@ -6,8 +6,8 @@ use crate::domain::Token;
 use crate::ports::{StoreError, TokenKind, User, UserStatus};
 
 /// `401` for a protected resource's caller without a usable credential: where to get a token.
-pub fn required(ctx: &Ctx<'_>, invalid_token: bool) -> crate::api::ApiError {
-    let resource_metadata = format!("{}{}", ctx.settings.base_url, super::RESOURCE_METADATA_PATH);
+pub fn required(ctx: &Ctx<'_>, invalid_token: bool, metadata_path: &str) -> crate::api::ApiError {
+    let resource_metadata = format!("{}{metadata_path}", ctx.settings.base_url);
     crate::api::ApiError::AuthorizationRequired { resource_metadata, invalid_token }
 }
 

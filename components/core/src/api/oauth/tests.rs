@@ -492,3 +492,58 @@ fn a_new_person_signs_up_on_the_page_and_the_verification_link_finishes_the_auth
     let r = w.call("POST", "/api/signup/verify", json!({"token": w.last_token(), "pin": pin, "oauth": oauth}));
     assert_eq!(r.status, 410);
 }
+
+#[test]
+fn a_gpt_with_oauth_gets_tokens_for_the_persons_actions_not_for_mcp() {
+    let w = keyed();
+    active(&w, "ann@example.com");
+    // An operator client (what `gpt-user clients add` makes): a secret, no PKCE, no resource.
+    let secret = "operator-client-secret-of-the-test-0123456789";
+    w.store.state.borrow_mut().oauth_clients.push(crate::ports::OauthClient {
+        id: "gpt-client".into(),
+        kind: crate::ports::ClientKind::Operator,
+        name: "My GPT".into(),
+        redirect_uris: vec!["https://chatgpt.com/aip/g-123/oauth/callback".into()],
+        secret_hash: Some(sha256_hex(secret)),
+        created_at: 0,
+        expires_at: None,
+    });
+    let redirect = "https://chatgpt.com/aip/g-123/oauth/callback";
+    let q = query(&[("response_type", "code"), ("client_id", "gpt-client"), ("redirect_uri", redirect), ("state", "s"), ("scope", "account")]);
+    assert_eq!(send(&w, "GET", "/oauth/authorize", &q, &[], Vec::new()).status, 200, "no PKCE for a confidential client");
+    let ticket = w.call("POST", "/api/oauth/sign-in", json!({"client_id": "gpt-client", "redirect_uri": redirect, "email": "ann@example.com", "passphrase": PASSPHRASE})).json_body()["ticket"].as_str().unwrap().to_owned();
+    let r = w.call("POST", "/api/oauth/consent", json!({"ticket": ticket, "allow": true, "client_id": "gpt-client", "redirect_uri": redirect, "response_type": "code", "state": "s", "scope": "account"}));
+    let code = param(r.json_body()["redirect"].as_str().unwrap(), "code").unwrap();
+    let exchange = |auth: &str| {
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", redirect)])
+            .finish();
+        send(&w, "POST", "/oauth/token", "", &[("content-type", "application/x-www-form-urlencoded"), ("authorization", auth)], body.into_bytes())
+    };
+    use base64::Engine as _;
+    let basic = |id: &str, s: &str| format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{id}:{s}")));
+    assert_eq!(error_of(&exchange(&basic("gpt-client", "wrong"))), (401, "invalid_client".into()));
+    let r = exchange(&basic("gpt-client", secret));
+    assert_eq!(r.status, 200, "{:?}", r.json_body());
+    let access = r.json_body()["access_token"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {access}");
+    let r = send(&w, "GET", "/api/me", "", &[("authorization", &bearer)], Vec::new());
+    assert_eq!((r.status, r.json_body()["email"].as_str()), (200, Some("ann@example.com")));
+    let r = send(&w, "POST", "/api/me/profile-link", "", &[("authorization", &bearer)], Vec::new());
+    assert_eq!(r.status, 200, "{:?}", r.json_body());
+    assert_eq!(w.store.state.borrow().outbox.iter().filter(|(_, m)| m.kind == "profile-link").count(), 1);
+    assert_eq!(who_am_i(&w, &access).status, 401, "a token for the actions is refused by /mcp");
+    let r = send(&w, "GET", "/api/me", "", &[], Vec::new());
+    assert_eq!(r.status, 401);
+    assert!(r.header("www-authenticate").unwrap().contains("/.well-known/oauth-protected-resource/api"));
+    // And an MCP client's token is refused by the actions.
+    let client_id = client(&w);
+    let mcp_code = code_for(&w, &client_id, "ann@example.com");
+    let mcp_access = exchange_code(&w, &client_id, &mcp_code);
+    let r = send(&w, "GET", "/api/me", "", &[("authorization", &format!("Bearer {mcp_access}"))], Vec::new());
+    assert_eq!(r.status, 401);
+}
+
+fn exchange_code(w: &World, client_id: &str, code: &str) -> String {
+    exchange(w, client_id, code, VERIFIER).json_body()["access_token"].as_str().unwrap().to_owned()
+}
