@@ -2,22 +2,44 @@
 """Reference-client test driver for gpt-user's OAuth 2.1 authorization server.
 
 Usage:
-    scripts/mcp-oauth-client.py --server B --email E --passphrase P
-        [--mode passphrase] [--expect-email E] [--protocol auto|legacy|2026-07-28]
-        [--timeout SECONDS] [--verbose]
+    scripts/mcp-oauth-client.py --server B --email E [--passphrase P]
+        [--mode passphrase|code|signup] [--locale en|ru] [--expect-email E]
+        [--protocol auto|legacy|2026-07-28] [--timeout SECONDS] [--verbose] [--secrets-out FILE]
 
 Connects to B/mcp with the official MCP Python SDK (PyPI `mcp`, pinned in
 scripts/python-deps.sh) through its `OAuthClientProvider`, given only the server
 URL: the SDK discovers the metadata, registers a client and runs the
 authorization-code flow with PKCE. The redirect handler opens no browser: it
-does over HTTP what the authorize page's script does (GET the page, POST
-sign-in, POST consent) and hands the code from the redirect back to the SDK.
-Then it lists the tools, calls whoAmI, forces a refresh through the token
-endpoint, calls whoAmI again and checks that the refresh token was rotated.
+does over HTTP what the authorize page's script does and hands the code from the
+redirect back to the SDK. Then it lists the tools, calls whoAmI, forces a refresh
+through the token endpoint, calls whoAmI again and checks that the refresh token
+was rotated.
 
-Stdout: one JSON line, {"ok": true, "protocol", "tools", "who", "refreshed": true}; exit 0.
-On any failure: what failed on stderr, exit 1. Tokens, codes, tickets and the
-passphrase are never printed.
+How the person gets in on the authorize page (--mode):
+  passphrase  GET the page, POST /api/oauth/sign-in {email, passphrase}, consent.
+  code        GET the page, POST /api/oauth/send-code, then ask the caller for the
+              emailed code (protocol below), POST /api/oauth/sign-in {email, code}, consent.
+  signup      GET the page, POST /api/oauth/sign-up {email, passphrase (the new one),
+              consent: true, locale, every authorization parameter} (201 with a PIN), then
+              ask the caller for the verification link, do what the verify page's script
+              does (POST /api/signup/verify {token, pin, oauth}), follow its `continue`
+              (the authorize page again, a ticket in the fragment) and consent. whoAmI
+              must then name --locale and the PIN the sign-up answered, status active.
+--passphrase is required in passphrase and signup modes.
+
+Stdin/stdout protocol (code and signup modes), one line each (UTF-8, ended by a newline):
+  driver stdout: NEED_CODE   -> caller writes one line on stdin: the 6-digit code
+  driver stdout: NEED_LINK   -> caller writes one line on stdin: the verification link
+                                (B/signup/verify#token=...&pin=...&lang=...&oauth=...)
+Each request line is printed at most once per run and flushed at once; the driver
+reads exactly one line after it (EOF before it is a failure). --timeout counts the
+wait for the answer too. Stdin is not read at all in passphrase mode.
+
+Stdout, last line: one JSON object, {"ok": true, "protocol", "tools", "who",
+"refreshed": true}; exit 0 (the protocol lines above come before it). On any
+failure: what failed on stderr, exit 1, no JSON line. Tokens, codes, tickets,
+verification tokens and the passphrase are never printed (--secrets-out writes them
+to a file, one a line, for the caller to check the server's log against).
 
 Run with any python3: unless it already runs in the project's venv (target/py),
 the script installs that venv (scripts/python-deps.sh) and re-executes itself in it.
@@ -63,10 +85,13 @@ if __name__ == "__main__":
 
 # ruff: noqa: E402 - the imports below need the venv chosen above.
 import argparse
+import asyncio
 import hashlib
+import html
 import json
 import logging
 import socket
+import threading
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -216,21 +241,77 @@ class Traffic:
         )
 
 
+# ---------------------------------------------------------------- asking the caller (stdin/stdout)
+
+
+async def ask_caller(request: str, what: str) -> str:
+    """Prints `request` as one line on stdout and reads one line from stdin: what only the
+    caller (the mailbox) can give. The read runs on a daemon thread, so a timeout neither waits
+    for it nor keeps the process alive; an empty answer or EOF is a failure."""
+    loop = asyncio.get_running_loop()
+    answer: asyncio.Future[str] = loop.create_future()
+
+    def read() -> None:
+        try:
+            line: str | BaseException = sys.stdin.readline()
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting task
+            line = e
+
+        def deliver() -> None:
+            if answer.done():
+                return
+            if isinstance(line, BaseException):
+                answer.set_exception(line)
+            else:
+                answer.set_result(line)
+
+        try:
+            loop.call_soon_threadsafe(deliver)
+        except RuntimeError:  # the loop is gone (the run timed out): nobody waits any more
+            pass
+
+    sys.stdout.write(request + "\n")
+    sys.stdout.flush()
+    threading.Thread(target=read, name=f"stdin-{request}", daemon=True).start()
+    try:
+        line = await answer
+    except OSError as e:
+        raise DriverError(f"reading {what} from stdin failed: {e}") from e
+    if not line:
+        raise DriverError(f"stdin closed before {what} came (after {request})")
+    value = line.strip()
+    if not value:
+        raise DriverError(f"an empty line came on stdin instead of {what} (after {request})")
+    return value
+
+
 # ---------------------------------------------------------------- the authorize page, as its script does it
 
 
 @dataclass
 class Browser:
-    """Plays the authorize page: no browser, the same HTTP requests as the page's script."""
+    """Plays the authorize page: no browser, the same HTTP requests as the page's script (and, in
+    signup mode, as the verify page's script the emailed link opens)."""
 
     base: str
+    mode: str
     email: str
-    passphrase: str
+    passphrase: str | None
+    locale: str
     web: httpx2.AsyncClient
     traffic: Traffic
     redirect_calls: int = 0
     pending: AuthorizationCodeResult | None = None
     signed_in_email: str | None = None
+    signup_pin: str | None = None
+
+    def _headers(self, language: str | None = None) -> dict[str, str]:
+        # Same-origin browser API: the browser sends Origin on a POST; the pages send the page's
+        # language as Accept-Language.
+        headers = {"Origin": self.base, "Accept": "application/json"}
+        if language:
+            headers["Accept-Language"] = language
+        return headers
 
     async def redirect_handler(self, authorization_url: str) -> None:
         self.redirect_calls += 1
@@ -239,7 +320,32 @@ class Browser:
                 "the SDK asked for a second authorization (a refused refresh or a rejected token makes it "
                 f"start over); token endpoint traffic: {self.traffic.describe(token_only=True)}"
             )
-        parts = urlsplit(authorization_url)
+        query = self._authorize_query(authorization_url)
+        for key in ("client_id", "redirect_uri", "state", "code_challenge"):
+            if not query.get(key):
+                raise DriverError(f"authorize URL has no {key}")
+        # The authorization parameters as the page's script reads them from location.search.
+        request = {k: query[k] for k in AUTHORIZATION_PARAMS if k in query}
+
+        # 1. The page itself.
+        await self._get_page(authorization_url, "GET authorize page")
+
+        # 2. Signed in: a ticket (and the authorization parameters the consent step sends back).
+        if self.mode == "passphrase":
+            assert self.passphrase is not None
+            ticket = await self._sign_in(request, {"passphrase": self.passphrase})
+        elif self.mode == "code":
+            code = await self._emailed_code(request)
+            ticket = await self._sign_in(request, {"code": code})
+        else:
+            ticket, request = await self._sign_up_and_verify(request)
+
+        # 3. Consent, and where the browser would go.
+        await self._consent(ticket, request, query)
+
+    def _authorize_query(self, url: str) -> dict[str, str]:
+        """The query of an authorize page URL of this server, each parameter once."""
+        parts = urlsplit(url)
         endpoint = f"{parts.scheme}://{parts.netloc}{parts.path}"
         if endpoint != f"{self.base}/oauth/authorize":
             raise DriverError(f"authorization endpoint is {endpoint}, expected {self.base}/oauth/authorize")
@@ -248,31 +354,29 @@ class Browser:
             if len(values) != 1:
                 raise DriverError(f"authorize URL repeats the parameter {key!r}")
             query[key] = values[0]
-        for key in ("client_id", "redirect_uri", "state", "code_challenge"):
-            if not query.get(key):
-                raise DriverError(f"authorize URL has no {key}")
+        return query
 
-        # 1. The page itself.
-        page = await self.web.get(authorization_url, headers={"Accept": "text/html"})
+    async def _get_page(self, url: str, what: str) -> None:
+        page = await self.web.get(url.split("#", 1)[0], headers={"Accept": "text/html"})
         if page.status_code != 200:
             where = page.headers.get("location")
             detail = f", Location: {_describe_redirect(where)}" if where else f": {_snippet(page.text)}"
-            raise DriverError(f"GET authorize page answered {page.status_code}{detail}")
+            raise DriverError(f"{what} answered {page.status_code}{detail}")
         ctype = page.headers.get("content-type", "")
         if not ctype.lower().startswith("text/html"):
-            raise DriverError(f"authorize page Content-Type is {ctype!r}, expected text/html")
+            raise DriverError(f"{what}: Content-Type is {ctype!r}, expected text/html")
 
-        # 2. Sign in (same-origin browser API: the browser sends Origin on a POST).
-        headers = {"Origin": self.base, "Accept": "application/json"}
+    async def _sign_in(self, request: dict[str, str], secret: dict[str, str]) -> str:
+        """POST /api/oauth/sign-in with the passphrase or the code: the ticket."""
         sign_in = await self.web.post(
             f"{self.base}/api/oauth/sign-in",
             json={
-                "client_id": query["client_id"],
-                "redirect_uri": query["redirect_uri"],
+                "client_id": request["client_id"],
+                "redirect_uri": request["redirect_uri"],
                 "email": self.email,
-                "passphrase": self.passphrase,
+                **secret,
             },
-            headers=headers,
+            headers=self._headers(),
         )
         if sign_in.status_code != 200:
             raise DriverError(f"POST /api/oauth/sign-in answered {sign_in.status_code}: {_api_error(sign_in)}")
@@ -282,13 +386,111 @@ class Browser:
             raise DriverError("POST /api/oauth/sign-in: no ticket in the answer")
         REDACT.add(ticket)
         self.signed_in_email = body.get("email")
+        return ticket
 
-        # 3. Consent: allow, with the authorization parameters from the page's query.
-        request = {k: query[k] for k in AUTHORIZATION_PARAMS if k in query}
+    async def _emailed_code(self, request: dict[str, str]) -> str:
+        """"Email me a code", then the code from the caller (who reads the mail)."""
+        sent = await self.web.post(
+            f"{self.base}/api/oauth/send-code",
+            json={"client_id": request["client_id"], "redirect_uri": request["redirect_uri"], "email": self.email},
+            headers=self._headers(),
+        )
+        if sent.status_code != 200:
+            raise DriverError(f"POST /api/oauth/send-code answered {sent.status_code}: {_api_error(sent)}")
+        code = await ask_caller("NEED_CODE", "the emailed code")
+        REDACT.add(code)
+        if len(code) != 6 or not code.isascii() or not code.isdigit():
+            raise DriverError("the line given for NEED_CODE is not 6 digits")
+        return code
+
+    async def _sign_up_and_verify(self, request: dict[str, str]) -> tuple[str, dict[str, str]]:
+        """A new person: sign-up on the page, the emailed link opened in this browser (the verify
+        page's script), and the authorize page it continues to. The ticket from that page's
+        fragment and the authorization parameters from its query."""
+        assert self.passphrase is not None
+        # 1. SignUp_Init from the authorize page.
+        signed_up = await self.web.post(
+            f"{self.base}/api/oauth/sign-up",
+            json={
+                "email": self.email,
+                "passphrase": self.passphrase,
+                "consent": True,
+                "locale": self.locale,
+                **request,
+            },
+            headers=self._headers(self.locale),
+        )
+        if signed_up.status_code != 201:
+            raise DriverError(
+                f"POST /api/oauth/sign-up answered {signed_up.status_code} (expected 201 with a PIN): {_api_error(signed_up)}"
+            )
+        pin = _json_object(signed_up, "/api/oauth/sign-up").get("pin")
+        if not isinstance(pin, str) or not pin:
+            raise DriverError("POST /api/oauth/sign-up: no pin in the 201 answer")
+        self.signup_pin = pin
+
+        # 2. The link from the verification email.
+        link = await ask_caller("NEED_LINK", "the verification link")
+        link = html.unescape(link)  # a link copied from the HTML part: &amp; between the parameters
+        parts = urlsplit(link)
+        fragment = {k: v[0] for k, v in parse_qs(parts.fragment, keep_blank_values=True).items()}
+        REDACT.add(fragment.get("token"))
+        REDACT.add(link)
+        if f"{parts.scheme}://{parts.netloc}{parts.path}" != f"{self.base}/signup/verify":
+            raise DriverError(f"the verification link opens {_describe_link(link)}, expected {self.base}/signup/verify")
+        token, link_pin, oauth = fragment.get("token"), fragment.get("pin"), fragment.get("oauth")
+        if not token:
+            raise DriverError("the verification link has no token in its fragment")
+        if not oauth:
+            raise DriverError("the verification link names no authorization (no oauth= in its fragment)")
+        if link_pin is not None and link_pin != pin:
+            raise DriverError(f"the verification link shows the PIN {link_pin!r}, the sign-up answered {pin!r}")
+        if fragment.get("lang") not in (None, self.locale):
+            raise DriverError(f"the verification link's lang is {fragment.get('lang')!r}, expected {self.locale!r}")
+        language = fragment.get("lang") or self.locale
+
+        # 3. The verify page (one GET, as the browser opens the link), then its script's POST.
+        await self._get_page(link, "GET verify page")
+        body: dict[str, str] = {"token": token}
+        if link_pin:
+            body["pin"] = link_pin
+        body["oauth"] = oauth
+        verified = await self.web.post(f"{self.base}/api/signup/verify", json=body, headers=self._headers(language))
+        if verified.status_code != 200:
+            raise DriverError(f"POST /api/signup/verify answered {verified.status_code}: {_api_error(verified)}")
+        answer = _json_object(verified, "/api/signup/verify")
+        follow = answer.get("continue")
+        if not isinstance(follow, str):
+            raise DriverError(
+                f"POST /api/signup/verify: no continue in the answer (keys {sorted(answer)}): the authorization was not resumed"
+            )
+        page, _, page_fragment = follow.partition("#")
+        fragment_params = {k: v[0] for k, v in parse_qs(page_fragment, keep_blank_values=True).items()}
+        REDACT.add(fragment_params.get("ticket"))
+        if not follow.startswith(f"{self.base}/oauth/authorize?"):
+            raise DriverError(f"POST /api/signup/verify: continue goes to {_describe_link(follow)}, not {self.base}/oauth/authorize?")
+
+        # 4. The authorize page again, at the consent step: parameters in the query (as sent), the
+        # ticket and address in the fragment (never sent to the server).
+        resumed = self._authorize_query(page)
+        again = {k: resumed[k] for k in AUTHORIZATION_PARAMS if k in resumed}
+        if again != request:
+            differ = sorted(k for k in set(again) | set(request) if again.get(k) != request.get(k))
+            raise DriverError(f"continue's authorization parameters differ from the authorize request's in {differ}")
+        ticket = fragment_params.get("ticket")
+        if not ticket:
+            raise DriverError("continue has no ticket in its fragment")
+        self.signed_in_email = fragment_params.get("email")
+        await self._get_page(page, "GET authorize page (continue)")
+        return ticket, again
+
+    async def _consent(self, ticket: str, request: dict[str, str], query: dict[str, str]) -> None:
+        """Consent: allow, with the authorization parameters; the registered redirect URI with
+        code, state, iss is where the browser would go."""
         consent = await self.web.post(
             f"{self.base}/api/oauth/consent",
             json={"ticket": ticket, "allow": True, **request},
-            headers=headers,
+            headers=self._headers(),
         )
         if consent.status_code != 200:
             raise DriverError(f"POST /api/oauth/consent answered {consent.status_code}: {_api_error(consent)}")
@@ -296,7 +498,6 @@ class Browser:
         if not isinstance(redirect, str):
             raise DriverError("POST /api/oauth/consent: no redirect in the answer")
 
-        # 4. Where the browser would go: the registered redirect URI with code, state, iss.
         target = urlsplit(redirect)
         params = {k: v[0] for k, v in parse_qs(target.query, keep_blank_values=True).items()}
         REDACT.add(params.get("code"))
@@ -330,6 +531,11 @@ def _describe_redirect(url: str) -> str:
     params = parse_qs(parts.query, keep_blank_values=True)
     shown = {k: ("<code>" if k == "code" else v[0]) for k, v in params.items()}
     return REDACT(f"{parts.scheme}://{parts.netloc}{parts.path} {json.dumps(shown)}")
+
+
+def _describe_link(url: str) -> str:
+    """A URL without its fragment (a ticket or token may be there), secrets hidden."""
+    return REDACT(url.split("#", 1)[0])
 
 
 def _api_error(response: httpx2.Response) -> str:
@@ -389,7 +595,15 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     timeout = httpx2.Timeout(30.0, read=60.0)
 
     async with httpx2.AsyncClient(timeout=timeout, follow_redirects=False) as web:
-        browser = Browser(base=base, email=args.email, passphrase=args.passphrase, web=web, traffic=traffic)
+        browser = Browser(
+            base=base,
+            mode=args.mode,
+            email=args.email,
+            passphrase=args.passphrase,
+            locale=args.locale,
+            web=web,
+            traffic=traffic,
+        )
         provider = OAuthClientProvider(
             server_url=mcp_url,
             client_metadata=OAuthClientMetadata(
@@ -442,7 +656,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
                 who = await _who_am_i(client, expect_email, "first call")
                 if browser.signed_in_email != who["email"]:
-                    raise DriverError(f"sign-in answered email {browser.signed_in_email!r}, whoAmI {who['email']!r}")
+                    what = "the verification's continue named" if args.mode == "signup" else "sign-in answered"
+                    raise DriverError(f"{what} email {browser.signed_in_email!r}, whoAmI {who['email']!r}")
+                if args.mode == "signup":
+                    # The account the sign-up made: its language, its PIN, activated by the link.
+                    if who.get("locale") != args.locale:
+                        raise DriverError(f"whoAmI locale is {who.get('locale')!r}, expected {args.locale!r}")
+                    if who.get("pin") != browser.signup_pin:
+                        raise DriverError(f"whoAmI pin is {who.get('pin')!r}, the sign-up answered {browser.signup_pin!r}")
+                    if who.get("status") != "active":
+                        raise DriverError(f"whoAmI status is {who.get('status')!r} after verification, expected 'active'")
 
                 # ---- forced refresh: the SDK refreshes before a request when its context says the
                 # access token has expired (OAuthContext.is_token_valid); nothing else is touched.
@@ -510,8 +733,24 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--server", required=True, help="base URL B, e.g. http://127.0.0.1:3000")
     parser.add_argument("--email", required=True)
-    parser.add_argument("--passphrase", required=True)
-    parser.add_argument("--mode", choices=["passphrase"], default="passphrase", help="how to sign in")
+    parser.add_argument(
+        "--passphrase",
+        default=None,
+        help="the account's passphrase (passphrase mode) or the new account's (signup mode); unused in code mode",
+    )
+    parser.add_argument(
+        "--mode",
+        choices=["passphrase", "code", "signup"],
+        default="passphrase",
+        help="how the person gets in on the authorize page: passphrase; an emailed code (NEED_CODE); "
+        "a sign-up whose verification link finishes the authorization (NEED_LINK)",
+    )
+    parser.add_argument(
+        "--locale",
+        choices=["en", "ru"],
+        default="en",
+        help="signup mode: the new account's language (whoAmI must name it)",
+    )
     parser.add_argument("--expect-email", default=None, help="email whoAmI must return (default: --email)")
     parser.add_argument(
         "--protocol",
@@ -525,10 +764,13 @@ def main() -> int:
     parser.add_argument(
         "--secrets-out",
         default=None,
-        help="file to write every secret this run saw (ticket, code, tokens), one per line: the caller's "
+        help="file to write every secret this run saw (passphrase, tickets, codes, verification token, tokens), "
+        "one per line: the caller's "
         "test checks that none of them reached the server's log",
     )
     args = parser.parse_args()
+    if args.mode in ("passphrase", "signup") and not args.passphrase:
+        parser.error(f"--passphrase is required in {args.mode} mode")
     REDACT.add(args.passphrase)
 
     handler = logging.StreamHandler(sys.stderr)

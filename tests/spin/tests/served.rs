@@ -300,3 +300,94 @@ async fn an_unusable_variable_is_refused_by_name_and_a_good_one_works() {
     assert_eq!(answer.status, 201, "{answer:?}");
     assert_eq!(answer.json()["pin"].as_str().map(str::len), Some(8), "pin_length = 8 was taken: {answer:?}");
 }
+
+/// A form `POST` to the OAuth component (the token endpoint).
+async fn form(app: &App, path: &str, pairs: &[(&str, &str)]) -> gpt_user_spin_tests::served::Answer {
+    let body: String = pairs.iter().map(|(k, v)| format!("{k}={}", v.replace('+', "%2B").replace('/', "%2F").replace(':', "%3A"))).collect::<Vec<_>>().join("&");
+    let req = hyper::Request::post(format!("http://127.0.0.1:3000{path}"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(bytes::Bytes::from(body))
+        .unwrap();
+    app.send(req).await.unwrap().0
+}
+
+/// SPEC §2.5 on the Spin path: the OAuth component composed with the adapter registers a client,
+/// signs a person in, gives a code for their consent, exchanges it (PKCE S256, RFC 7636's example
+/// pair) and refreshes the tokens, rotating them; the MCP component on the same database takes the
+/// access token and names the person.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_oauth_component_runs_a_whole_authorization_code_flow_with_refresh() {
+    const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+    const CHALLENGE: &str = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
+    const REDIRECT: &str = "http://127.0.0.1:5555/callback";
+    let sink = SmtpSink::start("127.0.0.1:0").await.unwrap();
+    let vars = [("api_keys", KEY), ("smtp_address", &sink.addr.to_string())];
+    let db = db_file("oauth");
+    let signup = App::new(db.clone(), &vars).unwrap();
+    let oauth = App::component("oauth", db.clone(), &vars).unwrap();
+    let mcp = App::component("mcp", db, &vars).unwrap();
+    let (answer, guest) = signup.sign_up("ann@example.com", Some(KEY)).await.unwrap();
+    assert_eq!(answer.status, 201, "{answer:?}");
+    guest.await.unwrap().unwrap();
+    let (answer, _) = signup.post("/api/signup/verify", &serde_json::json!({"token": token_of_last_mail(&sink)}), None).await.unwrap();
+    assert_eq!(answer.status, 200, "{answer:?}");
+
+    let (registered, _) = oauth.post("/oauth/register", &serde_json::json!({"client_name": "Spin test", "redirect_uris": [REDIRECT]}), None).await.unwrap();
+    assert_eq!(registered.status, 201, "{registered:?}");
+    let client_id = registered.json()["client_id"].as_str().unwrap().to_owned();
+    let (page, _) = oauth
+        .send(hyper::Request::get(format!("http://127.0.0.1:3000/oauth/authorize?response_type=code&client_id={client_id}&redirect_uri=http%3A%2F%2F127.0.0.1%3A5555%2Fcallback&state=s&code_challenge={CHALLENGE}&code_challenge_method=S256")).body(bytes::Bytes::new()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(page.status, 200, "{page:?}");
+    let (signed_in, _) = oauth
+        .post("/api/oauth/sign-in", &serde_json::json!({"client_id": client_id, "redirect_uri": REDIRECT, "email": "ann@example.com", "passphrase": "correct horse battery staple"}), None)
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status, 200, "{signed_in:?}");
+    let consent = serde_json::json!({
+        "ticket": signed_in.json()["ticket"], "allow": true, "client_id": client_id, "redirect_uri": REDIRECT,
+        "response_type": "code", "state": "s", "code_challenge": CHALLENGE, "code_challenge_method": "S256"
+    });
+    let (allowed, _) = oauth.post("/api/oauth/consent", &consent, None).await.unwrap();
+    assert_eq!(allowed.status, 200, "{allowed:?}");
+    let redirect = allowed.json()["redirect"].as_str().unwrap().to_owned();
+    let code = redirect.split("code=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    assert!(redirect.contains("state=s") && redirect.contains("iss="), "{redirect}");
+
+    let tokens = form(&oauth, "/oauth/token", &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("client_id", &client_id), ("code_verifier", VERIFIER)]).await;
+    assert_eq!(tokens.status, 200, "{tokens:?}");
+    let refreshed = form(&oauth, "/oauth/token", &[("grant_type", "refresh_token"), ("refresh_token", tokens.json()["refresh_token"].as_str().unwrap()), ("client_id", &client_id)]).await;
+    assert_eq!(refreshed.status, 200, "{refreshed:?}");
+    assert_ne!(refreshed.json()["refresh_token"], tokens.json()["refresh_token"], "rotated");
+    let reused = form(&oauth, "/oauth/token", &[("grant_type", "refresh_token"), ("refresh_token", tokens.json()["refresh_token"].as_str().unwrap()), ("client_id", &client_id)]).await;
+    assert_eq!((reused.status, reused.json()["error"].as_str()), (400, Some("invalid_grant")));
+
+    let who = |token: String| {
+        let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "whoAmI", "arguments": {}}});
+        let req = hyper::Request::post("http://127.0.0.1:3000/mcp")
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .header("authorization", format!("Bearer {token}"))
+            .body(bytes::Bytes::from(body.to_string()))
+            .unwrap();
+        let mcp = &mcp;
+        async move { mcp.send(req).await.unwrap().0 }
+    };
+    // The reuse revoked the family: the refreshed access token is gone too.
+    let answer = who(refreshed.json()["access_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(answer.status, 401, "{answer:?}");
+    // A fresh authorization: its access token names the person on the MCP component.
+    let (signed_in, _) = oauth
+        .post("/api/oauth/sign-in", &serde_json::json!({"client_id": client_id, "redirect_uri": REDIRECT, "email": "ann@example.com", "passphrase": "correct horse battery staple"}), None)
+        .await
+        .unwrap();
+    let mut consent = consent;
+    consent["ticket"] = signed_in.json()["ticket"].clone();
+    let (allowed, _) = oauth.post("/api/oauth/consent", &consent, None).await.unwrap();
+    let code = allowed.json()["redirect"].as_str().unwrap().split("code=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+    let tokens = form(&oauth, "/oauth/token", &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("client_id", &client_id), ("code_verifier", VERIFIER)]).await;
+    let answer = who(tokens.json()["access_token"].as_str().unwrap().to_owned()).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    assert_eq!(answer.json()["result"]["structuredContent"]["email"], "ann@example.com", "{answer:?}");
+}
