@@ -5,6 +5,7 @@ Usage:
     scripts/mcp-oauth-client.py --server B --email E [--passphrase P]
         [--mode passphrase|code|signup] [--locale en|ru] [--expect-email E]
         [--protocol auto|legacy|2026-07-28] [--timeout SECONDS] [--verbose] [--secrets-out FILE]
+        [--client-metadata-tls CERT KEY]
 
 Connects to B/mcp with the official MCP Python SDK (PyPI `mcp`, pinned in
 scripts/python-deps.sh) through its `OAuthClientProvider`, given only the server
@@ -27,6 +28,13 @@ How the person gets in on the authorize page (--mode):
               must then name --locale and the PIN the sign-up answered, status active.
 --passphrase is required in passphrase and signup modes.
 
+With --client-metadata-tls the client is named by a client ID metadata document
+(draft-ietf-oauth-client-id-metadata-document) instead of registering itself: the
+driver serves the document over HTTPS on 127.0.0.1 with that certificate and key (the
+server must trust its CA) and gives its URL to the SDK as `client_metadata_url`; it
+checks that the server advertises `client_id_metadata_document_supported`, that no
+registration was made and that the tokens were issued to that URL.
+
 Stdin/stdout protocol (code and signup modes), one line each (UTF-8, ended by a newline):
   driver stdout: NEED_CODE   -> caller writes one line on stdin: the 6-digit code
   driver stdout: NEED_LINK   -> caller writes one line on stdin: the verification link
@@ -36,7 +44,7 @@ reads exactly one line after it (EOF before it is a failure). --timeout counts t
 wait for the answer too. Stdin is not read at all in passphrase mode.
 
 Stdout, last line: one JSON object, {"ok": true, "protocol", "tools", "who",
-"refreshed": true}; exit 0 (the protocol lines above come before it). On any
+"refreshed": true, "client_id", "registered"}; exit 0 (the protocol lines above come before it). On any
 failure: what failed on stderr, exit 1, no JSON line. Tokens, codes, tickets,
 verification tokens and the passphrase are never printed (--secrets-out writes them
 to a file, one a line, for the caller to check the server's log against).
@@ -559,6 +567,51 @@ def _json_object(response: httpx2.Response, what: str) -> dict[str, Any]:
     return body
 
 
+class MetadataDocument:
+    """A client ID metadata document served over HTTPS on 127.0.0.1 from a thread."""
+
+    def __init__(self, cert: str, key: str, redirect_uri: str) -> None:
+        import http.server
+        import ssl
+
+        document: dict[str, Any] = {}
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+                body = json.dumps(document).encode()
+                found = self.path == "/oauth/client.json"
+                self.send_response(200 if found else 404)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body) if found else 0))
+                self.end_headers()
+                if found:
+                    self.wfile.write(body)
+                    self.server.fetches += 1  # type: ignore[attr-defined]
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.fetches = 0  # type: ignore[attr-defined]
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.server.server_address[1]}/oauth/client.json"
+        document.update(
+            client_id=self.url,
+            client_name=CLIENT_NAME,
+            redirect_uris=[redirect_uri],
+            grant_types=["authorization_code", "refresh_token"],
+            response_types=["code"],
+            token_endpoint_auth_method="none",
+        )
+        threading.Thread(target=self.server.serve_forever, name="metadata-document", daemon=True).start()
+
+    @property
+    def fetches(self) -> int:
+        return self.server.fetches  # type: ignore[attr-defined]
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -592,6 +645,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
     storage = MemoryTokenStorage()
     traffic = Traffic(token_endpoint=f"{base}/oauth/token")
+    document = MetadataDocument(*args.client_metadata_tls, redirect_uri) if args.client_metadata_tls else None
     timeout = httpx2.Timeout(30.0, read=60.0)
 
     async with httpx2.AsyncClient(timeout=timeout, follow_redirects=False) as web:
@@ -617,6 +671,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             storage=storage,
             redirect_handler=browser.redirect_handler,
             callback_handler=browser.callback_handler,
+            client_metadata_url=document.url if document else None,
         )
         http = httpx2.AsyncClient(
             auth=provider,
@@ -697,12 +752,27 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 if who_again.get("email") != who.get("email"):
                     raise DriverError("whoAmI changed identity across the refresh")
 
+        # ---- who the client was: registered by itself, or the metadata document's URL
+        registered = any(e.method == "POST" and e.url == f"{base}/oauth/register" for e in traffic.exchanges)
+        client_info = await storage.get_client_info()
+        client_id = client_info.client_id if client_info else None
+        if document is not None:
+            metadata = (await web.get(f"{base}/.well-known/oauth-authorization-server")).json()
+            if metadata.get("client_id_metadata_document_supported") is not True:
+                raise DriverError("the server does not advertise client_id_metadata_document_supported")
+            if registered or client_id != document.url:
+                raise DriverError(f"expected the metadata document's URL as client_id and no registration; registered={registered}")
+            if document.fetches < 1:
+                raise DriverError("the server never fetched the metadata document")
+        elif not registered:
+            raise DriverError("the SDK did not register itself")
+
         # ---- token endpoint answers must not be cached (contract: Cache-Control: no-store)
         for p in traffic.token_posts():
             if "no-store" not in (p.cache_control or "").lower():
                 raise DriverError(f"token answer ({p.grant_type}) lacks Cache-Control: no-store")
 
-    return {"ok": True, "protocol": protocol, "tools": names, "who": who, "refreshed": True}
+    return {"ok": True, "protocol": protocol, "tools": names, "who": who, "refreshed": True, "client_id": client_id, "registered": registered}
 
 
 def _leaves(exc: BaseException) -> list[BaseException]:
@@ -758,6 +828,13 @@ def main() -> int:
         default="auto",
         help="SDK Client mode: auto (server/discover, falling back to initialize; the SDK default), "
         "legacy (initialize), or a 2026-07-28 pin",
+    )
+    parser.add_argument(
+        "--client-metadata-tls",
+        nargs=2,
+        metavar=("CERT", "KEY"),
+        default=None,
+        help="name the client by a metadata document served over HTTPS with this certificate and key (PEM)",
     )
     parser.add_argument("--timeout", type=float, default=60.0, help="seconds for the whole run")
     parser.add_argument("--verbose", action="store_true", help="SDK and HTTP logs on stderr (secrets redacted)")

@@ -22,6 +22,12 @@ if [ "${1:-}" = "--test" ]; then
         as_root apt-get update -qq
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq jq >/dev/null
     fi
+    # openssl makes the test CA of tests/host/oauth.rs (client ID metadata documents over HTTPS).
+    if ! command -v openssl >/dev/null 2>&1; then
+        echo "setup: installing Debian's openssl for the metadata document test"
+        as_root apt-get update -qq
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl >/dev/null
+    fi
     # The official MCP Python SDK (scripts/mcp-oauth-client.py, the OAuth reference client of
     # tests/api/oauth.rs) in a venv at target/py, installed once here, not by tests side by side.
     # shellcheck source=scripts/python-deps.sh

@@ -105,6 +105,7 @@ impl Application {
             variables,
             clock: clock.clone(),
             metrics: metrics.clone(),
+            outbound: Arc::new(crate::outbound::Policy::new(config.dev, config.outbound_ca_file.as_deref())?),
         });
         let limits = Limits {
             timeout: Duration::from_millis(config.request_timeout_ms),

@@ -138,6 +138,9 @@ pub struct Config {
     /// Where compiled components are kept between starts (`GPT_USER_COMPILED_DIR`); default
     /// `DATA_DIR/compiled`. Native code the host runs: writable by the service's user only.
     pub compiled_dir: Option<PathBuf>,
+    /// PEM certificates trusted for outbound HTTPS (a client ID metadata document, SPEC §2.5)
+    /// besides the Mozilla roots (`GPT_USER_OUTBOUND_CA_FILE`): a private CA's clients.
+    pub outbound_ca_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -180,6 +183,7 @@ impl Default for Config {
             metrics_listen: None,
             log_format: LogFormat::Text,
             compiled_dir: None,
+            outbound_ca_file: None,
         }
     }
 }

@@ -22,6 +22,7 @@ mod limits;
 pub mod manifest;
 mod metrics;
 mod native;
+mod outbound;
 pub mod operator;
 mod reply;
 mod runtime;

@@ -106,7 +106,7 @@ impl NativeRuntime {
                 Ok(settings) => (settings, None),
                 Err(invalid) => (Settings::default(), Some(invalid)),
             };
-            let ctx = Ctx { store: &ports, ephemeral: &ports, l10n: &ports, env: &ports, settings: &settings, after: api::After::default(), origin: Default::default(), metrics: &gpt_user_core::ports::NoMetrics };
+            let ctx = Ctx { store: &ports, ephemeral: &ports, fetch: &gpt_user_core::ports::NoFetch, l10n: &ports, env: &ports, settings: &settings, after: api::After::default(), origin: Default::default(), metrics: &gpt_user_core::ports::NoMetrics };
             let mut req = head;
             let response = match invalid {
                 Some(invalid) => api::refuse_config(&ctx, &req, &invalid),

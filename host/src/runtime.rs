@@ -47,6 +47,8 @@ pub struct Shared {
     pub variables: HashMap<String, String>,
     pub clock: Clock,
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// The rules of the components' outbound HTTP.
+    pub outbound: Arc<crate::outbound::Policy>,
 }
 
 /// Per-request store data.
@@ -55,6 +57,7 @@ pub struct HostState {
     http: WasiHttpCtx,
     table: ResourceTable,
     limits: StoreLimits,
+    outbound: crate::outbound::Hooks,
     pub shared: Arc<Shared>,
 }
 
@@ -66,7 +69,7 @@ impl WasiView for HostState {
 
 impl WasiHttpView for HostState {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: Default::default() }
+        WasiHttpCtxView { ctx: &mut self.http, table: &mut self.table, hooks: &mut self.outbound }
     }
 }
 
@@ -268,6 +271,7 @@ impl Runtime {
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
             limits: StoreLimitsBuilder::new().memory_size(self.memory_limit).instances(64).trap_on_grow_failure(true).build(),
+            outbound: crate::outbound::Hooks(self.shared.outbound.clone()),
             shared: self.shared.clone(),
         };
         let mut store = Store::new(&self.engine, state);

@@ -107,7 +107,12 @@ async fn openapi_describes_only_the_gpt_actions() {
     let doc: Value = app.get("/openapi.json").await.json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
-    assert_eq!(paths.keys().collect::<Vec<_>>(), vec!["/api/auth/check", "/api/profile/init", "/api/signup/init"]);
+    assert_eq!(paths.keys().collect::<Vec<_>>(), vec!["/api/auth/check", "/api/me", "/api/me/profile-link", "/api/profile/init", "/api/signup/init"]);
+    assert_eq!(doc["security"], json!([{"apiKey": []}]), "the service key by default");
+    assert_eq!(doc["paths"]["/api/me"]["get"]["operationId"], "whoAmI");
+    assert_eq!(doc["paths"]["/api/me"]["get"]["security"], json!([{"oauth2": ["account"]}]), "a person's action");
+    assert_eq!(doc["paths"]["/api/me/profile-link"]["post"]["operationId"], "requestProfileLink");
+    assert_eq!(doc["paths"]["/api/me/profile-link"]["post"]["security"], json!([{"oauth2": ["account"]}]));
     assert_eq!(doc["paths"]["/api/auth/check"]["post"]["operationId"], "authCheck");
     assert_eq!(doc["paths"]["/api/auth/check"]["post"]["x-openai-isConsequential"], false, "it changes no account");
     assert_eq!(doc["paths"]["/api/signup/init"]["post"]["operationId"], "signUpInit");

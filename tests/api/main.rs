@@ -15,6 +15,7 @@ mod input;
 mod mail;
 mod mcp;
 mod oauth;
+mod oauth_client;
 mod oauth_browser;
 mod profile;
 mod signup;

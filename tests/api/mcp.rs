@@ -28,10 +28,16 @@ async fn post(app: &TestApp, body: &[u8], headers: &[(&str, &str)]) -> reqwest::
     for (name, value) in defaults.iter().filter(|(n, _)| !headers.iter().any(|(h, _)| h == n)).chain(headers) {
         req = req.header(*name, *value);
     }
-    if let Some(key) = &app.api_key {
-        req = req.bearer_auth(key);
+    keyed(app, req).send().await.expect("the server answers")
+}
+
+/// The service key when the server has one; a keyless server in dev mode takes no `Authorization`
+/// (an empty bearer would be a person's token that names nobody).
+fn keyed(app: &TestApp, req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    match &app.api_key {
+        Some(key) => req.bearer_auth(key),
+        None => req,
     }
-    req.send().await.expect("the server answers")
 }
 
 /// A request's answer, read whole (the passphrase in none of it).
@@ -70,10 +76,13 @@ async fn tools_list_lists_every_gpt_action_with_the_input_schema_of_openapi_json
     let a = rpc(&app, "tools/list", json!({})).await;
     assert_eq!(a.status, 200, "{}", a.body);
     let tools = a.body["result"]["tools"].as_array().expect("tools").clone();
+    // The service key's tools are the actions under the document's default (service key)
+    // security; a person's actions (their own `oauth2` security) are tools of a person's token.
     let mut operations = Vec::new();
     for item in doc["paths"].as_object().unwrap().values() {
-        operations.extend(item.as_object().unwrap().values().cloned());
+        operations.extend(item.as_object().unwrap().values().filter(|op| op.get("security").is_none()).cloned());
     }
+    assert_eq!(operations.len(), 3, "the three service actions: {operations:?}");
     assert_eq!(tools.len(), operations.len(), "one tool per GPT action: {tools:?}");
     for op in &operations {
         let tool = tools.iter().find(|t| t["name"] == op["operationId"]).unwrap_or_else(|| panic!("a tool for {}", op["operationId"]));
@@ -182,9 +191,9 @@ async fn protocol_mistakes_are_json_rpc_errors_and_never_a_500(backend: Backend)
     assert!(r.bytes().await.unwrap().is_empty());
     let r = post(&app, br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#, &[("mcp-protocol-version", "1999-01-01")]).await;
     assert_eq!(r.status(), 400, "an unsupported MCP-Protocol-Version");
-    let r = app.client.post(app.url("/mcp")).header("accept", "text/html").header("content-type", "application/json").bearer_auth(app.api_key.clone().unwrap_or_default()).body("{}").send().await.unwrap();
+    let r = keyed(&app, app.client.post(app.url("/mcp")).header("accept", "text/html").header("content-type", "application/json")).body("{}").send().await.unwrap();
     assert_eq!(r.status(), 406, "a client that takes neither JSON nor an event stream");
-    let r = app.client.post(app.url("/mcp")).header("content-type", "text/plain").bearer_auth(app.api_key.clone().unwrap_or_default()).body("{}").send().await.unwrap();
+    let r = keyed(&app, app.client.post(app.url("/mcp")).header("content-type", "text/plain")).body("{}").send().await.unwrap();
     assert_eq!(r.status(), 415);
     let r = post(&app, br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#, &[("origin", "http://evil.example.com")]).await;
     assert_eq!(r.status(), 403, "an Origin other than the server's (DNS rebinding)");
@@ -197,11 +206,8 @@ async fn initialize_and_server_discover_are_answered_without_a_session(backend: 
     let app = spawn_app(backend).await;
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "api-test", "version": "1"}}});
-    let r = app
-        .client
-        .post(app.url("/mcp"))
+    let r = keyed(&app, app.client.post(app.url("/mcp")))
         .header("accept", "application/json, text/event-stream")
-        .bearer_auth(app.api_key.clone().unwrap_or_default())
         .json(&body)
         .send()
         .await

@@ -9,6 +9,7 @@
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, Options, PASSPHRASE, TestApp, email, spawn_with};
+use crate::oauth_client::{Way, assert_acts_as, sdk_client};
 use crate::on_both_backends;
 
 on_both_backends!(
@@ -26,90 +27,14 @@ async fn app(backend: Backend) -> TestApp {
     spawn_with(options).await
 }
 
-/// How the SDK's client signs the person in on the authorize page's API.
-enum Way {
-    Passphrase,
-    /// A code emailed on the page's request: the test reads it from the mail and gives it to the client.
-    Code,
-    /// A new person signs up in this language; the test gives the client the verification link.
-    SignUp(&'static str),
-}
-
-/// Runs the SDK's client against `app` as the person `email`; its one-line JSON summary. The
-/// client asks for what only a mailbox has (`NEED_CODE`, `NEED_LINK` on its stdout) and is
-/// answered on its stdin from the mail the server sent.
-async fn sdk_client(app: &TestApp, email: &str, way: Way) -> Value {
-    use std::io::{BufRead as _, Write as _};
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/mcp-oauth-client.py");
-    let secrets = std::env::temp_dir().join(format!("gpt-user-oauth-secrets-{}", uuid::Uuid::new_v4().simple()));
-    let mode = match way {
-        Way::Passphrase => vec!["--mode", "passphrase"],
-        Way::Code => vec!["--mode", "code"],
-        Way::SignUp(locale) => vec!["--mode", "signup", "--locale", locale],
-    };
-    let mut child = std::process::Command::new("python3")
-        .arg(&script)
-        .args(["--server", &app.base, "--email", email, "--passphrase", PASSPHRASE, "--secrets-out"])
-        .arg(&secrets)
-        .args(mode)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("python3 runs the driver");
-    // The host under test runs on this runtime: the client's output is read on a thread of its own.
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let stdout = child.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut stdin = child.stdin.take().unwrap();
-    let mut last = String::new();
-    while let Some(line) = rx.recv().await {
-        match line.as_str() {
-            "NEED_CODE" => {
-                let code = crate::helpers::email_change_code(&app.next_mail(email).await);
-                app.remember_code(&code);
-                writeln!(stdin, "{code}").unwrap();
-            }
-            "NEED_LINK" => {
-                let link = app.next_mail(email).await.link();
-                app.remember_secret(&link);
-                writeln!(stdin, "{link}").unwrap();
-            }
-            _ => last = line,
-        }
-        stdin.flush().unwrap();
-    }
-    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await.unwrap().unwrap();
-    // Every ticket, code and token the client saw: none may be in the server's log.
-    for secret in std::fs::read_to_string(&secrets).unwrap_or_default().lines().filter(|s| s.len() >= 20) {
-        app.remember_secret(secret);
-    }
-    let _ = std::fs::remove_file(&secrets);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "the SDK's client failed: {stderr}");
-    serde_json::from_str(&last).unwrap_or_else(|e| panic!("one JSON line last ({e}): {last}"))
-}
-
-/// What every way in ends with: the person's tools, whoAmI naming them, a refresh.
-fn assert_acts_as(summary: &Value, email: &str) {
-    assert_eq!(summary["ok"], true, "{summary}");
-    assert_eq!(summary["tools"], json!(["requestProfileLink", "whoAmI"]), "{summary}");
-    assert_eq!(summary["who"]["email"], email, "{summary}");
-    assert_eq!(summary["who"]["status"], "active");
-    assert_eq!(summary["refreshed"], true);
-}
-
 async fn the_official_mcp_sdk_signs_in_with_a_passphrase_and_acts_as_that_person(backend: Backend) {
     let app = app(backend).await;
     let ann = email("oauth-ann");
     let pin = app.active_user(&ann).await;
     app.remember_secret(PASSPHRASE);
-    let summary = sdk_client(&app, &ann, Way::Passphrase).await;
+    let summary = sdk_client(&app, &ann, Way::Passphrase, &[]).await;
     assert_acts_as(&summary, &ann);
+    assert_eq!(summary["registered"], true, "with nothing configured the SDK registers itself: {summary}");
     assert_eq!(summary["who"]["pin"], pin.as_str());
 }
 
@@ -118,7 +43,7 @@ async fn the_official_mcp_sdk_signs_in_with_an_emailed_code(backend: Backend) {
     let bo = email("oauth-bo");
     app.active_user(&bo).await;
     app.remember_secret(PASSPHRASE);
-    let summary = sdk_client(&app, &bo, Way::Code).await;
+    let summary = sdk_client(&app, &bo, Way::Code, &[]).await;
     assert_acts_as(&summary, &bo);
 }
 
@@ -126,7 +51,7 @@ async fn a_new_person_signs_up_on_the_page_for_the_official_mcp_sdk(backend: Bac
     let app = app(backend).await;
     let cy = email("oauth-cy");
     app.remember_secret(PASSPHRASE);
-    let summary = sdk_client(&app, &cy, Way::SignUp("ru")).await;
+    let summary = sdk_client(&app, &cy, Way::SignUp("ru"), &[]).await;
     assert_acts_as(&summary, &cy);
     assert_eq!(summary["who"]["locale"], "ru");
 }

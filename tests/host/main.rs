@@ -8,6 +8,10 @@ const REMOTE_CAPABLE: bool = false;
 mod chromium;
 #[path = "../api/helpers.rs"]
 mod helpers;
+/// The SDK driver; this binary signs in by passphrase only.
+#[allow(dead_code)]
+#[path = "../api/oauth_client.rs"]
+mod oauth_client;
 /// Composition as `wac plug` does it (shared with the Spin tests).
 #[path = "../spin/src/compose.rs"]
 mod compose;
@@ -19,6 +23,7 @@ mod embed;
 mod limits;
 mod mail;
 mod metrics;
+mod oauth;
 mod operator;
 mod outbox;
 mod prehijack;

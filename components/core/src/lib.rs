@@ -13,6 +13,7 @@ pub mod api;
 pub mod audit;
 pub mod domain;
 pub mod memory;
+pub mod net;
 pub mod ports;
 pub mod settings;
 pub mod wit;

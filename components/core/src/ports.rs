@@ -458,6 +458,34 @@ pub trait Ephemeral {
     fn delete(&self, key: &str) -> Result<(), StoreError>;
 }
 
+/// Outbound HTTPS of a small public document: an OAuth client ID metadata document (SPEC §2.5).
+/// The runtime enforces what the flow cannot see: the resolved address (never private, loopback or
+/// link-local outside dev mode), no redirects, TLS. On our host and on Spin this is
+/// `wasi:http/outgoing-handler`, each runtime applying its address rules.
+pub trait Fetch {
+    /// `GET url` with `accept: application/json`: the body of a `200`, at most `max_bytes`, all
+    /// within `timeout_ms`.
+    fn get_json(&self, url: &str, max_bytes: usize, timeout_ms: u32) -> Result<Vec<u8>, FetchError>;
+}
+
+/// Why a fetch gave no document; said in the log, never to the person beyond "cannot be read".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FetchError {
+    /// The runtime refused the address (private, loopback, link-local) or the URL.
+    Refused(String),
+    /// Unreachable, TLS, a status other than 200, too large or too slow.
+    Failed(String),
+}
+
+/// No outbound access (tests of the core, and runtimes without it).
+pub struct NoFetch;
+
+impl Fetch for NoFetch {
+    fn get_json(&self, _: &str, _: usize, _: u32) -> Result<Vec<u8>, FetchError> {
+        Err(FetchError::Refused("no outbound access".into()))
+    }
+}
+
 /// Texts (`gpt-user:accounts/l10n`).
 pub trait L10n {
     fn negotiate(&self, requested: &str) -> String;

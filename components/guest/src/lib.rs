@@ -44,6 +44,7 @@ fn with_settings<R>(settings: &Settings, f: impl FnOnce(&api::Ctx<'_>) -> R) -> 
     f(&api::Ctx {
         store: &ports::WitStore,
         ephemeral: &ports::WitEphemeral,
+        fetch: &ports::WasiFetch,
         l10n: &ports::WitL10n,
         env: &ports::WasiEnv,
         settings,

@@ -11,6 +11,14 @@ pub struct WitEphemeral;
 pub struct WitL10n;
 pub struct WasiEnv;
 pub struct WitMetrics;
+/// Outbound HTTPS over `wasi:http/outgoing-handler` ([`crate::http::get`]).
+pub struct WasiFetch;
+
+impl core::Fetch for WasiFetch {
+    fn get_json(&self, url: &str, max_bytes: usize, timeout_ms: u32) -> Result<Vec<u8>, core::FetchError> {
+        crate::http::get(url, "application/json", max_bytes, timeout_ms)
+    }
+}
 
 impl gpt_user_core::ports::Metrics for WitMetrics {
     fn observe(&self, name: &'static str, seconds: f64) {

@@ -100,6 +100,8 @@ impl Response {
 pub struct Ctx<'a> {
     pub store: &'a dyn Store,
     pub ephemeral: &'a dyn Ephemeral,
+    /// Outbound HTTPS for client ID metadata documents (SPEC §2.5).
+    pub fetch: &'a dyn crate::ports::Fetch,
     pub l10n: &'a dyn L10n,
     pub env: &'a dyn Env,
     pub settings: &'a Settings,

@@ -43,17 +43,37 @@ impl Env for TestEnv {
     }
 }
 
+/// The documents outbound HTTPS would find, by URL, with how often each was fetched.
+#[derive(Default)]
+pub(super) struct FakeFetch {
+    pub(super) documents: std::cell::RefCell<std::collections::HashMap<String, Result<Vec<u8>, crate::ports::FetchError>>>,
+    pub(super) fetched: Cell<u32>,
+}
+
+impl crate::ports::Fetch for FakeFetch {
+    fn get_json(&self, url: &str, max_bytes: usize, _: u32) -> Result<Vec<u8>, crate::ports::FetchError> {
+        self.fetched.set(self.fetched.get() + 1);
+        let found = self.documents.borrow().get(url).cloned();
+        match found {
+            Some(Ok(body)) if body.len() > max_bytes => Err(crate::ports::FetchError::Failed("too large".into())),
+            Some(found) => found,
+            None => Err(crate::ports::FetchError::Failed("404".into())),
+        }
+    }
+}
+
 /// A store, a clock and settings; requests go to the route table that serves their path.
 pub(super) struct World {
     pub(super) store: MemoryStore,
     pub(super) ephemeral: MemoryEphemeral,
+    pub(super) fetch: FakeFetch,
     pub(super) env: TestEnv,
     pub(super) settings: Settings,
 }
 
 impl World {
     pub(super) fn new() -> Self {
-        Self { store: MemoryStore::default(), ephemeral: MemoryEphemeral::default(), env: TestEnv { now: Cell::new(1_700_000_000_000), counter: Cell::new(1) }, settings: Settings { dev: true, ..Settings::default() } }
+        Self { store: MemoryStore::default(), ephemeral: MemoryEphemeral::default(), fetch: FakeFetch::default(), env: TestEnv { now: Cell::new(1_700_000_000_000), counter: Cell::new(1) }, settings: Settings { dev: true, ..Settings::default() } }
     }
 
     pub(super) fn call(&self, method: &str, path: &str, body: Value) -> Response {
@@ -79,7 +99,7 @@ impl World {
     /// Like [`World::send_to`], with `answered` called on the answer before the deferred work
     /// runs (what the client sees when it has the answer).
     pub(super) fn send_then(&self, store: &dyn Store, req: &Request, answered: impl FnOnce(&Response)) -> Response {
-        let ctx = Ctx { store, ephemeral: &self.ephemeral, l10n: &FakeL10n, env: &self.env, settings: &self.settings, after: After::default(), origin: Default::default(), metrics: &crate::ports::NoMetrics };
+        let ctx = Ctx { store, ephemeral: &self.ephemeral, fetch: &self.fetch, l10n: &FakeL10n, env: &self.env, settings: &self.settings, after: After::default(), origin: Default::default(), metrics: &crate::ports::NoMetrics };
         let routes = COMPONENT_ROUTES.iter().find(|t| t.iter().any(|r| r.path == req.path)).copied().unwrap_or(SIGNUP_ROUTES);
         let response = respond(routes, &ctx, &mut req.clone(), |_| {});
         answered(&response);
@@ -287,7 +307,7 @@ fn without_a_key_gpt_actions_are_closed_outside_dev_mode() {
 fn the_head_is_judged_before_the_body_is_read() {
     let mut w = World::new();
     w.settings.api_keys = vec!["k1".into()];
-    let ctx = Ctx { store: &w.store, ephemeral: &w.ephemeral, l10n: &FakeL10n, env: &w.env, settings: &w.settings, after: After::default(), origin: Default::default(), metrics: &crate::ports::NoMetrics };
+    let ctx = Ctx { store: &w.store, ephemeral: &w.ephemeral, fetch: &w.fetch, l10n: &FakeL10n, env: &w.env, settings: &w.settings, after: After::default(), origin: Default::default(), metrics: &crate::ports::NoMetrics };
     // The body "arrives" only if the head passed; a refused head never asks for it.
     let answer = |head: &mut Request| {
         let mut read = false;

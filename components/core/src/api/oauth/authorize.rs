@@ -51,7 +51,7 @@ type Param<'p> = &'p dyn Fn(&'static str) -> Result<Option<String>, &'static str
 /// The client and its redirect URI, checked before anything else (SPEC §2.5).
 fn client_and_redirect(ctx: &Ctx<'_>, param: Param<'_>) -> Result<(OauthClient, String), ClientProblem> {
     let client_id = param("client_id").ok().flatten().ok_or(ClientProblem::Page("page-authorize-unknown-client"))?;
-    let client = match ctx.store.find_oauth_client(&client_id) {
+    let client = match super::client::find(ctx, &client_id) {
         Ok(Some(client)) => client,
         Ok(None) => return Err(ClientProblem::Page("page-authorize-unknown-client")),
         Err(_) => return Err(ClientProblem::Store),

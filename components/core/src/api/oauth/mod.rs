@@ -4,7 +4,8 @@
 //! ```text
 //! chat ── GET /mcp (no token) ─▶ 401 WWW-Authenticate: Bearer resource_metadata=…
 //!      ── GET /.well-known/oauth-protected-resource/mcp, …/oauth-authorization-server (RFC 9728, 8414)
-//!      ── POST /oauth/register (RFC 7591) ─▶ client_id
+//!      ── POST /oauth/register (RFC 7591) ─▶ client_id, or a client_id that is the https URL of the
+//!         client's metadata document (fetched by the runtime's outbound HTTP, cached: [`client`])
 //!      ── browser: GET /oauth/authorize?… ─ client + redirect checked first (else an error page, no redirect)
 //!            page: POST /api/oauth/sign-in (email + passphrase, Auth_Check's count) ─▶ ticket (10 min)
 //!                  POST /api/oauth/consent (ticket, allow) ─▶ redirect ?code&state&iss (code 60 s)
@@ -18,6 +19,7 @@
 
 pub mod actions;
 pub mod authorize;
+pub mod client;
 pub mod register;
 pub mod resource;
 pub mod token;
@@ -64,6 +66,7 @@ pub fn metadata(ctx: &Ctx<'_>, _: &Request, _: &str) -> Result<Response, Failure
         "revocation_endpoint_auth_methods_supported": ["none", "client_secret_basic", "client_secret_post"],
         "scopes_supported": [SCOPE],
         "authorization_response_iss_parameter_supported": true,
+        "client_id_metadata_document_supported": true,
         "service_documentation": format!("{base}/privacy"),
         "ui_locales_supported": crate::domain::SUPPORTED_LOCALES,
     })))

@@ -196,6 +196,7 @@ fn the_documents_name_the_endpoints_and_a_caller_without_a_token_learns_where_to
     assert_eq!(meta["issuer"], w.settings.base_url);
     assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));
     assert_eq!(meta["authorization_response_iss_parameter_supported"], true);
+    assert_eq!(meta["client_id_metadata_document_supported"], true, "SPEC §2.5: client ID metadata documents");
     assert_eq!(meta["token_endpoint"], format!("{}/oauth/token", w.settings.base_url));
     let resource = send(&w, "GET", RESOURCE_METADATA_PATH, "", &[], Vec::new()).json_body();
     assert_eq!(resource["resource"], format!("{}/mcp", w.settings.base_url));
@@ -311,6 +312,7 @@ fn a_token_is_refused_by_another_resource_and_after_revocation_or_a_new_passphra
         let ctx = crate::api::Ctx {
             store: &w.store,
             ephemeral: &w.ephemeral,
+            fetch: &w.fetch,
             l10n: &crate::api::tests::FakeL10n,
             env: &w.env,
             settings: &w.settings,
@@ -546,4 +548,81 @@ fn a_gpt_with_oauth_gets_tokens_for_the_persons_actions_not_for_mcp() {
 
 fn exchange_code(w: &World, client_id: &str, code: &str) -> String {
     exchange(w, client_id, code, VERIFIER).json_body()["access_token"].as_str().unwrap().to_owned()
+}
+
+const DOCUMENT_URL: &str = "https://chat.example.com/oauth/client.json";
+
+fn publish(w: &World, url: &str, doc: Value) {
+    w.fetch.documents.borrow_mut().insert(url.to_owned(), Ok(serde_json::to_vec(&doc).unwrap()));
+}
+
+#[test]
+fn a_client_id_metadata_document_names_a_client_that_signs_in_and_is_cached() {
+    let w = keyed();
+    active(&w, "cim@example.com");
+    publish(&w, DOCUMENT_URL, json!({"client_id": DOCUMENT_URL, "client_name": "Metadata Chat", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}));
+    let page = authorize(&w, DOCUMENT_URL, REDIRECT, &[]);
+    assert_eq!(page.status, 200, "{}", String::from_utf8_lossy(&page.body));
+    assert!(String::from_utf8_lossy(&page.body).contains("Metadata Chat"), "the page names the document's client");
+    let code = code_for(&w, DOCUMENT_URL, "cim@example.com");
+    let tokens = exchange(&w, DOCUMENT_URL, &code, VERIFIER);
+    assert_eq!(tokens.status, 200, "{:?}", tokens.json_body());
+    assert_eq!(w.fetch.fetched.get(), 1, "fetched once, then cached");
+    let refreshed = refresh(&w, DOCUMENT_URL, tokens.json_body()["refresh_token"].as_str().unwrap());
+    assert_eq!(refreshed.status, 200, "{:?}", refreshed.json_body());
+    // After the cache's hour the document is read again.
+    w.env.now.set(w.env.now.get() + client::CACHE_TTL_MS + 1);
+    assert_eq!(authorize(&w, DOCUMENT_URL, REDIRECT, &[]).status, 200);
+    assert_eq!(w.fetch.fetched.get(), 2);
+}
+
+#[test]
+fn a_metadata_document_that_is_wrong_or_unreadable_makes_an_unknown_client_and_no_redirect() {
+    let w = keyed();
+    let bad = [
+        ("https://a.example.com/c.json", json!({"client_id": "https://other.example.com/c.json", "redirect_uris": [REDIRECT]})),
+        ("https://b.example.com/c.json", json!({"client_id": "https://b.example.com/c.json", "redirect_uris": ["http://evil.example.com/cb"]})),
+        ("https://c.example.com/c.json", json!({"client_id": "https://c.example.com/c.json", "redirect_uris": [REDIRECT], "client_secret": "s"})),
+        ("https://d.example.com/c.json", json!({"client_id": "https://d.example.com/c.json", "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "client_secret_basic"})),
+        ("https://e.example.com/c.json", json!({"client_id": "https://e.example.com/c.json", "redirect_uris": []})),
+        ("https://f.example.com/c.json", json!(["not", "an", "object"])),
+    ];
+    for (url, doc) in &bad {
+        publish(&w, url, doc.clone());
+    }
+    w.fetch.documents.borrow_mut().insert("https://g.example.com/c.json".into(), Err(crate::ports::FetchError::Refused("a private address".into())));
+    w.fetch.documents.borrow_mut().insert("https://h.example.com/c.json".into(), Ok(vec![b' '; client::MAX_BYTES + 1]));
+    let urls: Vec<&str> = bad.iter().map(|(u, _)| *u).chain(["https://g.example.com/c.json", "https://h.example.com/c.json", "https://nowhere.example.com/c.json"]).collect();
+    for url in urls {
+        let page = authorize(&w, url, REDIRECT, &[]);
+        assert_eq!(page.status, 400, "{url}");
+        assert!(page.header("location").is_none(), "{url}: no redirect");
+        assert_eq!(exchange(&w, url, "whatever", VERIFIER).json_body()["error"], "invalid_client", "{url}");
+    }
+    // A URL that is not a document's: not https, a root path, a fragment, dot segments, user info.
+    publish(&w, "https://i.example.com/", json!({"client_id": "https://i.example.com/", "redirect_uris": [REDIRECT]}));
+    let before = w.fetch.fetched.get();
+    for url in [
+        "https://i.example.com/", "https://i.example.com/a/../c.json", "https://u:p@i.example.com/c.json", "https://i.example.com/c.json#x", "ftp://i.example.com/c.json",
+        // An address that is not a public one (SPEC §2.5), outside dev mode: not even asked.
+        "https://127.0.0.1:8443/c.json", "https://localhost/c.json", "https://[::1]/c.json", "https://10.0.0.7/c.json",
+        "https://192.168.1.1/c.json", "https://169.254.169.254/latest/meta-data", "https://[fd00::1]/c.json", "https://[fe80::1]/c.json",
+    ] {
+        assert_eq!(authorize(&w, url, REDIRECT, &[]).status, 400, "{url}");
+    }
+    assert_eq!(w.fetch.fetched.get(), before, "none of those is fetched");
+}
+
+#[test]
+fn a_loopback_http_document_is_taken_in_dev_mode_only() {
+    let url = "http://127.0.0.1:4444/client.json";
+    let mut w = keyed();
+    publish(&w, url, json!({"client_id": url, "redirect_uris": [REDIRECT]}));
+    w.settings.dev = false;
+    assert_eq!(authorize(&w, url, REDIRECT, &[]).status, 400, "outside dev mode an http client_id is no document");
+    assert_eq!(w.fetch.fetched.get(), 0);
+    w.settings.dev = true;
+    let page = authorize(&w, url, REDIRECT, &[]);
+    assert_eq!(page.status, 200, "{}", String::from_utf8_lossy(&page.body));
+    assert!(String::from_utf8_lossy(&page.body).contains("127.0.0.1"), "no client_name: the host names it");
 }

@@ -138,7 +138,7 @@ fn client(ctx: &Ctx<'_>, req: &Request, form: &Form) -> Result<OauthClient, Oaut
         (None, Some(id), secret) => (id.to_owned(), secret.map(str::to_owned)),
         (None, None, _) => return Err(invalid_client),
     };
-    let client = ctx.store.find_oauth_client(&id).map_err(|_| UNAVAILABLE)?.ok_or(invalid_client)?;
+    let client = super::client::find(ctx, &id).map_err(|_| UNAVAILABLE)?.ok_or(invalid_client)?;
     match (&client.secret_hash, secret) {
         (None, None) => Ok(client),
         (Some(stored), Some(given)) if bool::from(sha256_hex(&given).as_bytes().ct_eq(stored.as_bytes())) => Ok(client),

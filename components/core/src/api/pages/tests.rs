@@ -80,7 +80,7 @@ impl L10n for FakeL10n {
 /// the client before it renders them, and these tests are about the markup.
 fn render(page: impl FnOnce(&Ctx<'_>) -> Response) -> (Response, String) {
     let w = World::new();
-    let ctx = Ctx { store: &w.store, ephemeral: &w.ephemeral, l10n: &FakeL10n, env: &w.env, settings: &w.settings, after: After::default(), origin: Default::default(), metrics: &crate::ports::NoMetrics };
+    let ctx = Ctx { store: &w.store, ephemeral: &w.ephemeral, fetch: &w.fetch, l10n: &FakeL10n, env: &w.env, settings: &w.settings, after: After::default(), origin: Default::default(), metrics: &crate::ports::NoMetrics };
     let r = page(&ctx);
     let html = String::from_utf8(r.body.clone()).unwrap();
     (r, html)
