@@ -145,7 +145,8 @@ def main() -> int:
     params = {"client_id": client["client_id"], "redirect_uri": redirect, "response_type": "code", "code_challenge": challenge,
               "code_challenge_method": "S256", "state": "person-token", "resource": f"{base}/api", "scope": "account"}
     page = {"origin": base}
-    status, signed = post(f"{base}/api/oauth/sign-in", {**params, "email": address, "passphrase": passphrase}, page)
+    signing_in = {"client_id": client["client_id"], "redirect_uri": redirect, "email": address, "passphrase": passphrase}
+    status, signed = post(f"{base}/api/oauth/sign-in", signing_in, page)
     if status != 200:
         raise SystemExit(f"person-token: sign-in answered {status} {signed.get('code')}")
     status, allowed = post(f"{base}/api/oauth/consent", {**params, "ticket": signed["ticket"], "allow": True}, page)

@@ -63,6 +63,10 @@ pub fn who_am_i(ctx: &Ctx<'_>, req: &Request, locale: &str) -> Result<Response, 
 
 pub fn request_profile_link(ctx: &Ctx<'_>, req: &Request, locale: &str) -> Result<Response, Failure> {
     let user = person(ctx, req, locale)?;
+    // It takes no input; a body, if sent, must say so (`{}`), not be ignored.
+    if !req.body.is_empty() {
+        crate::api::json::object(&req.body, &[]).map_err(|e| (e, locale.to_owned()))?;
+    }
     Ok(crate::api::profile_init::for_person(ctx, &user))
 }
 
@@ -93,6 +97,7 @@ fn profile_link_operation(_: &Settings) -> Value {
     responses.insert("200".into(), object_response("The link is on its way to the person's own address.", &["message", "instructions"]));
     responses.insert("400".into(), error_response("The body is not a JSON object."));
     responses.insert("415".into(), error_response("The body is not sent as application/json."));
+    responses.insert("422".into(), error_response("The body names a field; the action takes none."));
     json!({
         "operationId": "requestProfileLink",
         "summary": "Email me a profile link",

@@ -531,6 +531,11 @@ fn a_gpt_with_oauth_gets_tokens_for_the_persons_actions_not_for_mcp() {
     let bearer = format!("Bearer {access}");
     let r = send(&w, "GET", "/api/me", "", &[("authorization", &bearer)], Vec::new());
     assert_eq!((r.status, r.json_body()["email"].as_str()), (200, Some("ann@example.com")));
+    // A body that is not `{}` is refused (schemathesis found `[null, null]` accepted), before any mail.
+    let json_body = |body: &str| send(&w, "POST", "/api/me/profile-link", "", &[("authorization", &bearer), ("content-type", "application/json")], body.into());
+    assert_eq!((json_body("[null, null]").status, json_body("[null, null]").json_body()["code"].clone()), (400, json!("INVALID_JSON")));
+    assert_eq!(json_body(r#"{"email": "eve@example.com"}"#).status, 422);
+    assert_eq!(w.store.state.borrow().outbox.iter().filter(|(_, m)| m.kind == "profile-link").count(), 0);
     let r = send(&w, "POST", "/api/me/profile-link", "", &[("authorization", &bearer)], Vec::new());
     assert_eq!(r.status, 200, "{:?}", r.json_body());
     assert_eq!(w.store.state.borrow().outbox.iter().filter(|(_, m)| m.kind == "profile-link").count(), 1);
