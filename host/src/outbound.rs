@@ -132,8 +132,10 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+    // The connection is driven on its own, and given up after a while whatever the guest does
+    // with the response (a document server that trickles does not hold a socket forever).
     tokio::spawn(async move {
-        let _ = conn.await;
+        let _ = tokio::time::timeout(Duration::from_secs(30), conn).await;
     });
     tokio::time::timeout(first_byte_timeout, sender.send_request(request))
         .await

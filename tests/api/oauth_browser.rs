@@ -3,7 +3,9 @@
 //! email field has the focus, Tab to the passphrase, Enter), allows with Enter on the focused
 //! button, and lands on the client's local callback with `code`, `state` and `iss`; the code is
 //! then exchanged for tokens as a client does. In English and in Russian (the browser's language),
-//! and once with Deny: the callback gets `access_denied` and no code.
+//! and once with Deny: the callback gets `access_denied` and no code. And a new person: the
+//! account is created on the page, the emailed link opened in the same browser verifies it and
+//! brings the person back to the consent step, in both languages.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -278,4 +280,81 @@ async fn the_authorize_page_signs_in_and_allows_with_the_keyboard_in_an_english_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_authorize_page_signs_in_allows_and_denies_in_a_russian_chromium() {
     authorize_in_chromium("ru", "ru-RU,ru", true).await;
+}
+
+/// A new person in a browser speaking `lang`: "Create an account" on the authorize page, the
+/// emailed link (in that language) opened in the same browser, one click there, and the browser is
+/// back at the consent step of the same authorization; Allow lands on the callback with a code
+/// that is exchanged for tokens naming an active account in that language.
+async fn sign_up_in_chromium(lang: &str, accept_language: &str) {
+    let app = app().await;
+    let person = email("oauth-new");
+    app.remember_secret(PASSPHRASE);
+    app.remember_secret(VERIFIER);
+    let callback = callback_server().await;
+    let client_id = register(&app, &callback.url).await;
+    let driver = Chromedriver::start().await;
+    let browser = driver.client(accept_language).await;
+
+    browser.goto(&authorize_url(&app, &client_id, &callback.url)).await.unwrap();
+    focus_is(&browser, "email").await;
+    browser.find(Locator::Id("new-account")).await.unwrap().click().await.unwrap();
+    shown(&browser, "sign-up").await;
+    focus_is(&browser, "su-email").await;
+    browser.find(Locator::Id("su-email")).await.unwrap().send_keys(&person).await.unwrap();
+    browser.find(Locator::Id("su-passphrase")).await.unwrap().send_keys(PASSPHRASE).await.unwrap();
+    browser.find(Locator::Id("su-passphrase2")).await.unwrap().send_keys(PASSPHRASE).await.unwrap();
+    browser.find(Locator::Id("su-consent")).await.unwrap().click().await.unwrap();
+    browser.find(Locator::Id("sign-up-button")).await.unwrap().click().await.unwrap();
+    let said = browser.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css("#result.ok")).await.expect("the page says the account was made");
+    let said = said.text().await.unwrap();
+    assert_eq!(is_russian(&said), lang == "ru", "{said}");
+    assert!(!browser.find(Locator::Id("consent")).await.unwrap().is_displayed().await.unwrap(), "no consent before the address is verified");
+
+    let mail = app.next_mail(&person).await;
+    assert_eq!(is_russian(&mail.text), lang == "ru", "the verification email speaks {lang}");
+    let link = mail.link();
+    app.remember_secret(&link);
+    assert!(link.contains("oauth="), "the link carries the authorization it finishes: {link}");
+    browser.goto(&link).await.unwrap();
+    browser.find(Locator::Id("confirm")).await.unwrap().click().await.unwrap();
+
+    // verify.js follows the answer's `continue`: the authorize page, at the consent step.
+    shown(&browser, "consent").await;
+    assert!(browser.current_url().await.unwrap().as_str().starts_with(&app.url("/oauth/authorize?")));
+    assert_eq!(text_when(&browser, "consent-email", |t| !t.is_empty()).await, person, "the consent names the new person");
+    let question = browser.find(Locator::Id("consent-question")).await.unwrap().text().await.unwrap();
+    assert_eq!(is_russian(&question), lang == "ru", "{question}");
+    focus_is(&browser, "allow").await;
+    type_keys(&browser, &char::from(Key::Enter).to_string()).await;
+    let query = landed(&browser, &callback).await;
+    let code = query.get("code").cloned().unwrap_or_else(|| panic!("a code: {query:?}"));
+    app.remember_secret(&code);
+    assert_eq!(query.get("state").map(String::as_str), Some("xyz"), "{query:?}");
+    assert_eq!(query.get("iss"), Some(&app.base), "{query:?}");
+
+    let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", callback.url.as_str()), ("client_id", client_id.as_str()), ("code_verifier", VERIFIER)];
+    let tokens: Value = app.client.post(app.url("/oauth/token")).form(&form).send().await.unwrap().json().await.unwrap();
+    let access = tokens["access_token"].as_str().unwrap_or_else(|| panic!("tokens: {tokens}")).to_owned();
+    app.remember_secret(&access);
+    if let Some(refresh) = tokens["refresh_token"].as_str() {
+        app.remember_secret(refresh);
+    }
+    // The token names the new account: whoAmI through /mcp (the resource a registered client's token is for).
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "whoAmI", "arguments": {}}});
+    let r = app.client.post(app.url("/mcp")).bearer_auth(&access).header("accept", "application/json, text/event-stream").header("mcp-protocol-version", "2025-11-25").json(&call).send().await.unwrap();
+    let answer: Value = r.json().await.unwrap();
+    let who = &answer["result"]["structuredContent"];
+    assert_eq!((who["email"].as_str(), who["status"].as_str(), who["locale"].as_str()), (Some(person.as_str()), Some("active"), Some(lang)), "{answer}");
+    browser.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_person_signs_up_on_the_authorize_page_and_the_link_brings_them_to_consent_in_an_english_chromium() {
+    sign_up_in_chromium("en", "en-US,en").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_person_signs_up_on_the_authorize_page_and_the_link_brings_them_to_consent_in_a_russian_chromium() {
+    sign_up_in_chromium("ru", "ru-RU,ru").await;
 }
