@@ -23,8 +23,8 @@ impl Guest for Adapter {
                 match due(&db, now) {
                     Ok((last_run, mail_due)) => {
                         // Housekeeping first: it is a few bounded statements, while a send to a
-                        // relay that hangs never returns (see `smtp::send`) and would otherwise
-                        // starve it.
+                        // relay that hangs takes up to its deadline (`smtp::MESSAGE_MS`) and
+                        // would otherwise delay it.
                         housekeeping::run_if_due(&db, now, last_run);
                         if mail_due {
                             outbox::deliver_due(&db);

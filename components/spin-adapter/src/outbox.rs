@@ -25,7 +25,8 @@ use crate::smtp::{self, Failure};
 /// At most this many messages per flush; the time budget below usually ends a batch first.
 const BATCH: usize = 20;
 /// No new message is taken after this much time in one flush, so an instance is not kept busy
-/// by a long queue or a slow relay. A send already started runs to its end: see `smtp::send`.
+/// by a long queue or a slow relay. A send already started runs to its end, which its own
+/// deadlines bound (`smtp::MESSAGE_MS`, well within the lease).
 const BUDGET: Duration = Duration::from_secs(5);
 /// How long a claimed row belongs to the instance delivering it, then it is due again.
 const LEASE_MS: i64 = 120_000;

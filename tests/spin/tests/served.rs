@@ -92,7 +92,7 @@ async fn without_our_host_the_component_names_each_answer_with_a_request_id_and_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_relay_that_never_answers_does_not_delay_the_sign_up_answer() {
+async fn a_relay_that_never_answers_does_not_delay_the_sign_up_answer_and_frees_the_instance_at_its_deadline() {
     let (relay, connections) = silent_relay();
     let app = App::new(db_file("hung"), &[("api_keys", KEY), ("smtp_address", &relay.to_string())]).unwrap();
     let answered = tokio::time::timeout(Duration::from_secs(2), app.sign_up("ann@example.com", Some(KEY))).await;
@@ -100,11 +100,22 @@ async fn a_relay_that_never_answers_does_not_delay_the_sign_up_answer() {
     assert_eq!(answer.status, 201, "{answer:?}");
     eprintln!("answer complete after {:?} with the relay silent", answer.elapsed);
 
-    // After the answer the flush connects to the relay and waits for its greeting for ever.
-    let _held = connections.recv_timeout(Duration::from_secs(20)).expect("the flush tried to deliver after the answer");
+    // After the answer the flush connects to the relay and waits for its greeting...
+    let mut held = connections.recv_timeout(Duration::from_secs(20)).expect("the flush tried to deliver after the answer");
     assert!(!guest.is_finished(), "the guest is still waiting for the relay: the answer did not wait with it");
     assert_eq!(outbox(&app), vec![(None, 0)], "the message stays queued, not sent, no attempt counted yet");
-    guest.abort();
+    // ... until the reply deadline (the adapter's `smtp::REPLY_MS`, 10 s): then the instance is
+    // free again, the attempt is counted and the message stays queued for a later flush.
+    let ended = tokio::time::timeout(Duration::from_secs(40), guest).await;
+    ended.expect("the guest ends at the SMTP deadline instead of never").unwrap().unwrap();
+    assert_eq!(outbox(&app), vec![(None, 1)], "one failed attempt, the message still queued");
+    held.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let closed = match std::io::Read::read(&mut held, &mut [0u8; 64]) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => matches!(e.kind(), std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe),
+    };
+    assert!(closed, "the client closed its connection to the silent relay");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
