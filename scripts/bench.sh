@@ -26,12 +26,7 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh
 # wrk (Debian's package) loads the read-path rows: our own reqwest loop costs more CPU per request
 # than the host does, and on 2 cores shared with the servers it, not the server, set the rate.
-if ! command -v wrk >/dev/null 2>&1; then
-    echo "bench: installing Debian's wrk"
-    as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
-fi
+scripts/need-wrk.sh
 
 cargo build --release -p gpt-user
 # The load generators in the dev profile, over the default members as `cargo nextest run` builds
