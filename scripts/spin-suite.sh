@@ -49,6 +49,51 @@ GPT_USER_TEST_BASE_URL="http://127.0.0.1:$port" GPT_USER_TEST_SMTP_LISTEN="127.0
     cargo nextest run --no-fail-fast -j 1 -E 'binary(api) - test(/^email_change::(postgres|redis)::/)'
 kill -INT $spin_pid 2>/dev/null || true; wait $spin_pid 2>/dev/null || true
 
+# A relay that accepts the connection and never says a word (issue 21): the sign-up is answered
+# within 2 s, the adapter gives up at its reply deadline (10 s; smtp::REPLY_MS) and closes the
+# connection, and Spin goes on serving.
+silent=$(free_port)
+python3 - "$silent" >"$logs/silent-relay.out" <<'PY' &
+import socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+s.settimeout(60)
+c, _ = s.accept()
+accepted = time.monotonic()
+c.settimeout(60)
+data = c.recv(1)
+print(f"closed {time.monotonic() - accepted:.1f} {len(data)}", flush=True)
+PY
+relay_pid=$!
+silent_state=$(mktemp -d)
+RUST_BACKTRACE=0 "$spin_bin" up --from spin.toml --listen "127.0.0.1:$port" --state-dir "$silent_state" --log-dir "$logs/silent" \
+    --variable base_url="http://127.0.0.1:$port" --variable api_keys="$key" --variable smtp_address="127.0.0.1:$silent" \
+    >"$logs/silent.out" 2>&1 &
+silent_pid=$!
+for _ in $(seq 1 150); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
+answer=$(curl -sS -o /dev/null -w '%{http_code} %{time_total}' -H "authorization: Bearer $key" -H 'content-type: application/json' \
+    -d '{"email":"silent-relay@example.com","consent":true,"locale":"en","passphrase":"a silent relay holds nobody 42"}' \
+    "http://127.0.0.1:$port/api/signup/init")
+for _ in $(seq 1 400); do kill -0 $relay_pid 2>/dev/null || break; sleep 0.1; done
+relay=$(cat "$logs/silent-relay.out")
+health=$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz" || true)
+kill $relay_pid 2>/dev/null || true
+kill -INT $silent_pid 2>/dev/null || true; wait $silent_pid 2>/dev/null || true
+rm -rf "$silent_state"
+if python3 -c '
+import sys
+status, took = sys.argv[1].split()
+relay = sys.argv[2].split()
+ok = status == "201" and float(took) < 2 and relay[:1] == ["closed"] and float(relay[1]) < 30 and relay[2] == "0" and sys.argv[3] == "200"
+sys.exit(0 if ok else 1)' "$answer" "${relay:-none}" "$health"; then
+    echo "spin-suite: a silent relay: sign-up answered ${answer% *} in ${answer#* } s, the adapter hung up after $(cut -d' ' -f2 <<<"$relay") s having sent nothing, /healthz $health"
+else
+    echo "spin-suite: a silent relay held Spin: sign-up '$answer', relay '${relay:-still connected after 40 s}', /healthz '$health'" >&2
+    exit 1
+fi
+
 # Every variable with a range or a format, set to a value the service cannot use: Spin serves, and
 # every route answers 503 CONFIG_INVALID naming the variable (the suite above ran with good values).
 refused=0
