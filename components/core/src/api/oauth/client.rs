@@ -13,6 +13,9 @@ use crate::ports::{ClientKind, FetchError, OauthClient, StoreError};
 /// How long a fetched document is trusted; how long a failed fetch is not retried.
 pub const CACHE_TTL_MS: i64 = 3600 * 1000;
 pub const FAILURE_TTL_MS: i64 = 60 * 1000;
+/// Documents one client address may have fetched a minute (cached ones do not count): a page
+/// anyone may open must not make the server fetch any URL at any rate.
+pub const FETCHES_PER_MINUTE: u32 = 10;
 /// The document's limits: 5 KiB (the draft's recommendation), 5 s.
 pub const MAX_BYTES: usize = 5 * 1024;
 pub const TIMEOUT_MS: u32 = 5000;
@@ -28,6 +31,12 @@ pub fn find(ctx: &Ctx<'_>, id: &str) -> Result<Option<OauthClient>, StoreError> 
         return Ok(serde_json::from_str::<Value>(&cached).ok().and_then(|doc| client_of(id, &doc, now)));
     }
     if ctx.ephemeral.get(&failed, now)?.is_some() {
+        return Ok(None);
+    }
+    let minute = now.div_euclid(60_000);
+    let peer = ctx.origin.get().client.unwrap_or_default();
+    let fetches = ctx.ephemeral.increment(&format!("oauth-cimd-fetches:{peer}:{minute}"), now, (minute + 1) * 60_000)?;
+    if fetches > FETCHES_PER_MINUTE {
         return Ok(None);
     }
     // Why a document was not taken is not said: the page says the client is unknown either way.

@@ -631,3 +631,22 @@ fn a_loopback_http_document_is_taken_in_dev_mode_only() {
     assert_eq!(page.status, 200, "{}", String::from_utf8_lossy(&page.body));
     assert!(String::from_utf8_lossy(&page.body).contains("127.0.0.1"), "no client_name: the host names it");
 }
+
+#[test]
+fn one_client_address_makes_the_server_fetch_at_most_ten_documents_a_minute() {
+    let w = keyed();
+    let url = |i: u32| format!("https://c{i}.example.com/client.json");
+    for i in 0..12 {
+        publish(&w, &url(i), json!({"client_id": url(i), "redirect_uris": [REDIRECT]}));
+    }
+    w.env.now.set(w.env.now.get().div_euclid(60_000) * 60_000);
+    for i in 0..client::FETCHES_PER_MINUTE {
+        assert_eq!(authorize(&w, &url(i), REDIRECT, &[]).status, 200, "{}", url(i));
+    }
+    assert_eq!(authorize(&w, &url(10), REDIRECT, &[]).status, 400, "the eleventh document of the minute is not fetched");
+    assert_eq!(w.fetch.fetched.get(), client::FETCHES_PER_MINUTE);
+    assert_eq!(authorize(&w, &url(0), REDIRECT, &[]).status, 200, "a cached document still names its client");
+    w.env.now.set(w.env.now.get() + 60_000);
+    assert_eq!(authorize(&w, &url(11), REDIRECT, &[]).status, 200, "the next minute fetches again");
+    assert_eq!(w.fetch.fetched.get(), client::FETCHES_PER_MINUTE + 1);
+}
