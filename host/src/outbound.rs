@@ -48,10 +48,10 @@ impl Policy {
     }
 }
 
-/// The addresses of `host:port`, all of them checked: `Err` if any one is refused (a name with
-/// one private address among public ones is refused as a whole).
-async fn resolve(host: &str, port: u16, dev: bool) -> Result<Vec<SocketAddr>, Error> {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
+/// The addresses of `bare:port` (a name, or an address without brackets), all of them checked:
+/// `Err` if any one is refused (a name with one private address among public ones is refused as a
+/// whole).
+async fn resolve(bare: &str, port: u16, dev: bool) -> Result<Vec<SocketAddr>, Error> {
     let addrs: Vec<SocketAddr> = match bare.parse::<IpAddr>() {
         Ok(ip) => vec![SocketAddr::new(ip, port)],
         Err(_) => tokio::time::timeout(Duration::from_secs(5), tokio::net::lookup_host((bare, port)))
@@ -95,10 +95,11 @@ async fn send(policy: &Policy, mut request: Request<WasiBody>, options: Option<R
         Some("http") if policy.dev => false,
         _ => return Err(Error::HttpRequestDenied),
     };
-    let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?.to_owned();
+    // The host without an IPv6 literal's brackets: what is resolved and what TLS verifies.
+    let host = uri.host().ok_or(Error::HttpRequestUriInvalid)?.trim_start_matches('[').trim_end_matches(']').to_owned();
     let port = uri.port_u16().unwrap_or(if https { 443 } else { 80 });
     let addrs = resolve(&host, port, policy.dev).await?;
-    if !https && !addrs.iter().all(|a| a.ip().is_loopback() || a.ip().to_canonical().is_loopback()) {
+    if !https && !addrs.iter().all(|a| a.ip().to_canonical().is_loopback()) {
         // Plain http in dev mode, and only to this machine.
         return Err(Error::HttpRequestDenied);
     }
@@ -114,7 +115,7 @@ async fn send(policy: &Policy, mut request: Request<WasiBody>, options: Option<R
         .map_err(|_| Error::HttpRequestUriInvalid)?;
     let response = if https {
         let config = rustls::ClientConfig::builder().with_root_certificates(policy.roots.clone()).with_no_client_auth();
-        let name = rustls::pki_types::ServerName::try_from(host.trim_start_matches('[').trim_end_matches(']').to_owned()).map_err(|_| Error::HttpRequestUriInvalid)?;
+        let name = rustls::pki_types::ServerName::try_from(host).map_err(|_| Error::HttpRequestUriInvalid)?;
         let tls = tokio::time::timeout(connect_timeout, tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, stream))
             .await
             .map_err(|_| Error::ConnectionTimeout)?
@@ -150,7 +151,7 @@ mod tests {
     #[tokio::test]
     async fn a_name_is_refused_when_any_of_its_addresses_is() {
         assert!(matches!(resolve("localhost", 443, false).await, Err(Error::DestinationIpProhibited)));
-        assert!(matches!(resolve("[::1]", 443, false).await, Err(Error::DestinationIpProhibited)));
+        assert!(matches!(resolve("::1", 443, false).await, Err(Error::DestinationIpProhibited)));
         assert!(matches!(resolve("169.254.169.254", 80, false).await, Err(Error::DestinationIpProhibited)));
         assert_eq!(resolve("127.0.0.1", 8443, true).await.unwrap(), vec!["127.0.0.1:8443".parse().unwrap()]);
     }

@@ -213,25 +213,32 @@ async fn sign_in(browser: &fantoccini::Client, app: &TestApp, client_id: &str, c
     focus_is(browser, "allow").await;
 }
 
-/// The whole flow in a browser speaking `lang` (`accept_language` its preference list): sign in,
-/// allow with Enter, the code at the callback exchanged for tokens. With `deny_too`, then the same
-/// request again, refused with a click on Deny.
-async fn authorize_in_chromium(lang: &str, accept_language: &str, deny_too: bool) {
+/// What each browser test starts from: a server, a client registered for a local callback, and
+/// Chromium speaking `accept_language` (the browser is declared first: it closes before its driver).
+struct Scene {
+    app: TestApp,
+    callback: Callback,
+    client_id: String,
+    browser: fantoccini::Client,
+    _driver: Chromedriver,
+}
+
+async fn scene(accept_language: &str) -> Scene {
     let app = app().await;
-    let person = email("oauth-page");
-    app.active_user(&person).await;
     app.remember_secret(PASSPHRASE);
     app.remember_secret(VERIFIER);
     let callback = callback_server().await;
     let client_id = register(&app, &callback.url).await;
-
     let driver = Chromedriver::start().await;
     let browser = driver.client(accept_language).await;
+    Scene { app, callback, client_id, browser, _driver: driver }
+}
 
-    // Allow: with the keyboard alone.
-    sign_in(&browser, &app, &client_id, &callback, &person, lang, lang == "ru").await;
-    type_keys(&browser, &char::from(Key::Enter).to_string()).await;
-    let query = landed(&browser, &callback).await;
+/// At the consent step with Allow focused: Enter, the browser lands on the callback with a code,
+/// `state` and `iss`, and the code is exchanged for tokens as a client does; the access token.
+async fn allow_and_exchange(browser: &fantoccini::Client, app: &TestApp, callback: &Callback, client_id: &str) -> String {
+    type_keys(browser, &char::from(Key::Enter).to_string()).await;
+    let query = landed(browser, callback).await;
     let code = query.get("code").cloned().unwrap_or_else(|| panic!("a code: {query:?}"));
     app.remember_secret(&code);
     assert_eq!(code.len(), 43, "a 256-bit code, base64url: {code}");
@@ -243,7 +250,7 @@ async fn authorize_in_chromium(lang: &str, accept_language: &str, deny_too: bool
         ("grant_type", "authorization_code"),
         ("code", code.as_str()),
         ("redirect_uri", callback.url.as_str()),
-        ("client_id", client_id.as_str()),
+        ("client_id", client_id),
         ("code_verifier", VERIFIER),
     ];
     let r = app.client.post(app.url("/oauth/token")).form(&form).send().await.unwrap();
@@ -258,6 +265,20 @@ async fn authorize_in_chromium(lang: &str, accept_language: &str, deny_too: bool
     assert!(tokens["access_token"].as_str().is_some_and(|t| t.len() >= 20), "an access token: {tokens}");
     assert_eq!(tokens["token_type"], "Bearer", "{tokens}");
     assert_eq!(tokens["scope"], "account", "{tokens}");
+    tokens["access_token"].as_str().unwrap().to_owned()
+}
+
+/// The whole flow in a browser speaking `lang` (`accept_language` its preference list): sign in,
+/// allow with Enter, the code at the callback exchanged for tokens. With `deny_too`, then the same
+/// request again, refused with a click on Deny.
+async fn authorize_in_chromium(lang: &str, accept_language: &str, deny_too: bool) {
+    let Scene { app, callback, client_id, browser, _driver } = scene(accept_language).await;
+    let person = email("oauth-page");
+    app.active_user(&person).await;
+
+    // Allow: with the keyboard alone.
+    sign_in(&browser, &app, &client_id, &callback, &person, lang, lang == "ru").await;
+    allow_and_exchange(&browser, &app, &callback, &client_id).await;
 
     if deny_too {
         // Deny: the same request again, a new sign-in, a click on Deny.
@@ -287,14 +308,8 @@ async fn the_authorize_page_signs_in_allows_and_denies_in_a_russian_chromium() {
 /// back at the consent step of the same authorization; Allow lands on the callback with a code
 /// that is exchanged for tokens naming an active account in that language.
 async fn sign_up_in_chromium(lang: &str, accept_language: &str) {
-    let app = app().await;
+    let Scene { app, callback, client_id, browser, _driver } = scene(accept_language).await;
     let person = email("oauth-new");
-    app.remember_secret(PASSPHRASE);
-    app.remember_secret(VERIFIER);
-    let callback = callback_server().await;
-    let client_id = register(&app, &callback.url).await;
-    let driver = Chromedriver::start().await;
-    let browser = driver.client(accept_language).await;
 
     browser.goto(&authorize_url(&app, &client_id, &callback.url)).await.unwrap();
     focus_is(&browser, "email").await;
@@ -326,20 +341,7 @@ async fn sign_up_in_chromium(lang: &str, accept_language: &str) {
     let question = browser.find(Locator::Id("consent-question")).await.unwrap().text().await.unwrap();
     assert_eq!(is_russian(&question), lang == "ru", "{question}");
     focus_is(&browser, "allow").await;
-    type_keys(&browser, &char::from(Key::Enter).to_string()).await;
-    let query = landed(&browser, &callback).await;
-    let code = query.get("code").cloned().unwrap_or_else(|| panic!("a code: {query:?}"));
-    app.remember_secret(&code);
-    assert_eq!(query.get("state").map(String::as_str), Some("xyz"), "{query:?}");
-    assert_eq!(query.get("iss"), Some(&app.base), "{query:?}");
-
-    let form = [("grant_type", "authorization_code"), ("code", code.as_str()), ("redirect_uri", callback.url.as_str()), ("client_id", client_id.as_str()), ("code_verifier", VERIFIER)];
-    let tokens: Value = app.client.post(app.url("/oauth/token")).form(&form).send().await.unwrap().json().await.unwrap();
-    let access = tokens["access_token"].as_str().unwrap_or_else(|| panic!("tokens: {tokens}")).to_owned();
-    app.remember_secret(&access);
-    if let Some(refresh) = tokens["refresh_token"].as_str() {
-        app.remember_secret(refresh);
-    }
+    let access = allow_and_exchange(&browser, &app, &callback, &client_id).await;
     // The token names the new account: whoAmI through /mcp (the resource a registered client's token is for).
     let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "whoAmI", "arguments": {}}});
     let r = app.client.post(app.url("/mcp")).bearer_auth(&access).header("accept", "application/json, text/event-stream").header("mcp-protocol-version", "2025-11-25").json(&call).send().await.unwrap();

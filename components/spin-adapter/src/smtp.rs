@@ -199,30 +199,32 @@ impl Session {
 
     /// Writes all of `bytes` and flushes them, by the message's deadline.
     fn send_all(&mut self, mut bytes: &[u8]) -> Result<(), String> {
-        let failed = |e: StreamError| match e {
-            StreamError::Closed => "the relay closed the connection".to_owned(),
-            StreamError::LastOperationFailed(e) => format!("write: {}", e.to_debug_string()),
-        };
         while !bytes.is_empty() {
-            let room = self.output.check_write().map_err(failed)?;
-            if room == 0 {
-                if !ready(&self.output.subscribe(), self.until) {
-                    return Err(format!("the relay took no more within {MESSAGE_MS} ms"));
-                }
-                continue;
-            }
-            let n = bytes.len().min(usize::try_from(room).unwrap_or(usize::MAX));
-            self.output.write(&bytes[..n]).map_err(failed)?;
+            let n = bytes.len().min(usize::try_from(self.writable()?).unwrap_or(usize::MAX));
+            self.output.write(&bytes[..n]).map_err(write_failed)?;
             bytes = &bytes[n..];
         }
-        self.output.flush().map_err(failed)?;
+        self.output.flush().map_err(write_failed)?;
         // The flush is done when the stream takes writes again.
-        while self.output.check_write().map_err(failed)? == 0 {
-            if !ready(&self.output.subscribe(), self.until) {
-                return Err(format!("the relay took no more within {MESSAGE_MS} ms"));
+        self.writable().map(drop)
+    }
+
+    /// How many bytes the stream takes now, once it takes any, by the message's deadline.
+    fn writable(&self) -> Result<u64, String> {
+        loop {
+            match self.output.check_write().map_err(write_failed)? {
+                0 if !ready(&self.output.subscribe(), self.until) => return Err(format!("the relay took no more within {MESSAGE_MS} ms")),
+                0 => {}
+                room => return Ok(room),
             }
         }
-        Ok(())
+    }
+}
+
+fn write_failed(e: StreamError) -> String {
+    match e {
+        StreamError::Closed => "the relay closed the connection".to_owned(),
+        StreamError::LastOperationFailed(e) => format!("write: {}", e.to_debug_string()),
     }
 }
 

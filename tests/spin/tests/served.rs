@@ -136,6 +136,15 @@ async fn the_sign_up_mail_is_delivered_by_the_flush_after_the_answer() {
     assert!(matches!(rows.as_slice(), [(Some(_), 1)]), "marked sent after one attempt: {rows:?}");
 }
 
+/// Signs ann@example.com up through `signup` and opens the verification link `sink` received.
+async fn activate_ann(signup: &App, sink: &SmtpSink) {
+    let (answer, guest) = signup.sign_up("ann@example.com", Some(KEY)).await.unwrap();
+    assert_eq!(answer.status, 201, "{answer:?}");
+    guest.await.unwrap().unwrap();
+    let (answer, _) = signup.post("/api/signup/verify", &serde_json::json!({"token": token_of_last_mail(sink)}), None).await.unwrap();
+    assert_eq!(answer.status, 200, "{answer:?}");
+}
+
 /// The token of the link in the newest message to arrive.
 fn token_of_last_mail(sink: &SmtpSink) -> String {
     let messages = sink.inbox.raw_messages();
@@ -153,11 +162,7 @@ async fn the_profile_component_edits_an_account_the_sign_up_component_made_on_on
     let signup = App::new(db.clone(), &vars).unwrap();
     let profile = App::component("profile", db, &vars).unwrap();
 
-    let (answer, guest) = signup.sign_up("ann@example.com", Some(KEY)).await.unwrap();
-    assert_eq!(answer.status, 201, "{answer:?}");
-    guest.await.unwrap().unwrap();
-    let (answer, _) = signup.post("/api/signup/verify", &serde_json::json!({"token": token_of_last_mail(&sink)}), None).await.unwrap();
-    assert_eq!(answer.status, 200, "{answer:?}");
+    activate_ann(&signup, &sink).await;
 
     let (answer, guest) = profile.post("/api/profile/init", &serde_json::json!({"email": "ann@example.com"}), Some(KEY)).await.unwrap();
     assert_eq!(answer.status, 200, "{answer:?}");
@@ -192,10 +197,7 @@ async fn the_email_change_component_changes_an_address_with_codes_kept_in_the_ad
     let profile = App::component("profile", db.clone(), &vars).unwrap();
     let change = App::component("email-change", db, &vars).unwrap();
 
-    let (answer, guest) = signup.sign_up("ann@example.com", Some(KEY)).await.unwrap();
-    assert_eq!(answer.status, 201, "{answer:?}");
-    guest.await.unwrap().unwrap();
-    signup.post("/api/signup/verify", &serde_json::json!({"token": token_of_last_mail(&sink)}), None).await.unwrap();
+    activate_ann(&signup, &sink).await;
     let (_, guest) = profile.post("/api/profile/init", &serde_json::json!({"email": "ann@example.com"}), Some(KEY)).await.unwrap();
     guest.await.unwrap().unwrap();
     let token = token_of_last_mail(&sink);
@@ -337,11 +339,7 @@ async fn the_oauth_component_runs_a_whole_authorization_code_flow_with_refresh()
     let signup = App::new(db.clone(), &vars).unwrap();
     let oauth = App::component("oauth", db.clone(), &vars).unwrap();
     let mcp = App::component("mcp", db, &vars).unwrap();
-    let (answer, guest) = signup.sign_up("ann@example.com", Some(KEY)).await.unwrap();
-    assert_eq!(answer.status, 201, "{answer:?}");
-    guest.await.unwrap().unwrap();
-    let (answer, _) = signup.post("/api/signup/verify", &serde_json::json!({"token": token_of_last_mail(&sink)}), None).await.unwrap();
-    assert_eq!(answer.status, 200, "{answer:?}");
+    activate_ann(&signup, &sink).await;
 
     let (registered, _) = oauth.post("/oauth/register", &serde_json::json!({"client_name": "Spin test", "redirect_uris": [REDIRECT]}), None).await.unwrap();
     assert_eq!(registered.status, 201, "{registered:?}");
@@ -351,23 +349,29 @@ async fn the_oauth_component_runs_a_whole_authorization_code_flow_with_refresh()
         .await
         .unwrap();
     assert_eq!(page.status, 200, "{page:?}");
-    let (signed_in, _) = oauth
-        .post("/api/oauth/sign-in", &serde_json::json!({"client_id": client_id, "redirect_uri": REDIRECT, "email": "ann@example.com", "passphrase": "correct horse battery staple"}), None)
-        .await
-        .unwrap();
-    assert_eq!(signed_in.status, 200, "{signed_in:?}");
-    let consent = serde_json::json!({
-        "ticket": signed_in.json()["ticket"], "allow": true, "client_id": client_id, "redirect_uri": REDIRECT,
-        "response_type": "code", "state": "s", "code_challenge": CHALLENGE, "code_challenge_method": "S256"
-    });
-    let (allowed, _) = oauth.post("/api/oauth/consent", &consent, None).await.unwrap();
-    assert_eq!(allowed.status, 200, "{allowed:?}");
-    let redirect = allowed.json()["redirect"].as_str().unwrap().to_owned();
-    let code = redirect.split("code=").nth(1).unwrap().split('&').next().unwrap().to_owned();
-    assert!(redirect.contains("state=s") && redirect.contains("iss="), "{redirect}");
-
-    let tokens = form(&oauth, "/oauth/token", &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("client_id", &client_id), ("code_verifier", VERIFIER)]).await;
-    assert_eq!(tokens.status, 200, "{tokens:?}");
+    // Signs ann in on the page's API, allows (the redirect carries `state` and `iss`) and exchanges
+    // the code with its verifier: the token answer.
+    let tokens_by_consent = || {
+        let (oauth, client_id) = (&oauth, &client_id);
+        async move {
+            let sign_in = serde_json::json!({"client_id": client_id, "redirect_uri": REDIRECT, "email": "ann@example.com", "passphrase": "correct horse battery staple"});
+            let (signed_in, _) = oauth.post("/api/oauth/sign-in", &sign_in, None).await.unwrap();
+            assert_eq!(signed_in.status, 200, "{signed_in:?}");
+            let consent = serde_json::json!({
+                "ticket": signed_in.json()["ticket"], "allow": true, "client_id": client_id, "redirect_uri": REDIRECT,
+                "response_type": "code", "state": "s", "code_challenge": CHALLENGE, "code_challenge_method": "S256"
+            });
+            let (allowed, _) = oauth.post("/api/oauth/consent", &consent, None).await.unwrap();
+            assert_eq!(allowed.status, 200, "{allowed:?}");
+            let redirect = allowed.json()["redirect"].as_str().unwrap().to_owned();
+            assert!(redirect.contains("state=s") && redirect.contains("iss="), "{redirect}");
+            let code = redirect.split("code=").nth(1).unwrap().split('&').next().unwrap().to_owned();
+            let tokens = form(oauth, "/oauth/token", &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("client_id", client_id), ("code_verifier", VERIFIER)]).await;
+            assert_eq!(tokens.status, 200, "{tokens:?}");
+            tokens
+        }
+    };
+    let tokens = tokens_by_consent().await;
     let refreshed = form(&oauth, "/oauth/token", &[("grant_type", "refresh_token"), ("refresh_token", tokens.json()["refresh_token"].as_str().unwrap()), ("client_id", &client_id)]).await;
     assert_eq!(refreshed.status, 200, "{refreshed:?}");
     assert_ne!(refreshed.json()["refresh_token"], tokens.json()["refresh_token"], "rotated");
@@ -389,15 +393,7 @@ async fn the_oauth_component_runs_a_whole_authorization_code_flow_with_refresh()
     let answer = who(refreshed.json()["access_token"].as_str().unwrap().to_owned()).await;
     assert_eq!(answer.status, 401, "{answer:?}");
     // A fresh authorization: its access token names the person on the MCP component.
-    let (signed_in, _) = oauth
-        .post("/api/oauth/sign-in", &serde_json::json!({"client_id": client_id, "redirect_uri": REDIRECT, "email": "ann@example.com", "passphrase": "correct horse battery staple"}), None)
-        .await
-        .unwrap();
-    let mut consent = consent;
-    consent["ticket"] = signed_in.json()["ticket"].clone();
-    let (allowed, _) = oauth.post("/api/oauth/consent", &consent, None).await.unwrap();
-    let code = allowed.json()["redirect"].as_str().unwrap().split("code=").nth(1).unwrap().split('&').next().unwrap().to_owned();
-    let tokens = form(&oauth, "/oauth/token", &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("client_id", &client_id), ("code_verifier", VERIFIER)]).await;
+    let tokens = tokens_by_consent().await;
     let answer = who(tokens.json()["access_token"].as_str().unwrap().to_owned()).await;
     assert_eq!(answer.status, 200, "{answer:?}");
     assert_eq!(answer.json()["result"]["structuredContent"]["email"], "ann@example.com", "{answer:?}");

@@ -25,8 +25,8 @@ pub fn find(ctx: &Ctx<'_>, id: &str) -> Result<Option<OauthClient>, StoreError> 
     if !is_document_url(ctx, id) {
         return ctx.store.find_oauth_client(id);
     }
-    let (now, key) = (ctx.env.now(), format!("oauth-cimd:{}", sha256_hex(id)));
-    let failed = format!("oauth-cimd-failed:{}", sha256_hex(id));
+    let (now, hash) = (ctx.env.now(), sha256_hex(id));
+    let (key, failed) = (format!("oauth-cimd:{hash}"), format!("oauth-cimd-failed:{hash}"));
     if let Some(cached) = ctx.ephemeral.get(&key, now)? {
         return Ok(serde_json::from_str::<Value>(&cached).ok().and_then(|doc| client_of(id, &doc, now)));
     }
