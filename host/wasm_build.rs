@@ -10,9 +10,10 @@
 use std::path::Path;
 use std::process::Command;
 
-/// Test-only components, built beside the flow components of `spin.toml`: the trap, and the
+/// Test-only components, built beside the flow components of `spin.toml`: the trap (WASIp2), the
+/// shared one (WASIp3, instance reuse), and the
 /// example of an embedding application's component (`examples/orders`).
-pub const TEST_PACKAGES: [&str; 2] = ["gpt-user-test-trap", "gpt-user-example-orders"];
+pub const TEST_PACKAGES: [&str; 3] = ["gpt-user-test-trap", "gpt-user-test-shared", "gpt-user-example-orders"];
 
 /// Where the nested build puts its artifacts, relative to the workspace root.
 pub const WASM_DIR: &str = "target/wasm/wasm32-wasip2/release";

@@ -1,26 +1,33 @@
-//! wasmtime: one `Engine` (pooling allocator, epoch interruption), one pre-instantiated
-//! `ProxyPre` per component, and a fresh `Store` per request with memory limits and a deadline.
+//! wasmtime: one `Engine` (pooling allocator, epoch ticks), and per component one
+//! `wasmtime_wasi_http::handler::ProxyHandler` — the dispatcher `wasmtime serve` and Spin use —
+//! whose workers each own a `Store` and an instance with memory limits. A `wasi:http/handler@0.3`
+//! component's instance serves up to [`MAX_REUSE`] requests, [`MAX_CONCURRENT`] at a time; a
+//! `wasi:http@0.2` one (the example, test components) one request at a time.
+//!
 //! The whole request, from its headers on, runs under one deadline: the host reads a small body
-//! before it takes an instance (see [`crate::body`]), a semaphore sized to the pool turns a full
-//! pool into `503 BUSY`, and a timeout ends host calls the epoch cannot interrupt. A trap or a
-//! component past its deadline ends that request with a 500; the next gets a fresh instance.
+//! before it takes a slot (see [`crate::body`]), a semaphore sized to the pool turns a full pool
+//! into `503 BUSY`, the request's expiry ends it at the deadline, and the instance's own expiry
+//! (polled outside wasm, so a runaway loop cannot hold it) ends an instance whose work outlives
+//! the deadline. A trap or an expired instance ends every request it was serving with a `500`;
+//! the next request gets a fresh instance.
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use tracing::Instrument as _;
 use bytes::Bytes;
 use http_body_util::{BodyExt, combinators::UnsyncBoxBody};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::handler::{self, ExpirationError, HandlerState, InstantiationError, ProxyHandler, ProxyPre, ShouldAccept, WorkerStatus};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::adapters::ephemeral;
@@ -28,15 +35,24 @@ use crate::adapters::store::SqlStore;
 use crate::bindings::Imports;
 use crate::body::GuestBody;
 use crate::clock::Clock;
-use crate::limits::{Slot, Slots};
+use crate::limits::Slots;
 use crate::reply;
 
 pub type Body = UnsyncBoxBody<Bytes, anyhow::Error>;
 
 /// One epoch tick; deadlines are counted in ticks.
 const TICK: Duration = Duration::from_millis(10);
-/// Guest output kept per request (panic messages end up here).
+/// Guest output kept per instance (panic messages end up here), logged when the instance ends.
 const GUEST_OUTPUT_LIMIT: usize = 16 * 1024;
+/// Requests one instance serves before it is replaced (Spin's default): a leak in a component
+/// cannot grow without bound.
+pub const MAX_REUSE: usize = 128;
+/// Requests one instance serves at once (Spin's default). The dispatcher gives an instance a
+/// second request only while every one it has waits on I/O, so an Argon2 hash (CPU) is not shared
+/// with another request's; the others wait for their host calls (store, mail) concurrently.
+pub const MAX_CONCURRENT: usize = 16;
+/// An instance with nothing to do is kept this long for the next request, then freed.
+const IDLE_KEEP: Duration = Duration::from_secs(2);
 
 /// What every request's host state shares.
 pub struct Shared {
@@ -51,7 +67,7 @@ pub struct Shared {
     pub outbound: Arc<crate::outbound::Policy>,
 }
 
-/// Per-request store data.
+/// Per-instance store data: nothing in it belongs to one request.
 pub struct HostState {
     wasi: WasiCtx,
     http: WasiHttpCtx,
@@ -130,8 +146,8 @@ fn new_engine(instances: usize, compiled_dir: Option<&Path>) -> anyhow::Result<E
     config
         .epoch_interruption(true)
         .allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling))
-        // WASI 0.2 only: no component-model async, and no backtrace capture per Store drop.
-        .concurrency_support(false);
+        // WASIp3: component-model async (`wasi:http/handler@0.3`, concurrent requests).
+        .concurrency_support(true);
     if let Some(dir) = compiled_dir {
         let dir = std::path::absolute(dir).with_context(|| format!("compiled-component cache {}", dir.display()))?;
         let mut cache = wasmtime::CacheConfig::new();
@@ -159,11 +175,9 @@ pub struct Limits {
 
 /// The components an application serves, by component id.
 pub struct Runtime {
-    engine: Engine,
-    components: HashMap<String, ProxyPre<HostState>>,
+    components: HashMap<String, ProxyHandler<Instances>>,
     shared: Arc<Shared>,
     timeout: Duration,
-    memory_limit: usize,
     /// One permit per request inside a component: sized to the pool (or below it), so a full
     /// pool is a quick `503 BUSY`, not an instantiation error; GPT requests get only part.
     slots: Slots,
@@ -178,12 +192,6 @@ enum Failure {
     Error(anyhow::Error),
 }
 
-impl From<anyhow::Error> for Failure {
-    fn from(e: anyhow::Error) -> Self {
-        Self::Error(e)
-    }
-}
-
 impl Runtime {
     pub fn new(components: &[(String, &'static [u8])], shared: Arc<Shared>, limits: Limits) -> anyhow::Result<Self> {
         let Limits { timeout, memory_limit, max_instances, reserved_instances_percent, compiled_dir } = limits;
@@ -196,9 +204,11 @@ impl Runtime {
         let engine = cache.engine.clone();
         let mut linker: Linker<HostState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+        wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+        wasmtime_wasi_http::p3::add_to_linker(&mut linker).map_err(anyhow::Error::from)?;
         Imports::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s).map_err(anyhow::Error::from)?;
-        let mut pres = HashMap::new();
+        let mut handlers = HashMap::new();
         for (id, bytes) in components {
             let component = {
                 let mut compiled = cache.components.lock().expect("component cache lock");
@@ -215,10 +225,17 @@ impl Runtime {
                 }
             };
             let pre = linker.instantiate_pre(&component).map_err(anyhow::Error::from).with_context(|| format!("linking component {id}"))?;
-            pres.insert(id.clone(), ProxyPre::new(pre).map_err(anyhow::Error::from).with_context(|| format!("component {id} is not an HTTP handler"))?);
+            let pre = match wasmtime_wasi_http::p3::bindings::ServicePre::new(pre.clone()) {
+                Ok(p3) => ProxyPre::P3(p3),
+                Err(_) => ProxyPre::P2(
+                    wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre).map_err(anyhow::Error::from).with_context(|| format!("component {id} is not an HTTP handler"))?,
+                ),
+            };
+            let instances = Instances { component: id.clone(), engine: engine.clone(), pre, shared: shared.clone(), memory_limit, timeout };
+            handlers.insert(id.clone(), ProxyHandler::new(instances));
         }
         let slots = Slots::new(max_instances, reserved_instances_percent).observed(max_instances, shared.metrics.clone());
-        Ok(Self { engine, components: pres, shared, timeout, memory_limit, slots })
+        Ok(Self { components: handlers, shared, timeout, slots })
     }
 
     /// Runs one request through a component, all of it under the request deadline. Never
@@ -237,7 +254,9 @@ impl Runtime {
             return reply::busy();
         };
         let complete = body.completion();
-        match self.run(component, hyper::Request::from_parts(parts, body), deadline, slot).await {
+        let result = self.run(component, hyper::Request::from_parts(parts, body), deadline).await;
+        drop(slot);
+        match result {
             Ok(resp) => resp,
             Err(Failure::Busy) => {
                 tracing::warn!(component, "instance pool exhausted");
@@ -258,68 +277,151 @@ impl Runtime {
         }
     }
 
-    async fn run(&self, component: &str, req: hyper::Request<GuestBody>, deadline: tokio::time::Instant, slot: Slot) -> Result<hyper::Response<Body>, Failure> {
-        let pre = self.components.get(component).with_context(|| format!("no component {component}"))?.clone();
-        let output = MemoryOutputPipe::new(GUEST_OUTPUT_LIMIT);
-        let wasi = WasiCtx::builder()
-            .wall_clock(self.shared.clock.clone())
-            .stdout(output.clone())
-            .stderr(output.clone())
-            .build();
-        let state = HostState {
-            wasi,
-            http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new().memory_size(self.memory_limit).instances(64).trap_on_grow_failure(true).build(),
-            outbound: crate::outbound::Hooks(self.shared.outbound.clone()),
-            shared: self.shared.clone(),
-        };
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limits);
-        // The epoch interrupts wasm code at the deadline; the timeout below also ends host
-        // calls the guest waits on (a trickling body, a sleep).
-        let epoch_deadline = deadline.into_std();
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= epoch_deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
-
-        let (sender, receiver) = tokio::sync::oneshot::channel();
-        let req = store.data_mut().http().new_incoming_request(Scheme::Http, req).map_err(anyhow::Error::from)?;
-        let out = store.data_mut().http().new_response_outparam(sender).map_err(anyhow::Error::from)?;
-        let component_name = component.to_owned();
-        let task = tokio::task::spawn(async move {
-            let call = async {
-                let proxy = pre.instantiate_async(&mut store).await.map_err(|e| {
-                    if is_pool_exhausted(&e) { Failure::Busy } else { Failure::Error(anyhow::Error::from(e)) }
-                })?;
-                proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await.map_err(|e| Failure::Error(e.into()))
-            };
-            let result = tokio::time::timeout_at(deadline, call).await.unwrap_or(Err(Failure::Deadline));
-            // The instance goes back to the pool before the slot does.
-            drop(store);
-            drop(slot);
-            let guest_output = output.contents();
-            if !guest_output.is_empty() {
-                tracing::warn!(component = %component_name, output = %String::from_utf8_lossy(&guest_output).trim_end(), "component wrote to stdout/stderr");
-            }
-            result
-        }
-        // The request's span: what the component's call logs (adapters, its output) names the request.
-        .instrument(tracing::Span::current()));
-
-        match receiver.await {
+    async fn run(&self, component: &str, req: hyper::Request<GuestBody>, deadline: tokio::time::Instant) -> Result<hyper::Response<Body>, Failure> {
+        let handler = self.components.get(component).with_context(|| format!("no component {component}")).map_err(Failure::Error)?;
+        let request_id = req.headers().get(gpt_user_core::api::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let req = req.map(|body| body.map_err(wasmtime_wasi_http::Error::Hyper).boxed_unsync());
+        // The dispatcher ends the request at its deadline if the instance can still be polled;
+        // this timeout ends it even if not.
+        match tokio::time::timeout_at(deadline, handler.handle(Started { deadline, request_id }, req)).await {
             Ok(Ok(resp)) => Ok(resp.map(|body| body.map_err(anyhow::Error::from).boxed_unsync())),
-            Ok(Err(code)) => Err(anyhow::anyhow!("component answered with an error code: {code:?}").into()),
-            Err(_) => match task.await {
-                Ok(Ok(())) => Err(anyhow::anyhow!("component never set a response").into()),
-                Ok(Err(failure)) => Err(failure),
-                Err(e) => Err(anyhow::Error::from(e).into()),
+            Err(_) => Err(Failure::Deadline),
+            Ok(Err(e)) if e.is::<ExpirationError>() => Err(Failure::Deadline),
+            Ok(Err(e)) => match e.downcast_ref::<InstantiationError<Started>>() {
+                Some(failed) if is_pool_exhausted(&failed.error) => Err(Failure::Busy),
+                Some(failed) => Err(Failure::Error(anyhow::anyhow!("instantiation failed: {:#}", failed.error))),
+                None => Err(Failure::Error(anyhow::Error::from(e))),
             },
+        }
+    }
+}
+
+/// How one component's instances are made, what they accept and when they end
+/// ([`ProxyHandler`]'s application state).
+struct Instances {
+    component: String,
+    engine: Engine,
+    pre: ProxyPre<HostState>,
+    shared: Arc<Shared>,
+    memory_limit: usize,
+    timeout: Duration,
+}
+
+impl HandlerState for Instances {
+    type StoreData = HostState;
+    type WorkerExpiration = Expiry;
+    type WorkerState = Worker;
+
+    fn instantiate(&self) -> impl Future<Output = wasmtime::Result<handler::Instance<HostState, Expiry, Worker>>> + Send {
+        async move {
+            let output = MemoryOutputPipe::new(GUEST_OUTPUT_LIMIT);
+            let wasi = WasiCtx::builder()
+                .wall_clock(self.shared.clock.clone())
+                .stdout(output.clone())
+                .stderr(output.clone())
+                .build();
+            let state = HostState {
+                wasi,
+                http: WasiHttpCtx::new(),
+                table: ResourceTable::new(),
+                limits: StoreLimitsBuilder::new().memory_size(self.memory_limit).instances(64).trap_on_grow_failure(true).build(),
+                outbound: crate::outbound::Hooks(self.shared.outbound.clone()),
+                shared: self.shared.clone(),
+            };
+            let mut store = Store::new(&self.engine, state);
+            store.limiter(|s| &mut s.limits);
+            // Every tick, wasm code yields to the runtime: the instance's expiry is polled then,
+            // so a guest in a loop is ended at its deadline ([`Expiry`]).
+            store.set_epoch_deadline(1);
+            store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+            let proxy = tokio::time::timeout(self.timeout, self.pre.instantiate_async(&mut store))
+                .await
+                .map_err(|_| wasmtime::format_err!("instantiating {} took longer than the request deadline", self.component))??;
+            Ok(handler::Instance {
+                store,
+                proxy,
+                view: |s: &mut HostState| s.http(),
+                expiration: Expiry { timeout: self.timeout, wake: None },
+                // A WASIp2 handler is written for one request per instance.
+                state: Worker { component: self.component.clone(), output, reuse: matches!(self.pre, ProxyPre::P3(_)), served: Default::default() },
+            })
+        }
+    }
+}
+
+/// When an instance ends: once its oldest unfinished work (a request, or what a component does
+/// after answering) is older than the request deadline, or after [`IDLE_KEEP`] with nothing to do.
+struct Expiry {
+    timeout: Duration,
+    wake: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl handler::WorkerExpiration for Expiry {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>, status: WorkerStatus, start: Instant) -> Poll<()> {
+        let at = tokio::time::Instant::from_std(start) + if status == WorkerStatus::Idle { IDLE_KEEP } else { self.timeout };
+        let wake = self.wake.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        if wake.deadline() != at {
+            wake.as_mut().reset(at);
+        }
+        wake.as_mut().poll(cx)
+    }
+}
+
+/// What the dispatcher is given with a request.
+struct Started {
+    deadline: tokio::time::Instant,
+    /// The request's `X-Request-Id` (set by the server).
+    request_id: String,
+}
+
+/// Request ids an instance's output is logged with: the most recent this many.
+const SERVED_IDS: usize = 16;
+
+/// One instance's rules and its output.
+struct Worker {
+    component: String,
+    output: MemoryOutputPipe,
+    /// Whether the instance may serve more than one request.
+    reuse: bool,
+    /// The ids of the last [`SERVED_IDS`] requests the instance took.
+    served: std::sync::Mutex<std::collections::VecDeque<String>>,
+}
+
+impl handler::WorkerState for Worker {
+    type StoreData = HostState;
+    type RequestData = Started;
+
+    fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
+        if total >= if self.reuse { MAX_REUSE } else { 1 } {
+            ShouldAccept::Never
+        } else if concurrent >= MAX_CONCURRENT {
+            ShouldAccept::No
+        } else {
+            ShouldAccept::Yes
+        }
+    }
+
+    fn on_request_start(&self, _: wasmtime::StoreContextMut<'_, HostState>, started: Started, _: wasmtime::component::GuestTaskId) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        let mut served = self.served.lock().expect("served ids lock");
+        if served.len() == SERVED_IDS {
+            served.pop_front();
+        }
+        served.push_back(started.request_id);
+        Box::pin(tokio::time::sleep_until(started.deadline))
+    }
+
+    fn drop(&self, store: Store<HostState>, result: wasmtime::Result<()>) {
+        // The instance goes back to the pool first.
+        drop(store);
+        // The instance's output, with the requests it served: what it wrote belongs to one of them.
+        let component = &self.component;
+        let requests = Vec::from(std::mem::take(&mut *self.served.lock().expect("served ids lock"))).join(" ");
+        let output = self.output.contents();
+        if !output.is_empty() {
+            tracing::warn!(component = %component, requests = %requests, output = %String::from_utf8_lossy(&output).trim_end(), "component wrote to stdout/stderr");
+        }
+        if let Err(e) = result {
+            tracing::error!(component = %component, requests = %requests, error = %format!("{e:#}"), "component instance ended with an error; the requests it was serving were answered 500");
         }
     }
 }

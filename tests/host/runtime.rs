@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use crate::helpers::{Backend, Options, captured_log, email, spawn_app, spawn_with};
-use crate::server::trap_route;
+use crate::server::{test_component_route, trap_route};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_component_writes_is_logged_under_its_request_id() {
@@ -13,7 +13,8 @@ async fn what_a_component_writes_is_logged_under_its_request_id() {
     let r = app.get("/trap/panic").await;
     assert_eq!(r.status(), 500);
     let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
-    // The guest's panic message is logged from the task that ran it, once the call ended.
+    // The guest's panic message is logged when its instance ends (here: at the trap), with the
+    // ids of the requests the instance served.
     let mut found = None;
     for _ in 0..100 {
         // The output is the field's value, over several lines: the log line is the one that starts it.
@@ -25,7 +26,7 @@ async fn what_a_component_writes_is_logged_under_its_request_id() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let line = found.unwrap_or_else(|| panic!("the component's output was logged:\n{}", captured_log().lines().filter(|l| l.contains(&id) || l.contains("component")).collect::<Vec<_>>().join("\n")));
-    assert!(line.contains(&format!("request_id={id}")), "under the answer's X-Request-Id {id}: {line}");
+    assert!(line.contains(&format!("requests={id}")), "with the answer's X-Request-Id {id}: {line}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,6 +45,66 @@ async fn a_trapping_component_answers_500_and_the_next_request_is_served() {
         assert_eq!(ok.status(), 200, "the component serves again after {path}");
     }
     assert_eq!(app.sign_up(&email("after"), "en").await.status(), 201, "other components are unaffected");
+}
+
+/// The WASIp3 test component (`tests/components/shared`) served at `/shared/*`.
+async fn shared_app(request_timeout_ms: u64) -> crate::helpers::TestApp {
+    let mut options = Options::new(Backend::Sqlite);
+    options.request_timeout_ms = request_timeout_ms;
+    options.extra = vec![test_component_route("shared")];
+    spawn_with(options).await
+}
+
+async fn text(r: reqwest::Response) -> (u16, String) {
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wasip3_instance_serves_request_after_request() {
+    let app = shared_app(5_000).await;
+    for n in 1..=3 {
+        assert_eq!(text(app.get("/shared/count").await).await, (200, format!("count {n}")), "the same instance, its {n}th request");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trap_in_one_of_several_concurrent_requests_answers_each_500_and_the_instance_is_replaced() {
+    let app = std::sync::Arc::new(shared_app(5_000).await);
+    assert_eq!(text(app.get("/shared/count").await).await, (200, "count 1".to_owned()));
+    // Three requests wait on the clock in the instance; then one traps in it.
+    let waiting: Vec<_> = (0..3).map(|_| tokio::spawn({ let app = app.clone(); async move { app.get("/shared/wait/2000").await } })).collect();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let trapped = app.get("/shared/panic").await;
+    assert_eq!(trapped.status(), 500);
+    for w in waiting {
+        let r = w.await.unwrap();
+        assert_eq!(r.status(), 500, "a request sharing the trapped instance is answered 500, not left hanging");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["code"], "INTERNAL");
+        assert!(!body.to_string().contains("wasm"), "no internals in the body");
+    }
+    assert!(started.elapsed() < std::time::Duration::from_millis(1_500), "answered at the trap, not at their own end: {:?}", started.elapsed());
+    assert_eq!(text(app.get("/shared/count").await).await, (200, "count 1".to_owned()), "a fresh instance serves the next request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_epoch_deadline_ends_a_runaway_request_on_a_shared_instance_and_the_instance_is_replaced() {
+    let app = std::sync::Arc::new(shared_app(1_500).await);
+    assert_eq!(text(app.get("/shared/count").await).await, (200, "count 1".to_owned()));
+    // One request waits on the clock; another then spins in the same instance, so the first
+    // can never be resumed: both end at the deadline with a 500, and the instance with them.
+    let waiting = tokio::spawn({ let app = app.clone(); async move { app.get("/shared/wait/500").await } });
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let started = std::time::Instant::now();
+    let runaway = app.get("/shared/loop").await;
+    assert_eq!(runaway.status(), 500);
+    let elapsed = started.elapsed();
+    assert!(elapsed < std::time::Duration::from_millis(3_000), "ended at the 1.5 s deadline, not never: {elapsed:?}");
+    let waited = waiting.await.unwrap();
+    assert_eq!(waited.status(), 500, "the request that shared the runaway's instance gets a clean 500");
+    assert_eq!(waited.json::<Value>().await.unwrap()["code"], "INTERNAL");
+    assert_eq!(text(app.get("/shared/count").await).await, (200, "count 1".to_owned()), "a fresh instance serves the next request");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

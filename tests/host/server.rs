@@ -16,9 +16,14 @@ use crate::helpers::{Backend, MailMode, Options, TestApp, email, spawn_with};
 const TRICKLERS: usize = 300;
 
 pub(crate) fn trap_route() -> (Route, &'static [u8]) {
-    let path = std::path::Path::new(gpt_user::artifacts::WASM_DIR).join("gpt_user_test_trap.wasm");
+    test_component_route("trap")
+}
+
+/// A test component (`tests/components/<name>`) served at `/<name>/*`.
+pub(crate) fn test_component_route(name: &str) -> (Route, &'static [u8]) {
+    let path = std::path::Path::new(gpt_user::artifacts::WASM_DIR).join(format!("gpt_user_test_{name}.wasm"));
     let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    (Route { path: "/trap".into(), wildcard: true, component: "trap".into() }, Box::leak(bytes.into_boxed_slice()))
+    (Route { path: format!("/{name}"), wildcard: true, component: name.into() }, Box::leak(bytes.into_boxed_slice()))
 }
 
 fn addr(app: &TestApp) -> SocketAddr {

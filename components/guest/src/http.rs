@@ -1,14 +1,23 @@
-//! `wasi:http` request/response to and from the core's plain types.
+//! `wasi:http` request/response to and from the core's plain types: the incoming request and the
+//! answer on `wasi:http@0.3.0` (async streams), the outbound `GET` on `wasi:http@0.2`.
+
+use std::future::Future;
+use std::pin::pin;
+use std::task::Poll;
 
 use gpt_user_core::api::{LINGER_BYTES, LINGER_MS, MAX_BODY, Request, Response};
 use wasip2::clocks::monotonic_clock;
-use wasip2::http::types::{Fields, IncomingBody, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam};
+use wasip2::http::types::{Fields, OutgoingBody};
 use wasip2::io::poll;
-use wasip2::io::streams::{InputStream, StreamError};
+use wasip2::io::streams::StreamError;
+use wit_bindgen::StreamResult;
+
+use crate::wasi::http0_3_0::types::{self as p3, ErrorCode, Method};
+use crate::{wit_future, wit_stream};
 
 /// The request head: method, path and headers; the body is read later, only if the head passes.
-pub fn read_head(request: &IncomingRequest) -> Request {
-    let method = match request.method() {
+pub fn read_head(request: &p3::Request) -> Request {
+    let method = match request.get_method() {
         Method::Get => "GET".to_owned(),
         Method::Post => "POST".to_owned(),
         Method::Put => "PUT".to_owned(),
@@ -20,13 +29,13 @@ pub fn read_head(request: &IncomingRequest) -> Request {
         Method::Trace => "TRACE".to_owned(),
         Method::Other(m) => m,
     };
-    let path_with_query = request.path_with_query().unwrap_or_else(|| "/".to_owned());
+    let path_with_query = request.get_path_with_query().unwrap_or_else(|| "/".to_owned());
     let without_fragment = path_with_query.split('#').next().unwrap_or("/");
     let (path, query) = without_fragment.split_once('?').unwrap_or((without_fragment, ""));
     let (path, query) = (path.to_owned(), query.to_owned());
     let headers = request
-        .headers()
-        .entries()
+        .get_headers()
+        .copy_all()
         .into_iter()
         .map(|(name, value)| (name.to_ascii_lowercase(), String::from_utf8_lossy(&value).into_owned()))
         .collect();
@@ -35,35 +44,43 @@ pub fn read_head(request: &IncomingRequest) -> Request {
 
 /// The request's body stream, opened on first use: read (up to `MAX_BODY`) only if the head
 /// passes, and after the answer discarded for a bounded time ([`RequestBody::linger`]).
-pub struct RequestBody<'r> {
-    request: &'r IncomingRequest,
-    // The stream is a child of the body: declared first, dropped first.
-    opened: Option<(InputStream, IncomingBody)>,
+pub struct RequestBody {
+    request: Option<p3::Request>,
+    /// `None` once the client's end closed: a stream may not be read after that.
+    stream: Option<wit_bindgen::StreamReader<u8>>,
 }
 
-impl<'r> RequestBody<'r> {
-    pub fn new(request: &'r IncomingRequest) -> Self {
-        Self { request, opened: None }
+impl RequestBody {
+    pub fn new(request: p3::Request) -> Self {
+        Self { request: Some(request), stream: None }
     }
 
-    fn stream(&mut self) -> Option<&InputStream> {
-        if self.opened.is_none() {
-            let body = self.request.consume().ok()?;
-            let stream = body.stream().ok()?;
-            self.opened = Some((stream, body));
+    /// Reads up to `max` bytes into `into`; `false` once the client's end is closed.
+    async fn read(&mut self, into: &mut Vec<u8>, max: usize) -> bool {
+        if let Some(request) = self.request.take() {
+            // Nothing to report back about the request: the writer is dropped, the runtime reads `Ok`.
+            let (_, handled) = wit_future::new::<Result<(), ErrorCode>>(|| Ok(()));
+            let (stream, _trailers) = p3::Request::consume_body(request, handled);
+            self.stream = Some(stream);
         }
-        self.opened.as_ref().map(|(stream, _)| stream)
+        let Some(stream) = self.stream.as_mut() else { return false };
+        let (result, chunk) = stream.read(Vec::with_capacity(max)).await;
+        into.extend_from_slice(&chunk);
+        if matches!(result, StreamResult::Complete(_)) {
+            return true;
+        }
+        self.stream = None;
+        false
     }
 
     /// Reads the body into `req`, at most `MAX_BODY` bytes; one byte more marks it too large
     /// (and the rest is left for [`RequestBody::linger`]).
-    pub fn read_into(&mut self, req: &mut Request) {
-        let Some(stream) = self.stream() else { return };
+    pub async fn read_into(&mut self, req: &mut Request) {
         let mut body = Vec::new();
         while body.len() <= MAX_BODY {
-            match stream.blocking_read((MAX_BODY + 1 - body.len()) as u64) {
-                Ok(chunk) => body.extend_from_slice(&chunk),
-                Err(StreamError::Closed | StreamError::LastOperationFailed(_)) => break,
+            let room = MAX_BODY + 1 - body.len();
+            if !self.read(&mut body, room).await {
+                break;
             }
         }
         req.body_too_large = body.len() > MAX_BODY;
@@ -74,44 +91,50 @@ impl<'r> RequestBody<'r> {
     /// After the answer: takes in and discards what the client still sends, for at most
     /// `LINGER_MS` and `LINGER_BYTES`, so that it reads our answer instead of a reset. Waits
     /// with a timeout, never on the client alone.
-    pub fn linger(mut self) {
-        let Some(stream) = self.stream() else { return };
-        let deadline = monotonic_clock::subscribe_duration(LINGER_MS * 1_000_000);
-        let mut seen = 0u64;
-        while seen < LINGER_BYTES {
-            let readable = stream.subscribe();
-            if poll::poll(&[&readable, &deadline]).contains(&1) {
-                break;
+    pub async fn linger(mut self) {
+        let drain = async {
+            let mut seen = 0;
+            let mut chunk = Vec::new();
+            while seen < LINGER_BYTES && self.read(&mut chunk, 64 * 1024).await {
+                seen += chunk.len() as u64;
+                chunk.clear();
             }
-            match stream.read(64 * 1024) {
-                Ok(chunk) => seen += chunk.len() as u64,
-                Err(StreamError::Closed | StreamError::LastOperationFailed(_)) => break,
-            }
-        }
+        };
+        first_of(drain, crate::wasi::clocks0_3_0::monotonic_clock::wait_for(LINGER_MS * 1_000_000)).await;
     }
 }
 
-pub fn write_response(out: ResponseOutparam, response: Response) {
-    let headers = Fields::new();
+/// Waits for whichever of two futures ends first; the other is dropped (a stream read in
+/// progress is cancelled).
+async fn first_of(a: impl Future<Output = ()>, b: impl Future<Output = ()>) {
+    let (mut a, mut b) = (pin!(a), pin!(b));
+    std::future::poll_fn(|cx| if a.as_mut().poll(cx).is_ready() || b.as_mut().poll(cx).is_ready() { Poll::Ready(()) } else { Poll::Pending }).await
+}
+
+/// The core's answer as a `wasi:http` response, and the future that writes its body: it
+/// resolves once the runtime has taken the whole answer. (Not once it has sent it: the runtime
+/// may report that only after the request's body was consumed, which [`RequestBody::linger`]
+/// does after this.)
+pub fn response(response: Response) -> (p3::Response, impl Future<Output = ()>) {
+    let headers = p3::Fields::new();
     for (name, value) in &response.headers {
         // Our own header names and values are valid; a failure here would be a bug, not input.
         let _ = headers.append(name, value.as_bytes());
     }
-    headers.append("content-length", response.body.len().to_string().as_bytes()).ok();
-    let outgoing = OutgoingResponse::new(headers);
-    outgoing.set_status_code(response.status).ok();
-    let Ok(body) = outgoing.body() else {
-        return;
-    };
-    ResponseOutparam::set(out, Ok(outgoing));
-    if let Ok(stream) = body.write() {
-        for chunk in response.body.chunks(4096) {
-            if stream.blocking_write_and_flush(chunk).is_err() {
-                break;
-            }
+    let _ = headers.append("content-length", response.body.len().to_string().as_bytes());
+    let (mut contents, contents_read) = wit_stream::new::<u8>();
+    let (trailers, trailers_read) = wit_future::new::<Result<Option<p3::Fields>, ErrorCode>>(|| Ok(None));
+    let (outgoing, _sent) = p3::Response::new(headers, Some(contents_read), trailers_read);
+    let _ = outgoing.set_status_code(response.status);
+    let body = response.body;
+    let written = async move {
+        if !body.is_empty() {
+            contents.write_all(body).await;
         }
-    }
-    OutgoingBody::finish(body, None).ok();
+        drop(contents);
+        let _ = trailers.write(Ok(None)).await;
+    };
+    (outgoing, written)
 }
 
 /// `GET url` through `wasi:http/outgoing-handler`: the body of a `200`, at most `max_bytes`, all

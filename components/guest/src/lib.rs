@@ -4,27 +4,39 @@
 //! gpt_user_guest::flow_component!(gpt_user_core::api::SIGNUP_ROUTES);
 //! ```
 //!
-//! - the one `wit_bindgen::generate!` of the `imports` world (`gpt-user:accounts` store, mail,
-//!   ephemeral, l10n, and `wasi:config/store`);
+//! - the one `wit_bindgen::generate!` of the `flow` world (`gpt-user:accounts` store, mail,
+//!   ephemeral, l10n, `wasi:config/store`, and the export `wasi:http/handler@0.3.0`);
 //! - the core's ports over those imports ([`ports`]);
 //! - the `wasi:http` glue ([`http`]) and [`serve`], which answers a request from a route table:
-//!   the head is judged first, the body read only if it passes, the response written, and then
-//!   the route's deferred work and `mail.flush()` run — after the client has its whole answer;
+//!   the head is judged first, the body read only if it passes, the response returned, and then
+//!   — in a task of the instance, after the client has its whole answer — the route's deferred
+//!   work and `mail.flush()`;
 //! - [`with_ctx`], the same ports for a component's own exports (`components/auth`).
+//!
+//! An instance serves many requests, several at a time (WASIp3: Spin reuses one for up to 128
+//! requests, our host likewise). What lives for the instance: the settings (read once). What lives
+//! for a request: its `Ctx` (deferred work, audit origin) and its body — nothing of one request is
+//! kept for the next.
 
 pub mod http;
 pub mod ports;
 
 pub use wasip2;
+#[doc(hidden)]
+pub use wit_bindgen;
 
 use gpt_user_core::api::{self, Route};
 use gpt_user_core::settings::{InvalidSetting, Settings};
-use wasip2::http::types::{IncomingRequest, ResponseOutparam};
+
+use crate::wasi::http0_3_0::types::{ErrorCode, Request as WasiRequest, Response as WasiResponse};
 
 wit_bindgen::generate!({
-    world: "imports",
+    world: "flow",
     path: "../../wit",
     generate_all,
+    pub_export_macro: true,
+    export_macro_name: "export_flow",
+    default_bindings_module: "::gpt_user_guest",
 });
 
 /// Runs `f` with the core's ports over the WIT imports and the settings of this instance — what a
@@ -32,16 +44,24 @@ wit_bindgen::generate!({
 /// set to a value the service cannot use is an error (logged): nothing runs with a setting the
 /// operator did not choose.
 pub fn with_ctx<R>(f: impl FnOnce(&api::Ctx<'_>) -> R) -> Result<R, InvalidSetting> {
-    Ok(with_settings(&settings()?, f))
+    let settings = settings().as_ref().map_err(Clone::clone)?;
+    Ok(f(&ctx(settings)))
 }
 
-/// This instance's settings; an unusable variable is logged once per call, with its value.
-fn settings() -> Result<Settings, InvalidSetting> {
-    ports::settings().inspect_err(|invalid| eprintln!("gpt-user: refusing to serve, variable {invalid}"))
+/// This instance's settings, read from `wasi:config` on first use: the runtime's variables do not
+/// change while an instance lives. An unusable variable is logged once per instance, with its value.
+fn settings() -> &'static Result<Settings, InvalidSetting> {
+    thread_local! {
+        static SETTINGS: &'static Result<Settings, InvalidSetting> = Box::leak(Box::new(
+            ports::settings().inspect_err(|invalid| eprintln!("gpt-user: refusing to serve, variable {invalid}")),
+        ));
+    }
+    SETTINGS.with(|s| *s)
 }
 
-fn with_settings<R>(settings: &Settings, f: impl FnOnce(&api::Ctx<'_>) -> R) -> R {
-    f(&api::Ctx {
+/// A request's ports: every field but the settings is the request's own.
+fn ctx(settings: &Settings) -> api::Ctx<'_> {
+    api::Ctx {
         store: &ports::WitStore,
         ephemeral: &ports::WitEphemeral,
         fetch: &ports::WasiFetch,
@@ -51,49 +71,58 @@ fn with_settings<R>(settings: &Settings, f: impl FnOnce(&api::Ctx<'_>) -> R) -> 
         after: api::After::default(),
         origin: Default::default(),
         metrics: &ports::WitMetrics,
-    })
+    }
 }
 
 /// Answers one request from `routes` over the WIT imports; while a variable is unusable, every
 /// request gets `503 CONFIG_INVALID` naming it.
-pub fn serve(routes: &[Route], request: IncomingRequest, out: ResponseOutparam) {
+pub async fn serve(routes: &'static [Route], request: WasiRequest) -> Result<WasiResponse, ErrorCode> {
+    static DEFAULTS: std::sync::LazyLock<Settings> = std::sync::LazyLock::new(Settings::default);
     let mut req = http::read_head(&request);
-    let mut body = http::RequestBody::new(&request);
+    let mut body = http::RequestBody::new(request);
     let settings = settings();
-    let defaults = Settings::default();
-    with_settings(settings.as_ref().unwrap_or(&defaults), |ctx| {
-        // One id for the answer's header and the request's audit events.
-        let request_id = api::request_id(&req, ctx.env);
-        req.headers.retain(|(name, _)| !name.eq_ignore_ascii_case(api::REQUEST_ID));
-        req.headers.push((api::REQUEST_ID.into(), request_id.clone()));
-        let mut response = match &settings {
-            Ok(_) => api::respond(routes, ctx, &mut req, |req| body.read_into(req)),
-            Err(invalid) => api::refuse_config(ctx, &req, invalid),
-        };
-        response.headers.push((api::REQUEST_ID.into(), request_id));
-        http::write_response(out, response);
+    let ctx = ctx(settings.as_ref().unwrap_or(&DEFAULTS));
+    // One id for the answer's header and the request's audit events.
+    let request_id = api::request_id(&req, ctx.env);
+    req.headers.retain(|(name, _)| !name.eq_ignore_ascii_case(api::REQUEST_ID));
+    req.headers.push((api::REQUEST_ID.into(), request_id.clone()));
+    let mut response = match settings {
+        Ok(_) => match api::admit(routes, &ctx, &req) {
+            Ok(admitted) => {
+                body.read_into(&mut req).await;
+                admitted.answer(&ctx, &req)
+            }
+            Err(answer) => answer,
+        },
+        Err(invalid) => api::refuse_config(&ctx, &req, invalid),
+    };
+    response.headers.push((api::REQUEST_ID.into(), request_id));
+    let (response, written) = http::response(response);
+    wit_bindgen::spawn_local(async move {
+        written.await;
         // The client has its whole answer: now the work whose time it must not see.
         ctx.run_deferred();
+        // What the client still sends is read and dropped, so it gets the answer, not a reset.
+        body.linger().await;
+        // Now the runtime may deliver mail (Spin) or not (our host: its dispatcher does).
+        gpt_user::accounts::mail::flush();
     });
-    // What the client still sends is read and dropped, so it gets the answer, not a reset.
-    body.linger();
-    // The client has its whole answer; now the runtime may deliver mail (Spin) or not (host).
-    gpt_user::accounts::mail::flush();
+    Ok(response)
 }
 
-/// Makes the crate it is used in a flow component: exports `wasi:http/incoming-handler`
-/// serving the given route table (a `&'static [gpt_user_core::api::Route]`).
+/// Makes the crate it is used in a flow component: exports `wasi:http/handler@0.3.0` serving
+/// the given route table (a `&'static [gpt_user_core::api::Route]`).
 #[macro_export]
 macro_rules! flow_component {
     ($routes:expr) => {
         struct FlowComponent;
 
-        impl $crate::wasip2::exports::http::incoming_handler::Guest for FlowComponent {
-            fn handle(request: $crate::wasip2::http::types::IncomingRequest, out: $crate::wasip2::http::types::ResponseOutparam) {
-                $crate::serve($routes, request, out)
+        impl $crate::exports::wasi::http0_3_0::handler::Guest for FlowComponent {
+            async fn handle(request: $crate::wasi::http0_3_0::types::Request) -> Result<$crate::wasi::http0_3_0::types::Response, $crate::wasi::http0_3_0::types::ErrorCode> {
+                $crate::serve($routes, request).await
             }
         }
 
-        $crate::wasip2::http::proxy::export!(FlowComponent);
+        $crate::export_flow!(FlowComponent with_types_in $crate);
     };
 }

@@ -1,25 +1,32 @@
 //! The app as Spin runs it, executed under wasmtime: the sign-up component with the adapter
-//! plugged in ([`crate::compose`]), served as a `wasi:http` handler (`ProxyPre`), with this
-//! harness's Spin SQLite, Spin variables resolved from `spin.toml` the way `spin up` resolves
-//! them, and the movable clock.
+//! plugged in ([`crate::compose`]), served as a `wasi:http/handler@0.3` component by
+//! `wasmtime_wasi_http::handler::ProxyHandler` — the dispatcher Spin 4's HTTP trigger uses — with
+//! Spin's defaults: an instance serves up to 128 requests, 16 at a time, and is dropped after
+//! [`IDLE_KEEP`] without work; with this harness's Spin SQLite, Spin variables resolved from
+//! `spin.toml` the way `spin up` resolves them, and the movable clock.
 //!
-//! [`App::send`] returns as soon as the answer's head and body are complete and hands back the
-//! guest's task separately: a flow goes on working after its answer (`mail.flush`), and the
-//! tests measure the answer, not the guest.
+//! [`App::send`] returns as soon as the answer's head and body are complete and hands back a
+//! task that ends once the instance has finished the request's work (`mail.flush` after the
+//! answer) — the instance is then idle, free for the next: the tests measure the answer, not the
+//! guest.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context as TaskContext, Poll};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use tokio::task::JoinHandle;
 use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::handler::{self, HandlerState, ProxyHandler, ProxyPre, ShouldAccept, WorkerStatus};
 
 use crate::artifacts::{ADAPTER_WASM, FLOW_COMPONENTS, WORKSPACE_ROOT};
 use crate::harness::{HostState, TestClock};
@@ -40,13 +47,139 @@ impl Answer {
     }
 }
 
+/// Spin's `--max-instance-reuse-count` default.
+pub const MAX_REUSE: usize = 128;
+/// Spin's `--max-instance-concurrent-reuse-count` default.
+pub const MAX_CONCURRENT: usize = 16;
+/// How long an instance without work is kept for the next request.
+pub const IDLE_KEEP: Duration = Duration::from_secs(1);
+
 /// The composed app, compiled once, with the environment its instances get.
 pub struct App {
-    engine: Engine,
-    pre: ProxyPre<HostState>,
+    handler: ProxyHandler<Instances>,
+    /// Requests sent so far.
+    sent: AtomicU64,
     pub sqlite_file: PathBuf,
     pub clock: TestClock,
+}
+
+/// How the app's instances are made (the handler's state).
+struct Instances {
+    engine: Engine,
+    pre: ProxyPre<HostState>,
+    sqlite_file: PathBuf,
+    clock: TestClock,
     vars: HashMap<String, String>,
+    progress: Arc<Progress>,
+}
+
+/// What the instances have done: the tests wait for a request's work to end.
+#[derive(Default)]
+struct Progress {
+    /// Requests any instance has taken.
+    started: AtomicU64,
+    /// All requests up to this many were finished, work after the answer included.
+    done_through: tokio::sync::watch::Sender<u64>,
+    /// Instances made so far.
+    instances: AtomicU64,
+    /// The live instances, by number, and whether each is idle.
+    idle: std::sync::Mutex<HashMap<u64, bool>>,
+}
+
+impl Progress {
+    /// Instance `id` is idle (`Some(true)`), busy (`Some(false)`) or gone (`None`); once every
+    /// live instance is idle, every request taken so far is done.
+    fn set(&self, id: u64, idle: Option<bool>) {
+        let mut instances = self.idle.lock().unwrap();
+        match idle {
+            Some(idle) => instances.insert(id, idle),
+            None => instances.remove(&id),
+        };
+        if instances.values().all(|idle| *idle) {
+            let started = self.started.load(Ordering::SeqCst);
+            self.done_through.send_if_modified(|done| std::mem::replace(done, started) != started);
+        }
+    }
+}
+
+impl HandlerState for Instances {
+    type StoreData = HostState;
+    type WorkerExpiration = Idle;
+    type WorkerState = Worker;
+
+    fn instantiate(&self) -> impl Future<Output = wasmtime::Result<handler::Instance<HostState, Idle, Worker>>> + Send {
+        async move {
+            let state = HostState::new(&self.clock, self.vars.clone(), self.sqlite_file.clone());
+            let mut store = Store::new(&self.engine, state);
+            let proxy = self.pre.instantiate_async(&mut store).await?;
+            let id = self.progress.instances.fetch_add(1, Ordering::SeqCst);
+            self.progress.set(id, Some(false));
+            Ok(handler::Instance {
+                store,
+                proxy,
+                view: |s: &mut HostState| s.http(),
+                expiration: Idle { id, progress: self.progress.clone(), wake: None },
+                state: Worker { id, progress: self.progress.clone() },
+            })
+        }
+    }
+}
+
+/// Drops an instance after [`IDLE_KEEP`] without work; marks the requests done when it is idle.
+struct Idle {
+    id: u64,
+    progress: Arc<Progress>,
+    wake: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl handler::WorkerExpiration for Idle {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut TaskContext<'_>, status: WorkerStatus, start: Instant) -> Poll<()> {
+        self.progress.set(self.id, Some(status == WorkerStatus::Idle));
+        if status != WorkerStatus::Idle {
+            self.wake = None;
+            return Poll::Pending;
+        }
+        let at = tokio::time::Instant::from_std(start + IDLE_KEEP);
+        let wake = self.wake.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
+        if wake.deadline() != at {
+            wake.as_mut().reset(at);
+        }
+        wake.as_mut().poll(cx)
+    }
+}
+
+struct Worker {
+    id: u64,
+    progress: Arc<Progress>,
+}
+
+impl handler::WorkerState for Worker {
+    type StoreData = HostState;
+    type RequestData = ();
+
+    fn should_accept_request(&self, concurrent: usize, total: usize) -> ShouldAccept {
+        if total >= MAX_REUSE {
+            ShouldAccept::Never
+        } else if concurrent >= MAX_CONCURRENT {
+            ShouldAccept::No
+        } else {
+            ShouldAccept::Yes
+        }
+    }
+
+    fn on_request_start(&self, _: wasmtime::StoreContextMut<'_, HostState>, _: (), _: wasmtime::component::GuestTaskId) -> Pin<Box<dyn Future<Output = ()> + Send + Sync>> {
+        self.progress.started.fetch_add(1, Ordering::SeqCst);
+        self.progress.set(self.id, Some(false));
+        Box::pin(std::future::pending())
+    }
+
+    fn drop(&self, store: Store<HostState>, result: wasmtime::Result<()>) {
+        drop(store);
+        if let Err(e) = result {
+            eprintln!("harness: instance ended with an error: {e:?}");
+        }
+        self.progress.set(self.id, None);
+    }
 }
 
 impl App {
@@ -71,38 +204,42 @@ impl App {
         let component = Component::new(&engine, composed)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+        wasmtime_wasi::p3::add_to_linker(&mut linker)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
         spin_variables::add_to_linker(&mut linker)?;
         spin_sqlite::add_to_linker(&mut linker)?;
-        let pre = ProxyPre::new(linker.instantiate_pre(&component)?)?;
+        let pre = linker.instantiate_pre(&component)?;
+        // Spin serves either kind; an embedding application's own component may still be WASIp2
+        // (it then gets a fresh instance per request, as on Spin).
+        let pre = match wasmtime_wasi_http::p3::bindings::ServicePre::new(pre.clone()) {
+            Ok(p3) => ProxyPre::P3(p3),
+            Err(_) => ProxyPre::P2(wasmtime_wasi_http::p2::bindings::ProxyPre::new(pre)?),
+        };
         let vars = component_variables(&Path::new(WORKSPACE_ROOT).join("spin.toml"), variables_of, overrides)?;
-        Ok(Self { engine, pre, sqlite_file, clock: TestClock::default(), vars })
+        let clock = TestClock::default();
+        let instances = Instances { engine, pre, sqlite_file: sqlite_file.clone(), clock: clock.clone(), vars, progress: Default::default() };
+        Ok(Self { handler: ProxyHandler::new(instances), sent: AtomicU64::new(0), sqlite_file, clock })
     }
 
-    /// Serves one request in a fresh instance (as Spin 4.1 does for WASI 0.2 handlers). Returns
-    /// the answer once complete, and the guest's task, which may still be running.
+    /// Instances made so far: with reuse, one serves request after request.
+    pub fn instances(&self) -> u64 {
+        self.handler.state().progress.instances.load(Ordering::SeqCst)
+    }
+
+    /// Serves one request as Spin's trigger does (an instance taken from the ones that have
+    /// room, else a new one). Returns the answer once complete, and a task that ends once the
+    /// request's work is done (the instance idle) — it may still be running.
     pub async fn send(&self, req: hyper::Request<Bytes>) -> anyhow::Result<(Answer, JoinHandle<anyhow::Result<()>>)> {
-        let state = HostState::new(&self.clock, self.vars.clone(), self.sqlite_file.clone());
-        let mut store = Store::new(&self.engine, state);
-        let req = req.map(Full::new);
-        let (sender, receiver) = tokio::sync::oneshot::channel();
-        let req = store.data_mut().http().new_incoming_request(Scheme::Http, req)?;
-        let out = store.data_mut().http().new_response_outparam(sender)?;
-        let pre = self.pre.clone();
+        let n = self.sent.fetch_add(1, Ordering::SeqCst) + 1;
+        let req = req.map(|body| Full::new(body).map_err(|never| match never {}).boxed_unsync());
         let started = Instant::now();
+        let response = self.handler.handle((), req).await.map_err(|e| anyhow::anyhow!("the app failed: {e:?}"))?;
+        let mut done = self.handler.state().progress.done_through.subscribe();
         let guest = tokio::spawn(async move {
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy.wasi_http_incoming_handler().call_handle(&mut store, req, out).await?;
+            done.wait_for(|&through| through >= n).await.map_err(|_| anyhow::anyhow!("the app is gone"))?;
             Ok(())
         });
-        let response = match receiver.await {
-            Ok(Ok(response)) => response,
-            Ok(Err(code)) => bail!("the app answered with an error code: {code:?}"),
-            Err(_) => {
-                guest.await??;
-                bail!("the app never set a response");
-            }
-        };
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let body = response.into_body().collect().await.map_err(|e| anyhow::anyhow!("response body: {e:?}"))?.to_bytes();
@@ -143,7 +280,7 @@ fn spin_like_engine() -> anyhow::Result<Engine> {
         .linear_memory_keep_resident(2 << 20)
         .table_keep_resident(512 << 10);
     let mut config = Config::new();
-    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    config.allocation_strategy(InstanceAllocationStrategy::Pooling(pooling)).concurrency_support(true);
     crate::with_shared_compile_cache(&mut config)?;
     Engine::new(&config).map_err(|e| anyhow::anyhow!("cannot create the wasm engine: {e}"))
 }

@@ -118,6 +118,53 @@ async fn a_relay_that_never_answers_does_not_delay_the_sign_up_answer_and_frees_
     assert!(closed, "the client closed its connection to the silent relay");
 }
 
+/// Instance reuse (issue 21): requests of two users, one after the other, go through one
+/// instance, then two more at once (the dispatcher gives one instance a second request only
+/// while its first waits, else starts another); each answer and each mail is its user's own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_users_through_one_instance_each_get_their_own_answer_and_mail() {
+    let sink = SmtpSink::start("127.0.0.1:0").await.unwrap();
+    let app = App::new(db_file("isolation"), &[("api_keys", KEY), ("smtp_address", &sink.addr.to_string())]).unwrap();
+    let body = |email: &str, locale: &str, passphrase: &str| serde_json::json!({"email": email, "consent": true, "locale": locale, "passphrase": passphrase});
+    let (ann, guest) = app.post("/api/signup/init", &body("ann@example.com", "en", "ann's own passphrase 1"), Some(KEY)).await.unwrap();
+    guest.await.unwrap().unwrap();
+    let (bob, guest) = app.post("/api/signup/init", &body("bob@example.com", "ru", "пароль боба номер два"), Some(KEY)).await.unwrap();
+    guest.await.unwrap().unwrap();
+    assert_eq!(app.instances(), 1, "one instance served both users");
+    let (cat_body, dan_body) = (body("cat@example.com", "en", "cat's own passphrase 3"), body("dan@example.com", "ru", "пароль дэна номер четыре"));
+    let (cat, dan) = tokio::join!(app.post("/api/signup/init", &cat_body, Some(KEY)), app.post("/api/signup/init", &dan_body, Some(KEY)));
+    let (cat, cat_guest) = cat.unwrap();
+    let (dan, dan_guest) = dan.unwrap();
+    cat_guest.await.unwrap().unwrap();
+    dan_guest.await.unwrap().unwrap();
+    assert!(app.instances() <= 2, "the reused instance and at most one more: {}", app.instances());
+
+    let answers = [("ann@example.com", "en", &ann), ("bob@example.com", "ru", &bob), ("cat@example.com", "en", &cat), ("dan@example.com", "ru", &dan)];
+    let mut pins = std::collections::HashSet::new();
+    for (email, locale, answer) in answers {
+        assert_eq!(answer.status, 201, "{email}: {answer:?}");
+        let json = answer.json();
+        assert!(json["message"].as_str().unwrap().contains(email), "{email}'s answer names {email}: {json}");
+        let cyrillic = json["message"].as_str().unwrap().chars().any(|c| ('а'..='я').contains(&c));
+        assert_eq!(cyrillic, locale == "ru", "{email}'s answer is in {locale}: {json}");
+        assert!(pins.insert(json["pin"].as_str().unwrap().to_owned()), "a PIN of its own: {json}");
+    }
+    let messages = sink.inbox.raw_messages();
+    assert_eq!(messages.len(), 4, "one mail per user");
+    for (email, locale, answer) in answers {
+        let pin = answer.json()["pin"].as_str().unwrap().to_owned();
+        let mine: Vec<_> = messages.iter().map(|m| mail_parser::MessageParser::default().parse(m.as_bytes()).unwrap()).filter(|m| m.to().and_then(|t| t.first()).and_then(|t| t.address()) == Some(email)).collect();
+        assert_eq!(mine.len(), 1, "{email} gets one mail");
+        let text = mine[0].body_text(0).unwrap().into_owned();
+        assert!(text.contains(&pin), "{email}'s mail shows {email}'s PIN");
+        for (other, _, other_answer) in answers.iter().filter(|(e, _, _)| *e != email) {
+            assert!(!text.contains(other_answer.json()["pin"].as_str().unwrap()), "{email}'s mail shows nothing of {other}");
+        }
+        let russian = text.chars().any(|c| ('а'..='я').contains(&c));
+        assert_eq!(russian, locale == "ru", "{email}'s mail is in {locale}: {text}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sign_up_mail_is_delivered_by_the_flush_after_the_answer() {
     let sink = SmtpSink::start("127.0.0.1:0").await.unwrap();

@@ -304,21 +304,42 @@ pub fn handle_signup(ctx: &Ctx<'_>, req: &Request) -> Response {
 /// before a byte of its body is read. The caller writes the answer, then runs the work a
 /// handler deferred ([`Ctx::run_deferred`]).
 pub fn respond(routes: &[Route], ctx: &Ctx<'_>, req: &mut Request, read_body: impl FnOnce(&mut Request)) -> Response {
-    let locale = negotiate(ctx, req);
-    let result = find(routes, req).map_err(|e| (e, locale.clone())).and_then(|route| {
-        ctx.origin.set(crate::audit::Origin {
-            actor: if matches!(route.audience, Audience::Gpt | Audience::Mcp | Audience::Person) { crate::ports::Actor::Chat } else { crate::ports::Actor::Browser },
-            client: req.header(CLIENT_ADDR).and_then(|a| a.parse::<std::net::SocketAddr>().ok()).map(|a| a.ip().to_string()),
-            request_id: req.header(REQUEST_ID).map(str::to_owned),
-        });
-        head_guard(ctx, req, route.audience, &locale)?;
-        read_body(req);
-        if req.body_too_large {
-            return Err((ApiError::PayloadTooLarge, locale.clone()));
+    match admit(routes, ctx, req) {
+        Ok(admitted) => {
+            read_body(req);
+            admitted.answer(ctx, req)
         }
-        (route.handler)(ctx, req, &locale)
+        Err(answer) => answer,
+    }
+}
+
+/// A request whose head passed ([`admit`]): its body may be read, then [`Admitted::answer`]ed.
+pub struct Admitted<'r> {
+    route: &'r Route,
+    locale: String,
+}
+
+/// The first half of [`respond`], for a runtime that reads the body asynchronously: finds the
+/// route and judges the head (audience, declared length, content type). `Err` is the answer,
+/// given without reading the body.
+pub fn admit<'r>(routes: &'r [Route], ctx: &Ctx<'_>, req: &Request) -> Result<Admitted<'r>, Response> {
+    let locale = negotiate(ctx, req);
+    let route = find(routes, req).map_err(|e| finish(e.into_response(ctx, &locale)))?;
+    ctx.origin.set(crate::audit::Origin {
+        actor: if matches!(route.audience, Audience::Gpt | Audience::Mcp | Audience::Person) { crate::ports::Actor::Chat } else { crate::ports::Actor::Browser },
+        client: req.header(CLIENT_ADDR).and_then(|a| a.parse::<std::net::SocketAddr>().ok()).map(|a| a.ip().to_string()),
+        request_id: req.header(REQUEST_ID).map(str::to_owned),
     });
-    finish(result.unwrap_or_else(|(e, locale)| e.into_response(ctx, &locale)))
+    head_guard(ctx, req, route.audience, &locale).map_err(|(e, locale)| finish(e.into_response(ctx, &locale)))?;
+    Ok(Admitted { route, locale })
+}
+
+impl Admitted<'_> {
+    /// The second half of [`respond`]: the route's answer to the request, its body read.
+    pub fn answer(self, ctx: &Ctx<'_>, req: &Request) -> Response {
+        let result = if req.body_too_large { Err((ApiError::PayloadTooLarge, self.locale.clone())) } else { (self.route.handler)(ctx, req, &self.locale) };
+        finish(result.unwrap_or_else(|(e, locale)| e.into_response(ctx, &locale)))
+    }
 }
 
 /// The answer to every request while a variable is set to a value the service cannot use
