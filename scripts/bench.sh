@@ -4,12 +4,13 @@
 # Auth_Check at 32 connections, fixed duration after a warm-up, through our host (release build,
 # wasm components) and through the native baseline (the same core compiled natively behind the
 # same server and adapters: the hidden `gpt-user serve --native`), with the ratio host/native;
-# then the host's RSS before and after 100k requests; then the composed Spin app instantiated per
-# request (the tests/spin harness, tests/spin/benches/instantiate.rs, served over HTTP) against
+# then the host's RSS before and after 100k requests; then the composed Spin app served as Spin's
+# trigger serves it (the tests/spin harness — WASIp3, instances reused as Spin 4 reuses them —
+# tests/spin/benches/instantiate.rs, served over HTTP) against
 # the host under the same wrk load; then a real `spin up` of spin.toml against the host under that
 # load (Spin from $SPIN, PATH or ../shared/tools; without one the table says NOT RUN); then the read path on the host with 10k and with 1M accounts
 # seeded into its database (GPT_USER_BENCH_SCALE=0 skips that part); then the same Spin app
-# driven in-process (the per-request instantiate cost without sockets).
+# driven in-process (its per-request cost without sockets).
 #
 # Both servers run from the one release binary, in dev mode (GPT actions without a key, the dev
 # mailbox that the setup reads tokens from), each on a fresh SQLite data dir, with RUST_LOG=warn
@@ -76,8 +77,8 @@ serve host
 host_url=$url host_pid=$pid
 serve native --native
 native_url=$url
-# The composed Spin app (flow + adapter, a fresh instance per request) over HTTP, for the
-# Spin-path rows; without RUST_BACKTRACE, as below.
+# The composed Spin app (flow + adapter, served with instance reuse as Spin 4 does) over HTTP, for
+# the Spin-path rows; without RUST_BACKTRACE, as below.
 spin_port=$(free_port)
 env -u RUST_BACKTRACE GPT_USER_BENCH_SERVE="127.0.0.1:$spin_port" "$instantiate" --bench >"$work/spin.log" 2>&1 &
 pids+=("$!")
@@ -113,8 +114,7 @@ db="$work/host/gpt-user.db"
 GPT_USER_BENCH_HOST=$host_url GPT_USER_BENCH_NATIVE=$native_url GPT_USER_BENCH_HOST_PID=$host_pid \
     GPT_USER_BENCH_HOST_DB="$db" GPT_USER_BENCH_SPIN="$spin_url" GPT_USER_BENCH_REAL_SPIN="$real_spin_url" RUST_LOG=warn \
     cargo bench -q --profile dev --bench http
-# Without RUST_BACKTRACE: with it, wasmtime captures a backtrace on every store drop (our host
-# turns that off with concurrency_support(false); a Spin-like engine keeps the default).
+# Without RUST_BACKTRACE: with it, wasmtime captures a backtrace on every store drop.
 env -u RUST_BACKTRACE "$instantiate" --bench
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 others "after"

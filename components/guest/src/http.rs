@@ -111,11 +111,12 @@ async fn first_of(a: impl Future<Output = ()>, b: impl Future<Output = ()>) {
     std::future::poll_fn(|cx| if a.as_mut().poll(cx).is_ready() || b.as_mut().poll(cx).is_ready() { Poll::Ready(()) } else { Poll::Pending }).await
 }
 
-/// The core's answer as a `wasi:http` response, and the future that writes its body: it
-/// resolves once the runtime has taken the whole answer. (Not once it has sent it: the runtime
-/// may report that only after the request's body was consumed, which [`RequestBody::linger`]
-/// does after this.)
-pub fn response(response: Response) -> (p3::Response, impl Future<Output = ()>) {
+/// The core's answer as a `wasi:http` response, the future that writes its body (it resolves once
+/// the runtime has taken the whole answer), and the runtime's report that the answer was sent.
+/// The runtime may send the answer's end only after the request's body was consumed (see
+/// [`RequestBody::linger`]), and only while the instance is not busy: work the client must not
+/// wait for goes after the report.
+pub fn response(response: Response) -> (p3::Response, impl Future<Output = ()>, impl Future<Output = ()>) {
     let headers = p3::Fields::new();
     for (name, value) in &response.headers {
         // Our own header names and values are valid; a failure here would be a bug, not input.
@@ -124,7 +125,7 @@ pub fn response(response: Response) -> (p3::Response, impl Future<Output = ()>) 
     let _ = headers.append("content-length", response.body.len().to_string().as_bytes());
     let (mut contents, contents_read) = wit_stream::new::<u8>();
     let (trailers, trailers_read) = wit_future::new::<Result<Option<p3::Fields>, ErrorCode>>(|| Ok(None));
-    let (outgoing, _sent) = p3::Response::new(headers, Some(contents_read), trailers_read);
+    let (outgoing, sent) = p3::Response::new(headers, Some(contents_read), trailers_read);
     let _ = outgoing.set_status_code(response.status);
     let body = response.body;
     let written = async move {
@@ -134,7 +135,9 @@ pub fn response(response: Response) -> (p3::Response, impl Future<Output = ()>) 
         drop(contents);
         let _ = trailers.write(Ok(None)).await;
     };
-    (outgoing, written)
+    (outgoing, written, async move {
+        let _ = sent.await;
+    })
 }
 
 /// `GET url` through `wasi:http/outgoing-handler`: the body of a `200`, at most `max_bytes`, all

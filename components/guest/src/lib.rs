@@ -97,13 +97,16 @@ pub async fn serve(routes: &'static [Route], request: WasiRequest) -> Result<Was
         Err(invalid) => api::refuse_config(&ctx, &req, invalid),
     };
     response.headers.push((api::REQUEST_ID.into(), request_id));
-    let (response, written) = http::response(response);
+    let (response, written, sent) = http::response(response);
     wit_bindgen::spawn_local(async move {
         written.await;
-        // The client has its whole answer: now the work whose time it must not see.
-        ctx.run_deferred();
-        // What the client still sends is read and dropped, so it gets the answer, not a reset.
+        // What the client still sends is read and dropped, so it gets the answer, not a reset
+        // (and the runtime can report the answer sent).
         body.linger().await;
+        // The client has its whole answer: now the work whose time it must not see. (Run any
+        // earlier, it would hold the instance while the runtime still sends the answer's end.)
+        sent.await;
+        ctx.run_deferred();
         // Now the runtime may deliver mail (Spin) or not (our host: its dispatcher does).
         gpt_user::accounts::mail::flush();
     });

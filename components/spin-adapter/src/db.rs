@@ -1,4 +1,4 @@
-//! One Spin SQLite connection per request, the schema migrated on first use, the shared SQL
+//! One Spin SQLite connection per instance, the schema migrated on first use, the shared SQL
 //! layer's [`Conn`] over it, and the mapping of SQLite failures onto the store's errors (never
 //! SQL text to the flow).
 
@@ -21,12 +21,12 @@ static SCHEMA_READY: AtomicBool = AtomicBool::new(false);
 static DEV_CHECKED: AtomicBool = AtomicBool::new(false);
 
 thread_local! {
-    /// The request's connection, opened by its first call and kept until [`Db::close`] (the end
-    /// of `mail.flush`, which a flow calls last in every request): each `open` is a new SQLite
+    /// The instance's connection, opened by its first call and kept for the instance's life
+    /// (Spin reuses a WASIp3 instance for up to 128 requests): each `open` is a new SQLite
     /// connection on Spin's side, which reads and parses the whole schema again on its first
-    /// statement (issue 10: a request made two or three of them, one per store call and one for
-    /// `flush`). Not kept across requests, so an instance Spin reuses sees a database file
-    /// replaced meanwhile. Also dropped when Spin calls it invalid.
+    /// statement (issue 10: a request made two or three of them; issue 21: now one per instance).
+    /// An instance therefore keeps the database file it opened even if the file is replaced
+    /// meanwhile; the next instance opens the new one. Dropped when Spin calls it invalid.
     static CONNECTION: RefCell<Option<Rc<Connection>>> = const { RefCell::new(None) };
 }
 
@@ -37,7 +37,7 @@ pub struct Db {
 impl Db {
     /// Spin's `default` database (`sqlite_databases = ["default"]`) with the schema in place.
     pub fn open() -> Result<Self, StoreError> {
-        // A flow opens the database in every request (`mail.flush` at least): the first open is
+        // A flow uses the database in every request (`mail.flush` at least): the first use is
         // this instance's start.
         if !DEV_CHECKED.swap(true, Ordering::AcqRel) {
             crate::config::warn_if_dev();
@@ -46,6 +46,10 @@ impl Db {
             Some(conn) => conn,
             None => {
                 let conn = Rc::new(Connection::open("default").map_err(error)?);
+                // Readers do not block the writer, and a commit appends to the log instead of
+                // rewriting pages under a rollback journal (persistent in the file; our host sets
+                // the same). Best effort: a database that refuses it still works.
+                let _ = conn.execute("PRAGMA journal_mode=WAL", &[]);
                 CONNECTION.set(Some(conn.clone()));
                 conn
             }
@@ -56,11 +60,6 @@ impl Db {
             SCHEMA_READY.store(true, Ordering::Release);
         }
         Ok(db)
-    }
-
-    /// Closes the request's connection; the next call opens a new one.
-    pub fn close() {
-        CONNECTION.set(None);
     }
 
     /// Applies the shared migrations the database lacks, each version once and recorded in

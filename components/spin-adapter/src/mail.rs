@@ -35,8 +35,6 @@ impl Guest for Adapter {
             }
             Err(e) => eprintln!("spin-adapter: flush skipped: {e:?}"),
         }
-        // The request is over: the flow calls `flush` last.
-        Db::close();
     }
 }
 

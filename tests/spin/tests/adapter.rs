@@ -210,15 +210,20 @@ fn texts_come_from_the_embedded_bundles() {
 }
 
 #[test]
-fn a_database_replaced_under_a_living_instance_gets_its_tables_back() {
+fn a_database_replaced_under_a_living_instance_is_kept_by_it_and_a_new_instance_creates_the_tables_again() {
     let h = harness("replaced", &closed_port().to_string());
     let mut a = h.instance().unwrap();
     assert_eq!(a.find_user_by_email("ann@example.com").unwrap(), Ok(None));
-    // Within a request the adapter keeps its connection; `flush` ends the request.
+    // The adapter keeps its connection for the instance, across requests (`flush` ends one).
     a.flush().unwrap();
     std::fs::remove_file(&h.sqlite_file).unwrap();
-    assert!(matches!(a.find_user_by_email("ann@example.com").unwrap(), Err(Error::Other(_))), "one call fails");
-    assert_eq!(a.find_user_by_email("ann@example.com").unwrap(), Ok(None), "then the schema is created again");
+    assert_eq!(a.find_user_by_email("ann@example.com").unwrap(), Ok(None), "the instance goes on with the file it opened");
+    a.flush().unwrap();
+    let mut b = h.instance().unwrap();
+    assert_eq!(b.find_user_by_email("ann@example.com").unwrap(), Ok(None), "a new instance creates the schema in the new file");
+    let db = rusqlite::Connection::open(&h.sqlite_file).unwrap();
+    let tables: i64 = db.query_row("SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'users'", [], |r| r.get(0)).unwrap();
+    assert_eq!(tables, 1);
 }
 
 #[test]
