@@ -276,11 +276,11 @@ mod table {
         }
 
         if let (Some(spin), Some(wrk)) = (std::env::var("GPT_USER_BENCH_SPIN").ok().filter(|u| !u.is_empty()), &wrk) {
-            let title = "composed Spin app per request (tests/spin harness: flow + adapter, fresh instance per request, its SQLite host; served over HTTP)";
+            let title = "composed Spin app (tests/spin harness: flow + adapter, WASIp3 instances reused as Spin 4 reuses them, its SQLite host; served over HTTP)";
             spin_path(title, wrk, &servers[0].base, spin.trim_end_matches('/'), warmup, duration)?;
         }
         if let (Some(spin), Some(wrk)) = (std::env::var("GPT_USER_BENCH_REAL_SPIN").ok().filter(|u| !u.is_empty()), &wrk) {
-            let title = "real `spin up` of spin.toml (Spin's HTTP trigger, SQLite and variables; WASIp2: a fresh instance per request)";
+            let title = "real `spin up` of spin.toml (Spin's HTTP trigger, SQLite and variables; WASIp3: instances reused, 128 requests, 16 at once)";
             spin_path(title, wrk, &servers[0].base, spin.trim_end_matches('/'), warmup, duration)?;
         }
 

@@ -1,13 +1,13 @@
 //! The per-request cost of the app as Spin runs it (issue 10), without Spin: the sign-up flow
-//! component with the Spin adapter plugged in, instantiated for every request under wasmtime by
-//! this crate's harness ([`App`]: `ProxyPre`, a fresh `Store` and instance per request, the
-//! harness's SQLite host) — the proxy for `spin up`. In-process, no HTTP: `GET /healthz` is
+//! component with the Spin adapter plugged in, served under wasmtime by this crate's harness
+//! ([`App`]: `ProxyHandler` with Spin 4's instance reuse for WASIp3 handlers, the harness's SQLite
+//! host) — the proxy for `spin up`. In-process, no HTTP: `GET /healthz` is
 //! the instantiation plus the core's `negotiate`; SignUp_Verify with an unknown token adds the
 //! JSON and one store lookup. Printed by `scripts/bench.sh` under the host/native table;
 //! `cargo bench --profile dev --bench instantiate` alone.
 //!
-//! With `GPT_USER_BENCH_SERVE=ADDR` it serves the same app over HTTP/1.1 on `ADDR` instead (each
-//! request a fresh instance, answered when the guest sets its response, as Spin answers), so that
+//! With `GPT_USER_BENCH_SERVE=ADDR` it serves the same app over HTTP/1.1 on `ADDR` instead (as
+//! Spin's trigger serves it: instances reused), so that
 //! a load generator can compare it with our host over the same sockets (`scripts/bench.sh`).
 
 use std::sync::Arc;
@@ -29,7 +29,7 @@ async fn main() -> anyhow::Result<()> {
         return serve(app, &addr).await;
     }
     println!();
-    println!("composed Spin app (signup flow + adapter), a fresh instance per request, tests/spin harness under wasmtime, in-process (no HTTP), {CONCURRENCY} concurrent, {seconds} s after {warmup} s warm-up:");
+    println!("composed Spin app (signup flow + adapter), instances reused as Spin 4 reuses them, tests/spin harness under wasmtime, in-process (no HTTP), {CONCURRENCY} concurrent, {seconds} s after {warmup} s warm-up:");
     for (name, expect, verify) in [("GET /healthz (200)", 200, false), ("SignUp_Verify, unknown token (410)", 410, true)] {
         let (rate, mut latencies) = run(&app, verify, expect, Duration::from_secs(warmup), Duration::from_secs(seconds)).await?;
         latencies.sort();
