@@ -8,7 +8,9 @@
 # trigger serves it (the tests/spin harness — WASIp3, instances reused as Spin 4 reuses them —
 # tests/spin/benches/instantiate.rs, served over HTTP) against
 # the host under the same wrk load; then a real `spin up` of spin.toml against the host under that
-# load (Spin from $SPIN, PATH or ../shared/tools; without one the table says NOT RUN); then the read path on the host with 10k and with 1M accounts
+# load (Spin from $SPIN, PATH or ../shared/tools; without one the table says NOT RUN), and the same
+# `spin up` with TCP_NODELAY forced on its connections (bench/nodelay: what Spin would serve with
+# it set; benchmark only); then the read path on the host with 10k and with 1M accounts
 # seeded into its database (GPT_USER_BENCH_SCALE=0 skips that part); then the same Spin app
 # driven in-process (its per-request cost without sockets).
 #
@@ -87,6 +89,7 @@ for _ in $(seq 1 300); do curl -fsS "$spin_url/healthz" >/dev/null 2>&1 && break
 # A real `spin up` of spin.toml (issue 21 step 0), the same components the host embeds, on Spin's
 # SQLite: what the WASIp3 work is measured with. Spin from $SPIN, PATH or ../shared/tools.
 real_spin_url=""
+real_spin_nodelay_url=""
 if spin_bin=$(scripts/find-spin.sh); then
     real_spin_port=$(free_port)
     mkdir -p "$work/real-spin-state" "$work/real-spin-logs"
@@ -99,6 +102,21 @@ if spin_bin=$(scripts/find-spin.sh); then
     curl -fsS "http://127.0.0.1:$real_spin_port/healthz" >/dev/null 2>&1 || { cat "$work/real-spin.log" >&2; echo "bench: spin up did not answer" >&2; exit 1; }
     real_spin_url="http://127.0.0.1:$real_spin_port"
     echo "real Spin: $("$spin_bin" --version) serving spin.toml on $real_spin_url"
+    # The same, with TCP_NODELAY set on its accepted connections by an LD_PRELOAD shim (benchmark
+    # only, bench/nodelay/nodelay.c): what Spin serves once its trigger sets it (it does not yet).
+    if command -v cc >/dev/null 2>&1 && cc -shared -fPIC -O2 -o "$work/nodelay.so" bench/nodelay/nodelay.c -ldl; then
+        nodelay_port=$(free_port)
+        mkdir -p "$work/nodelay-state" "$work/nodelay-logs"
+        RUST_BACKTRACE=0 LD_PRELOAD="$work/nodelay.so" "$spin_bin" up --from spin.toml --listen "127.0.0.1:$nodelay_port" \
+            --state-dir "$work/nodelay-state" --log-dir "$work/nodelay-logs" --variable base_url="http://127.0.0.1:$nodelay_port" \
+            --variable api_keys="bench-$(free_port)" --variable smtp_address="127.0.0.1:$(free_port)" >"$work/nodelay-spin.log" 2>&1 &
+        pids+=("$!")
+        for _ in $(seq 1 300); do curl -fsS "http://127.0.0.1:$nodelay_port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+        curl -fsS "http://127.0.0.1:$nodelay_port/healthz" >/dev/null 2>&1 || { cat "$work/nodelay-spin.log" >&2; echo "bench: spin up with the shim did not answer" >&2; exit 1; }
+        real_spin_nodelay_url="http://127.0.0.1:$nodelay_port"
+    else
+        echo "real Spin with TCP_NODELAY: NOT RUN — no C compiler for bench/nodelay/nodelay.c"
+    fi
 else
     echo "real Spin: NOT RUN — no Spin CLI (set SPIN, put spin on PATH, or provide ../shared/tools/spin)"
 fi
@@ -112,7 +130,8 @@ others "before"
 db="$work/host/gpt-user.db"
 [ "${GPT_USER_BENCH_SCALE:-1}" = 0 ] && db=""
 GPT_USER_BENCH_HOST=$host_url GPT_USER_BENCH_NATIVE=$native_url GPT_USER_BENCH_HOST_PID=$host_pid \
-    GPT_USER_BENCH_HOST_DB="$db" GPT_USER_BENCH_SPIN="$spin_url" GPT_USER_BENCH_REAL_SPIN="$real_spin_url" RUST_LOG=warn \
+    GPT_USER_BENCH_HOST_DB="$db" GPT_USER_BENCH_SPIN="$spin_url" GPT_USER_BENCH_REAL_SPIN="$real_spin_url" \
+    GPT_USER_BENCH_REAL_SPIN_NODELAY="$real_spin_nodelay_url" RUST_LOG=warn \
     cargo bench -q --profile dev --bench http
 # Without RUST_BACKTRACE: with it, wasmtime captures a backtrace on every store drop.
 env -u RUST_BACKTRACE "$instantiate" --bench

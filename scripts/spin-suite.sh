@@ -50,8 +50,8 @@ GPT_USER_TEST_BASE_URL="http://127.0.0.1:$port" GPT_USER_TEST_SMTP_LISTEN="127.0
 kill -INT $spin_pid 2>/dev/null || true; wait $spin_pid 2>/dev/null || true
 
 # A relay that accepts the connection and never says a word (issue 21): the sign-up is answered
-# within 2 s, the adapter gives up at its reply deadline (10 s; smtp::REPLY_MS) and closes the
-# connection, and Spin goes on serving.
+# within 2 s, Spin answers other requests within 1 s each while the flush waits, the adapter gives
+# up at its reply deadline (10 s; smtp::REPLY_MS) and closes the connection, and Spin goes on serving.
 silent=$(free_port)
 python3 - "$silent" >"$logs/silent-relay.out" <<'PY' &
 import socket, sys, time
@@ -62,6 +62,7 @@ s.listen()
 s.settimeout(60)
 c, _ = s.accept()
 accepted = time.monotonic()
+print("accepted", flush=True)
 c.settimeout(60)
 data = c.recv(1)
 print(f"closed {time.monotonic() - accepted:.1f} {len(data)}", flush=True)
@@ -76,8 +77,15 @@ for _ in $(seq 1 150); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 
 answer=$(curl -sS -o /dev/null -w '%{http_code} %{time_total}' -H "authorization: Bearer $key" -H 'content-type: application/json' \
     -d '{"email":"silent-relay@example.com","consent":true,"locale":"en","passphrase":"a silent relay holds nobody 42"}' \
     "http://127.0.0.1:$port/api/signup/init")
+# While the flush waits for the relay, Spin goes on serving (the flush waits in an async call, so
+# an instance that serves it takes other requests meanwhile).
+for _ in $(seq 1 100); do grep -q accepted "$logs/silent-relay.out" && break; sleep 0.1; done
+during=$(for _ in 1 2 3; do curl -sS -o /dev/null -w '%{http_code}:%{time_total} ' "http://127.0.0.1:$port/healthz" || true; done)
+second=$(curl -sS -o /dev/null -w '%{http_code}:%{time_total}' -H "authorization: Bearer $key" -H 'content-type: application/json' \
+    -d '{"email":"during-the-hang@example.com","consent":true,"locale":"en","passphrase":"served while the relay hangs 42"}' \
+    "http://127.0.0.1:$port/api/signup/init" || true)
 for _ in $(seq 1 400); do kill -0 $relay_pid 2>/dev/null || break; sleep 0.1; done
-relay=$(cat "$logs/silent-relay.out")
+relay=$(grep -v accepted "$logs/silent-relay.out" || true)
 health=$(curl -sS -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port/healthz" || true)
 kill $relay_pid 2>/dev/null || true
 kill -INT $silent_pid 2>/dev/null || true; wait $silent_pid 2>/dev/null || true
@@ -87,10 +95,12 @@ import sys
 status, took = sys.argv[1].split()
 relay = sys.argv[2].split()
 ok = status == "201" and float(took) < 2 and relay[:1] == ["closed"] and float(relay[1]) < 30 and relay[2] == "0" and sys.argv[3] == "200"
-sys.exit(0 if ok else 1)' "$answer" "${relay:-none}" "$health"; then
-    echo "spin-suite: a silent relay: sign-up answered ${answer% *} in ${answer#* } s, the adapter hung up after $(cut -d' ' -f2 <<<"$relay") s having sent nothing, /healthz $health"
+during = [a.split(":") for a in sys.argv[4].split() + [sys.argv[5]]]
+ok = ok and len(during) == 4 and all(c == w and float(t) < 1 for (c, t), w in zip(during, ["200"] * 3 + ["201"]))
+sys.exit(0 if ok else 1)' "$answer" "${relay:-none}" "$health" "$during" "$second"; then
+    echo "spin-suite: a silent relay: sign-up answered ${answer% *} in ${answer#* } s; meanwhile /healthz ${during}and a second sign-up $second; the adapter hung up after $(cut -d' ' -f2 <<<"$relay") s having sent nothing, /healthz $health"
 else
-    echo "spin-suite: a silent relay held Spin: sign-up '$answer', relay '${relay:-still connected after 40 s}', /healthz '$health'" >&2
+    echo "spin-suite: a silent relay held Spin: sign-up '$answer', during the hang '$during' and '$second', relay '${relay:-still connected after 40 s}', /healthz '$health'" >&2
     exit 1
 fi
 

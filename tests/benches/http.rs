@@ -12,7 +12,8 @@
 //! the PATH (`load/wrk.rs`; our reqwest loop otherwise). With `GPT_USER_BENCH_SPIN` set to the
 //! URL of the tests/spin harness served over HTTP (`GPT_USER_BENCH_SERVE=addr cargo bench
 //! --profile dev --bench instantiate`), it adds the composed Spin app against the host; with
-//! `GPT_USER_BENCH_REAL_SPIN` set to a real `spin up` of spin.toml, that against the host too.
+//! `GPT_USER_BENCH_REAL_SPIN` set to a real `spin up` of spin.toml, that against the host too;
+//! `GPT_USER_BENCH_REAL_SPIN_NODELAY`, the same under the TCP_NODELAY shim (`bench/nodelay`).
 //!
 //! **In-process mode** (neither variable set): `cargo bench --profile dev --bench http`
 //! starts a host in this process and prints:
@@ -281,6 +282,10 @@ mod table {
         }
         if let (Some(spin), Some(wrk)) = (std::env::var("GPT_USER_BENCH_REAL_SPIN").ok().filter(|u| !u.is_empty()), &wrk) {
             let title = "real `spin up` of spin.toml (Spin's HTTP trigger, SQLite and variables; WASIp3: instances reused, 128 requests, 16 at once)";
+            spin_path(title, wrk, &servers[0].base, spin.trim_end_matches('/'), warmup, duration)?;
+        }
+        if let (Some(spin), Some(wrk)) = (std::env::var("GPT_USER_BENCH_REAL_SPIN_NODELAY").ok().filter(|u| !u.is_empty()), &wrk) {
+            let title = "the same `spin up` with TCP_NODELAY on its accepted connections (LD_PRELOAD shim bench/nodelay, benchmark only: what Spin serves once its trigger sets it)";
             spin_path(title, wrk, &servers[0].base, spin.trim_end_matches('/'), warmup, duration)?;
         }
 

@@ -107,8 +107,9 @@ pub async fn serve(routes: &'static [Route], request: WasiRequest) -> Result<Was
         // earlier, it would hold the instance while the runtime still sends the answer's end.)
         sent.await;
         ctx.run_deferred();
-        // Now the runtime may deliver mail (Spin) or not (our host: its dispatcher does).
-        gpt_user::accounts::mail::flush();
+        // Now the runtime may deliver mail (Spin) or not (our host: its dispatcher does). Async:
+        // while it waits for a relay, the instance serves its other requests.
+        gpt_user::accounts::mail::flush().await;
     });
     Ok(response)
 }

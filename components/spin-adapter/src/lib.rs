@@ -6,18 +6,19 @@
 //!   use from `schema/001_init.sql`; `apply` is one `BEGIN IMMEDIATE … COMMIT` transaction.
 //! - `ephemeral`: the `ephemeral` table in the same database, each value with its expiry (Spin's
 //!   SQLite has no TTL; reads compare the expiry with the caller's clock).
-//! - `mail`: the outbox table in the same database; due messages are delivered by SMTP (lettre)
-//!   over `wasi:sockets` TCP in `flush`, which the flow calls after its answer is finished
-//!   (never inside `store.apply` or `enqueue`), retried with backoff by later flushes.
+//! - `mail`: the outbox table in the same database; due messages are delivered by SMTP (lettre's
+//!   builder, our own conversation) over `wasi:sockets@0.3.0` TCP in `flush`, the one async
+//!   export, which the flow calls after its answer is finished (never inside `store.apply` or
+//!   `enqueue`), retried with backoff by later flushes.
 //! - `l10n`: the Fluent bundles of `gpt-user-l10n`, embedded.
 //! - `metrics`: dropped (see its module).
 //! - housekeeping (stale pending accounts, expired secrets, email changes and ephemeral values,
 //!   old sent mail) also runs in `flush`,
 //!   at most once per 5 minutes across instances: Spin has no timers.
 //!
-//! Spin may reuse one instance for many requests, so the globals are the messages parsed so far
-//! and a "schema is created" flag, both valid for any request, and the request's SQLite
-//! connection, which `flush` (a flow's last call in every request) closes.
+//! Spin reuses one instance for many requests, several at a time, so the globals are the messages
+//! parsed so far, a "schema is created" flag and the SQLite connection, all valid for any
+//! request of the instance, and a "flush is running" flag.
 
 mod config;
 mod db;

@@ -1,6 +1,8 @@
 //! `gpt-user:accounts/mail`: `enqueue` writes to the same outbox as `store.op.enqueue-mail`;
 //! `flush`, called by the flow after its answer is finished, is where Spin delivers mail and
-//! runs housekeeping.
+//! runs housekeeping. It is the adapter's one async export: while it waits for a relay, the
+//! instance serves its other requests (their store calls enter this adapter meanwhile). One flush
+//! at a time per instance: a second one, while the first talks to the relay, returns at once.
 
 use gpt_user_core::ports::{StoreError, Timestamp};
 
@@ -16,7 +18,11 @@ impl Guest for Adapter {
         Ok(gpt_user_sql::block_on(gpt_user_sql::outbox::enqueue(&mut &db, message.into(), outbox::now_ms()))?)
     }
 
-    fn flush() {
+    async fn flush() {
+        if FLUSHING.replace(true) {
+            return;
+        }
+        let _done = Flushing;
         match Db::open() {
             Ok(db) => {
                 let now = outbox::now_ms();
@@ -27,7 +33,7 @@ impl Guest for Adapter {
                         // would otherwise delay it.
                         housekeeping::run_if_due(&db, now, last_run);
                         if mail_due {
-                            outbox::deliver_due(&db);
+                            outbox::deliver_due(&db).await;
                         }
                     }
                     Err(e) => eprintln!("spin-adapter: flush skipped: {e:?}"),
@@ -35,6 +41,20 @@ impl Guest for Adapter {
             }
             Err(e) => eprintln!("spin-adapter: flush skipped: {e:?}"),
         }
+    }
+}
+
+thread_local! {
+    /// Set while a flush of this instance runs.
+    static FLUSHING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Clears [`FLUSHING`] when the flush ends, however it ends.
+struct Flushing;
+
+impl Drop for Flushing {
+    fn drop(&mut self) {
+        FLUSHING.set(false);
     }
 }
 

@@ -1,6 +1,8 @@
 //! Delivery of the durable outbox on Spin. Spin runs no background tasks, so due messages are
 //! delivered from requests: by `mail.flush`, which a flow component calls after its answer is
-//! finished, so no client waits for a relay.
+//! finished, so no client waits for a relay. Every statement here is a sync call with no wait
+//! inside it; only the SMTP conversation waits (yielding to the instance's other requests), so
+//! no transaction is ever open across a wait.
 //!
 //! The queue itself is the shared SQL layer's (`gpt_user_sql::outbox`), the same as our host's:
 //! no message is lost (a row is only marked sent after the SMTP server accepted it; a failure
@@ -41,13 +43,13 @@ pub fn now_ms() -> Timestamp {
 
 /// Delivers what is due now, within [`BUDGET`]. Errors are logged, never returned: the change
 /// that queued the mail is committed long before, and whatever is not delivered stays due.
-pub fn deliver_due(db: &Db) {
-    if let Err(e) = try_deliver_due(db, Instant::now()) {
+pub async fn deliver_due(db: &Db) {
+    if let Err(e) = try_deliver_due(db, Instant::now()).await {
         eprintln!("spin-adapter: outbox delivery skipped: {e:?}");
     }
 }
 
-fn try_deliver_due(db: &Db, started: Instant) -> Result<(), StoreError> {
+async fn try_deliver_due(db: &Db, started: Instant) -> Result<(), StoreError> {
     let mut settings = None;
     for _ in 0..BATCH {
         if started.elapsed() >= BUDGET {
@@ -62,7 +64,7 @@ fn try_deliver_due(db: &Db, started: Instant) -> Result<(), StoreError> {
             None => settings.insert(MailSettings::load().map_err(StoreError::Other)?),
         };
         let attempt = row.attempts + 1;
-        let (why, permanent, relay_down) = match smtp::send(settings, &row.message) {
+        let (why, permanent, relay_down) = match smtp::send(settings, &row.message).await {
             Ok(()) => {
                 if !block_on(outbox::mark_sent(&mut &*db, &row, now_ms()))? {
                     eprintln!("spin-adapter: mail {} delivered after its lease ran out", row.id);

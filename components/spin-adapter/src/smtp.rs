@@ -1,9 +1,10 @@
 //! One message out over SMTP: lettre's builder writes the MIME (text + HTML alternative) and the
-//! envelope; the SMTP conversation is our own, over `wasi:sockets` TCP with non-blocking streams
-//! and pollables, so that every step has a deadline (issue 21): the connection
-//! ([`CONNECT_MS`]), each reply of the relay ([`REPLY_MS`]) and the whole message
-//! ([`MESSAGE_MS`]). A relay that accepts the connection and never answers costs this instance
-//! at most the message's deadline, then the row's lease expires and a later flush retries it.
+//! envelope; the SMTP conversation is our own, over `wasi:sockets@0.3.0` TCP with async streams,
+//! so that every step has a deadline (issue 21): the connection ([`CONNECT_MS`]), each reply of
+//! the relay ([`REPLY_MS`]) and the whole message ([`MESSAGE_MS`]). A relay that accepts the
+//! connection and never answers costs the flushing request at most its reply deadline, then the
+//! row's lease expires and a later flush retries it; the instance's other requests go on meanwhile
+//! (`mail.flush` is an `async func`: waiting here yields to them).
 //! (lettre's blocking client could not be given one: with a timeout socket2 connects non-blocking
 //! and fails with EINVAL on wasm32-wasip2, and without one a silent relay held the send forever.)
 //! Plain SMTP to an IP address: Spin offers no DNS, and the relay is expected on a trusted network
@@ -13,16 +14,18 @@
 //! failure says whether the relay refused this message ([`Failure::Refused`]) or could not be
 //! reached or talked to at all ([`Failure::Relay`]).
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::pin;
+use std::task::Poll;
 
 use lettre::Message as Email;
 use lettre::message::{Mailbox, MultiPart};
-use wasip2::clocks::monotonic_clock;
-use wasip2::io::poll::{Pollable, poll};
-use wasip2::io::streams::{InputStream, OutputStream, StreamError};
-use wasip2::sockets::network::{ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress};
-use wasip2::sockets::tcp::TcpSocket;
+use wit_bindgen::{FutureReader, StreamReader, StreamResult, StreamWriter};
 
+use crate::bindings::wasi::clocks0_3_0::monotonic_clock;
+use crate::bindings::wasi::sockets0_3_0::types::{ErrorCode, IpAddressFamily, IpSocketAddress, Ipv4SocketAddress, Ipv6SocketAddress, TcpSocket};
+use crate::bindings::wit_stream;
 use crate::config::MailSettings;
 use gpt_user_core::ports::Message;
 
@@ -46,7 +49,7 @@ pub enum Failure {
     Invalid(String),
 }
 
-pub fn send(settings: &MailSettings, m: &Message) -> Result<(), Failure> {
+pub async fn send(settings: &MailSettings, m: &Message) -> Result<(), Failure> {
     let relay: SocketAddr = settings
         .smtp_address
         .parse()
@@ -61,21 +64,21 @@ pub fn send(settings: &MailSettings, m: &Message) -> Result<(), Failure> {
         .map_err(|e| Failure::Invalid(format!("message: {e}")))?;
     let envelope = email.envelope();
     let relay_failed = |e: String| Failure::Relay(format!("smtp: {e}"));
-    let mut session = Session::connect(relay).map_err(relay_failed)?;
+    let mut session = Session::connect(relay).await.map_err(relay_failed)?;
     // The session: the greeting and EHLO (lettre's default name without its `hostname` feature).
-    expect(session.reply(), 220).map_err(relay_failed)?;
-    expect(session.command("EHLO 127.0.0.1"), 250).map_err(relay_failed)?;
+    expect(session.reply().await, 220).map_err(relay_failed)?;
+    expect(session.command("EHLO 127.0.0.1").await, 250).map_err(relay_failed)?;
     // The transaction: a refusal here is this message's.
     let sender = envelope.from().map(ToString::to_string).unwrap_or_default();
     let mut steps = vec![(format!("MAIL FROM:<{sender}>"), 250)];
     steps.extend(envelope.to().iter().map(|rcpt| (format!("RCPT TO:<{rcpt}>"), 250)));
     steps.push(("DATA".to_owned(), 354));
     for (line, want) in steps {
-        transaction(session.command(&line), want)?;
+        transaction(session.command(&line).await, want)?;
     }
-    transaction(session.data(&email.formatted()), 250)?;
+    transaction(session.data(&email.formatted()).await, 250)?;
     // QUIT is a courtesy: the message is the relay's now, whatever it answers.
-    let _ = session.send_all(b"QUIT\r\n");
+    let _ = session.send_all(b"QUIT\r\n".to_vec()).await;
     Ok(())
 }
 
@@ -95,10 +98,13 @@ fn transaction(reply: Result<(u16, String), String>, want: u16) -> Result<(), Fa
     }
 }
 
-/// One SMTP connection. Fields drop in order: the streams are children of the socket.
+/// One SMTP connection. Fields drop in order: the streams before the socket they came from.
 struct Session {
-    input: InputStream,
-    output: OutputStream,
+    output: StreamWriter<u8>,
+    /// What `send` reports at its end; kept so the runtime goes on transmitting.
+    _sent: FutureReader<Result<(), ErrorCode>>,
+    input: StreamReader<u8>,
+    _received: FutureReader<Result<(), ErrorCode>>,
     _socket: TcpSocket,
     /// What was read past the last reply.
     pending: Vec<u8>,
@@ -107,7 +113,7 @@ struct Session {
 }
 
 impl Session {
-    fn connect(relay: SocketAddr) -> Result<Self, String> {
+    async fn connect(relay: SocketAddr) -> Result<Self, String> {
         let started = monotonic_clock::now();
         let until = started + MESSAGE_MS * 1_000_000;
         let (family, remote) = match relay {
@@ -121,22 +127,17 @@ impl Session {
                 (IpAddressFamily::Ipv6, IpSocketAddress::Ipv6(Ipv6SocketAddress { port: a.port(), flow_info: 0, address, scope_id: a.scope_id() }))
             }
         };
-        let socket = wasip2::sockets::tcp_create_socket::create_tcp_socket(family).map_err(|e| format!("socket: {e:?}"))?;
-        let network = wasip2::sockets::instance_network::instance_network();
-        socket.start_connect(&network, remote).map_err(|e| format!("connect to {relay}: {e:?}"))?;
+        let socket = TcpSocket::create(family).map_err(|e| format!("socket: {e:?}"))?;
         let connect_until = (started + CONNECT_MS * 1_000_000).min(until);
-        let (input, output) = loop {
-            match socket.finish_connect() {
-                Ok(streams) => break streams,
-                Err(ErrorCode::WouldBlock) => {
-                    if !ready(&socket.subscribe(), connect_until) {
-                        return Err(format!("no connection to {relay} within {CONNECT_MS} ms"));
-                    }
-                }
-                Err(e) => return Err(format!("connect to {relay}: {e:?}")),
-            }
-        };
-        Ok(Self { input, output, _socket: socket, pending: Vec::new(), until })
+        match within(connect_until, socket.connect(remote)).await {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(format!("connect to {relay}: {e:?}")),
+            None => return Err(format!("no connection to {relay} within {CONNECT_MS} ms")),
+        }
+        let (output, to_send) = wit_stream::new::<u8>();
+        let sent = socket.send(to_send);
+        let (input, received) = socket.receive();
+        Ok(Self { output, _sent: sent, input, _received: received, _socket: socket, pending: Vec::new(), until })
     }
 
     /// The instant a reply must come by: [`REPLY_MS`] from now, within the message's deadline.
@@ -145,7 +146,7 @@ impl Session {
     }
 
     /// The next reply: its code and text (lines joined), all its lines read by the deadline.
-    fn reply(&mut self) -> Result<(u16, String), String> {
+    async fn reply(&mut self) -> Result<(u16, String), String> {
         let until = self.reply_deadline();
         let mut text = String::new();
         loop {
@@ -162,26 +163,23 @@ impl Session {
             if self.pending.len() + text.len() > MAX_REPLY {
                 return Err("a reply longer than 64 KiB".into());
             }
-            match self.input.read(16 * 1024) {
-                Ok(bytes) if bytes.is_empty() => {
-                    if !ready(&self.input.subscribe(), until) {
-                        return Err(format!("no reply within {REPLY_MS} ms"));
-                    }
-                }
-                Ok(bytes) => self.pending.extend_from_slice(&bytes),
-                Err(StreamError::Closed) => return Err("the relay closed the connection".into()),
-                Err(StreamError::LastOperationFailed(e)) => return Err(format!("read: {}", e.to_debug_string())),
+            let Some((result, chunk)) = within(until, self.input.read(Vec::with_capacity(16 * 1024))).await else {
+                return Err(format!("no reply within {REPLY_MS} ms"));
+            };
+            self.pending.extend_from_slice(&chunk);
+            if !matches!(result, StreamResult::Complete(_)) {
+                return Err("the relay closed the connection".into());
             }
         }
     }
 
-    fn command(&mut self, line: &str) -> Result<(u16, String), String> {
-        self.send_all(format!("{line}\r\n").as_bytes())?;
-        self.reply()
+    async fn command(&mut self, line: &str) -> Result<(u16, String), String> {
+        self.send_all(format!("{line}\r\n").into_bytes()).await?;
+        self.reply().await
     }
 
     /// The message after `DATA`: dot-stuffed, ended by `CRLF . CRLF`; the relay's reply.
-    fn data(&mut self, formatted: &[u8]) -> Result<(u16, String), String> {
+    async fn data(&mut self, formatted: &[u8]) -> Result<(u16, String), String> {
         let mut out = Vec::with_capacity(formatted.len() + 64);
         for line in formatted.split_inclusive(|&b| b == b'\n') {
             if line.first() == Some(&b'.') {
@@ -193,47 +191,28 @@ impl Session {
             out.extend_from_slice(b"\r\n");
         }
         out.extend_from_slice(b".\r\n");
-        self.send_all(&out)?;
-        self.reply()
+        self.send_all(out).await?;
+        self.reply().await
     }
 
-    /// Writes all of `bytes` and flushes them, by the message's deadline.
-    fn send_all(&mut self, mut bytes: &[u8]) -> Result<(), String> {
-        while !bytes.is_empty() {
-            let n = bytes.len().min(usize::try_from(self.writable()?).unwrap_or(usize::MAX));
-            self.output.write(&bytes[..n]).map_err(write_failed)?;
-            bytes = &bytes[n..];
-        }
-        self.output.flush().map_err(write_failed)?;
-        // The flush is done when the stream takes writes again.
-        self.writable().map(drop)
-    }
-
-    /// How many bytes the stream takes now, once it takes any, by the message's deadline.
-    fn writable(&self) -> Result<u64, String> {
-        loop {
-            match self.output.check_write().map_err(write_failed)? {
-                0 if !ready(&self.output.subscribe(), self.until) => return Err(format!("the relay took no more within {MESSAGE_MS} ms")),
-                0 => {}
-                room => return Ok(room),
-            }
+    /// Hands all of `bytes` to the runtime's sender, by the message's deadline.
+    async fn send_all(&mut self, bytes: Vec<u8>) -> Result<(), String> {
+        match within(self.until, self.output.write_all(bytes)).await {
+            Some(rest) if rest.is_empty() => Ok(()),
+            Some(_) => Err("the relay closed the connection".to_owned()),
+            None => Err(format!("the relay took no more within {MESSAGE_MS} ms")),
         }
     }
 }
 
-fn write_failed(e: StreamError) -> String {
-    match e {
-        StreamError::Closed => "the relay closed the connection".to_owned(),
-        StreamError::LastOperationFailed(e) => format!("write: {}", e.to_debug_string()),
-    }
-}
-
-/// Waits for `pollable` until the monotonic instant `until`: whether it became ready.
-fn ready(pollable: &Pollable, until: u64) -> bool {
-    let now = monotonic_clock::now();
-    if now >= until {
-        return pollable.ready();
-    }
-    let timer = monotonic_clock::subscribe_instant(until);
-    poll(&[pollable, &timer]).contains(&0)
+/// `work`'s output if it ends before the monotonic instant `until` (ns), else `None` (`work` is
+/// dropped: a stream read or write, or a connect, in progress is cancelled).
+async fn within<F: Future>(until: u64, work: F) -> Option<F::Output> {
+    let mut work = pin!(work);
+    let mut timer = pin!(monotonic_clock::wait_until(until));
+    std::future::poll_fn(|cx| match work.as_mut().poll(cx) {
+        Poll::Ready(out) => Poll::Ready(Some(out)),
+        Poll::Pending => timer.as_mut().poll(cx).map(|()| None),
+    })
+    .await
 }

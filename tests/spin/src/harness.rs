@@ -1,7 +1,11 @@
 //! The adapter executed for real under wasmtime, with this harness standing in for Spin: a
 //! `fermyon:spin/sqlite@2.0.0` host over a real SQLite file (rusqlite; Spin's own host is built
 //! on rusqlite too, and reports errors as `io(<sqlite message>)` like this one), `wasi:config`
-//! for Spin variables, full WASI p2 with TCP to loopback, and a wall clock tests can move.
+//! for Spin variables, full WASI p2 and p3 with TCP to loopback, and a wall clock tests can move.
+//! The adapter imports WASIp3 (`mail.flush` is an async export talking SMTP over
+//! `wasi:sockets@0.3.0`), so its store is driven async: each [`Adapter`] method blocks on the
+//! instance's own tokio runtime (multi-threaded: WASI p2's sync output, the adapter's stderr,
+//! blocks in place), and `flush` runs in the store's event loop.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -22,6 +26,7 @@ mod bindings {
         path: "../../wit",
         world: "gpt-user:accounts/provider",
         additional_derives: [PartialEq],
+        exports: { default: async },
     });
 }
 
@@ -95,9 +100,10 @@ impl HostWallClock for TestClock {
     }
 }
 
-/// What this harness offers of Spin's platform: WASI p2, `wasi:config/store`, Spin SQLite.
+/// What this harness offers of Spin's platform: WASI p2 and p3, `wasi:config/store`, Spin SQLite.
 pub fn add_platform_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    wasmtime_wasi::p2::add_to_linker_sync(linker)?;
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    wasmtime_wasi::p3::add_to_linker(linker)?;
     spin_variables::add_to_linker(linker)?;
     spin_sqlite::add_to_linker(linker)
 }
@@ -131,8 +137,9 @@ impl Harness {
     pub fn instance(&self) -> wasmtime::Result<Adapter> {
         let state = HostState::with_stderr(&self.clock, self.vars.iter().cloned().collect(), self.sqlite_file.clone(), self.stderr.clone());
         let mut store = Store::new(&self.engine, state);
-        let provider = self.pre.instantiate(&mut store)?;
-        Ok(Adapter { store, provider })
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+        let provider = runtime.block_on(self.pre.instantiate_async(&mut store))?;
+        Ok(Adapter { store, provider, runtime })
     }
 }
 
@@ -140,63 +147,66 @@ impl Harness {
 pub struct Adapter {
     store: Store<HostState>,
     provider: bindings::Provider,
+    runtime: tokio::runtime::Runtime,
 }
 
 impl Adapter {
     pub fn apply(&mut self, ops: &[Op]) -> wasmtime::Result<Result<(), Error>> {
-        self.provider.gpt_user_accounts_store().call_apply(&mut self.store, ops)
+        self.runtime.block_on(self.provider.gpt_user_accounts_store().call_apply(&mut self.store, ops))
     }
 
     pub fn find_user_by_email(&mut self, email: &str) -> wasmtime::Result<Result<Option<User>, Error>> {
-        self.provider.gpt_user_accounts_store().call_find_user_by_email(&mut self.store, email)
+        self.runtime.block_on(self.provider.gpt_user_accounts_store().call_find_user_by_email(&mut self.store, email))
     }
 
     pub fn find_user_by_pin(&mut self, pin: &str) -> wasmtime::Result<Result<Option<User>, Error>> {
-        self.provider.gpt_user_accounts_store().call_find_user_by_pin(&mut self.store, pin)
+        self.runtime.block_on(self.provider.gpt_user_accounts_store().call_find_user_by_pin(&mut self.store, pin))
     }
 
     pub fn find_user_by_id(&mut self, id: &str) -> wasmtime::Result<Result<Option<User>, Error>> {
-        self.provider.gpt_user_accounts_store().call_find_user_by_id(&mut self.store, id)
+        self.runtime.block_on(self.provider.gpt_user_accounts_store().call_find_user_by_id(&mut self.store, id))
     }
 
     pub fn find_secret(&mut self, hash: &str, purpose: SecretPurpose, now: i64) -> wasmtime::Result<Result<Option<Secret>, Error>> {
-        self.provider.gpt_user_accounts_store().call_find_secret(&mut self.store, hash, purpose, now)
+        self.runtime.block_on(self.provider.gpt_user_accounts_store().call_find_secret(&mut self.store, hash, purpose, now))
     }
 
     pub fn find_email_change(&mut self, id: &str) -> wasmtime::Result<Result<Option<EmailChange>, Error>> {
-        self.provider.gpt_user_accounts_store().call_find_email_change(&mut self.store, id)
+        self.runtime.block_on(self.provider.gpt_user_accounts_store().call_find_email_change(&mut self.store, id))
     }
 
     pub fn put(&mut self, key: &str, value: &str, now: i64, expires_at: i64) -> wasmtime::Result<Result<(), Error>> {
-        self.provider.gpt_user_accounts_ephemeral().call_put(&mut self.store, key, value, now, expires_at)
+        self.runtime.block_on(self.provider.gpt_user_accounts_ephemeral().call_put(&mut self.store, key, value, now, expires_at))
     }
 
     pub fn get(&mut self, key: &str, now: i64) -> wasmtime::Result<Result<Option<String>, Error>> {
-        self.provider.gpt_user_accounts_ephemeral().call_get(&mut self.store, key, now)
+        self.runtime.block_on(self.provider.gpt_user_accounts_ephemeral().call_get(&mut self.store, key, now))
     }
 
     pub fn increment(&mut self, key: &str, now: i64, expires_at: i64) -> wasmtime::Result<Result<u32, Error>> {
-        self.provider.gpt_user_accounts_ephemeral().call_increment(&mut self.store, key, now, expires_at)
+        self.runtime.block_on(self.provider.gpt_user_accounts_ephemeral().call_increment(&mut self.store, key, now, expires_at))
     }
 
     pub fn delete(&mut self, key: &str) -> wasmtime::Result<Result<(), Error>> {
-        self.provider.gpt_user_accounts_ephemeral().call_delete(&mut self.store, key)
+        self.runtime.block_on(self.provider.gpt_user_accounts_ephemeral().call_delete(&mut self.store, key))
     }
 
     pub fn enqueue(&mut self, message: &Message) -> wasmtime::Result<Result<(), Error>> {
-        self.provider.gpt_user_accounts_mail().call_enqueue(&mut self.store, message)
+        self.runtime.block_on(self.provider.gpt_user_accounts_mail().call_enqueue(&mut self.store, message))
     }
 
-    /// What a flow calls after its answer: delivers due mail and runs housekeeping when due.
+    /// What a flow calls after its answer: delivers due mail and runs housekeeping when due (an
+    /// async export: run in the store's event loop).
     pub fn flush(&mut self) -> wasmtime::Result<()> {
-        self.provider.gpt_user_accounts_mail().call_flush(&mut self.store)
+        let mail = self.provider.gpt_user_accounts_mail().clone();
+        self.runtime.block_on(self.store.run_concurrent(async move |store| mail.call_flush(store).await))?
     }
 
     pub fn negotiate(&mut self, requested: &str) -> wasmtime::Result<String> {
-        self.provider.gpt_user_accounts_l10n().call_negotiate(&mut self.store, requested)
+        self.runtime.block_on(self.provider.gpt_user_accounts_l10n().call_negotiate(&mut self.store, requested))
     }
 
     pub fn render_email(&mut self, locale: &str, kind: &str, to: &str, args: &[(String, String)]) -> wasmtime::Result<Result<Message, String>> {
-        self.provider.gpt_user_accounts_l10n().call_render_email(&mut self.store, locale, kind, to, args)
+        self.runtime.block_on(self.provider.gpt_user_accounts_l10n().call_render_email(&mut self.store, locale, kind, to, args))
     }
 }

@@ -104,11 +104,26 @@ async fn a_relay_that_never_answers_does_not_delay_the_sign_up_answer_and_frees_
     let mut held = connections.recv_timeout(Duration::from_secs(20)).expect("the flush tried to deliver after the answer");
     assert!(!guest.is_finished(), "the guest is still waiting for the relay: the answer did not wait with it");
     assert_eq!(outbox(&app), vec![(None, 0)], "the message stays queued, not sent, no attempt counted yet");
+    // Meanwhile the same instance serves other requests: the flush waits in an async call, so its
+    // instance is not blocked (a sync wait would hold every request sent to it for 10 s).
+    let started = std::time::Instant::now();
+    let healthz = hyper::Request::get("http://127.0.0.1:3000/healthz").body(bytes::Bytes::new()).unwrap();
+    let (health, _) = tokio::time::timeout(Duration::from_secs(2), app.send(healthz)).await.expect("/healthz during the hang").unwrap();
+    assert_eq!(health.status, 200, "{health:?}");
+    let (bob, _) = tokio::time::timeout(Duration::from_secs(2), app.sign_up("bob@example.com", Some(KEY))).await.expect("a sign-up during the hang").unwrap();
+    assert_eq!(bob.status, 201, "{bob:?}");
+    eprintln!("/healthz and a second sign-up answered in {:?} while the relay hangs", started.elapsed());
+    assert_eq!(app.instances(), 1, "both were served by the instance whose flush waits for the relay");
+    assert!(!guest.is_finished(), "the first flush still waits for the relay");
     // ... until the reply deadline (the adapter's `smtp::REPLY_MS`, 10 s): then the instance is
-    // free again, the attempt is counted and the message stays queued for a later flush.
+    // free again, the attempt is counted and the messages stay queued for a later flush (the
+    // second request's flush found one running in its instance and left the outbox to it).
     let ended = tokio::time::timeout(Duration::from_secs(40), guest).await;
     ended.expect("the guest ends at the SMTP deadline instead of never").unwrap().unwrap();
-    assert_eq!(outbox(&app), vec![(None, 1)], "one failed attempt, the message still queued");
+    let mut rows = outbox(&app);
+    rows.sort();
+    assert_eq!(rows, vec![(None, 0), (None, 1)], "one failed attempt, both messages still queued");
+    assert!(connections.try_recv().is_err(), "one connection to the relay: the second flush did not open another");
     held.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
     let closed = match std::io::Read::read(&mut held, &mut [0u8; 64]) {
         Ok(0) => true,

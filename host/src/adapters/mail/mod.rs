@@ -17,7 +17,9 @@ impl mail::Host for HostState {
         let now = self.shared.clock.now_ms();
         Ok(self.shared.store.apply(vec![gpt_user_core::ports::Op::EnqueueMail(message.into(), now)]).await?)
     }
+}
 
+impl<U> mail::HostWithStore<U> for wasmtime::component::HasSelf<HostState> {
     /// Nothing to do here: the [`Dispatcher`] delivers the outbox on its own schedule.
-    async fn flush(&mut self) {}
+    async fn flush(_: &wasmtime::component::Accessor<U, Self>) {}
 }
