@@ -24,6 +24,10 @@
 # GPT_USER_BENCH_SECONDS (10), GPT_USER_BENCH_WARMUP_SECONDS (2), GPT_USER_BENCH_RSS_REQUESTS
 # (100000) change the run. The machine's other load is printed before and after: on a shared
 # machine, read the ratios, not the absolute numbers.
+# Against an earlier commit, same machine, back to back: build it in a worktree (`git worktree add
+# ../old <commit>; (cd ../old && cargo build --release -p gpt-user)`) and run this script with
+# GPT_USER_BENCH_HOST_BIN=../old/target/release/gpt-user (its host and native rows) and
+# GPT_USER_BENCH_SPIN_TOML=../old/spin.toml (its components under real Spin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -32,6 +36,8 @@ scripts/setup.sh
 scripts/need-wrk.sh
 
 cargo build --release -p gpt-user
+host_bin=${GPT_USER_BENCH_HOST_BIN:-target/release/gpt-user}
+spin_toml=${GPT_USER_BENCH_SPIN_TOML:-spin.toml}
 # The load generators in the dev profile, over the default members as `cargo nextest run` builds
 # them: a `-p` selection would unify features differently and compile wasmtime once more.
 cargo bench --no-run --profile dev
@@ -62,7 +68,7 @@ serve() {
     # The benchmark measures the server, not one client's share: the per-client limits are off.
     GPT_USER_RATE_LIMIT_PER_KEY=0 GPT_USER_RATE_LIMIT_PER_PEER=0 GPT_USER_MAX_CONNECTIONS_PER_PEER=0 \
     GPT_USER_MAX_PENDING_SIGNUPS_PER_HOUR=0 \
-    RUST_LOG=warn target/release/gpt-user serve --dev --listen "127.0.0.1:$port" --data-dir "$work/$name" "$@" \
+    RUST_LOG=warn "$host_bin" serve --dev --listen "127.0.0.1:$port" --data-dir "$work/$name" "$@" \
         >"$work/$name.log" 2>&1 &
     pid=$!
     pids+=("$pid")
@@ -94,20 +100,20 @@ if spin_bin=$(scripts/find-spin.sh); then
     real_spin_port=$(free_port)
     mkdir -p "$work/real-spin-state" "$work/real-spin-logs"
     # smtp_address: a closed port (these rows send no mail); a key, as a deployment has.
-    RUST_BACKTRACE=0 "$spin_bin" up --from spin.toml --listen "127.0.0.1:$real_spin_port" --state-dir "$work/real-spin-state" \
+    RUST_BACKTRACE=0 "$spin_bin" up --from "$spin_toml" --listen "127.0.0.1:$real_spin_port" --state-dir "$work/real-spin-state" \
         --log-dir "$work/real-spin-logs" --variable base_url="http://127.0.0.1:$real_spin_port" \
         --variable api_keys="bench-$(free_port)" --variable smtp_address="127.0.0.1:$(free_port)" >"$work/real-spin.log" 2>&1 &
     pids+=("$!")
     for _ in $(seq 1 300); do curl -fsS "http://127.0.0.1:$real_spin_port/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
     curl -fsS "http://127.0.0.1:$real_spin_port/healthz" >/dev/null 2>&1 || { cat "$work/real-spin.log" >&2; echo "bench: spin up did not answer" >&2; exit 1; }
     real_spin_url="http://127.0.0.1:$real_spin_port"
-    echo "real Spin: $("$spin_bin" --version) serving spin.toml on $real_spin_url"
+    echo "real Spin: $("$spin_bin" --version) serving $spin_toml on $real_spin_url"
     # The same, with TCP_NODELAY set on its accepted connections by an LD_PRELOAD shim (benchmark
     # only, bench/nodelay/nodelay.c): what Spin serves once its trigger sets it (it does not yet).
     if command -v cc >/dev/null 2>&1 && cc -shared -fPIC -O2 -o "$work/nodelay.so" bench/nodelay/nodelay.c -ldl; then
         nodelay_port=$(free_port)
         mkdir -p "$work/nodelay-state" "$work/nodelay-logs"
-        RUST_BACKTRACE=0 LD_PRELOAD="$work/nodelay.so" "$spin_bin" up --from spin.toml --listen "127.0.0.1:$nodelay_port" \
+        RUST_BACKTRACE=0 LD_PRELOAD="$work/nodelay.so" "$spin_bin" up --from "$spin_toml" --listen "127.0.0.1:$nodelay_port" \
             --state-dir "$work/nodelay-state" --log-dir "$work/nodelay-logs" --variable base_url="http://127.0.0.1:$nodelay_port" \
             --variable api_keys="bench-$(free_port)" --variable smtp_address="127.0.0.1:$(free_port)" >"$work/nodelay-spin.log" 2>&1 &
         pids+=("$!")
