@@ -281,7 +281,7 @@ mod table {
             spin_path(title, wrk, &servers[0].base, spin.trim_end_matches('/'), warmup, duration)?;
         }
         if let (Some(spin), Some(wrk)) = (std::env::var("GPT_USER_BENCH_REAL_SPIN").ok().filter(|u| !u.is_empty()), &wrk) {
-            let title = "real `spin up` of spin.toml (Spin's HTTP trigger, SQLite and variables; WASIp3: instances reused, 128 requests, 16 at once)";
+            let title = "real `spin up` of the spin.toml named above (Spin's HTTP trigger, SQLite and variables; WASIp3 components: instances reused, 128 requests, 16 at once; WASIp2: one per request)";
             spin_path(title, wrk, &servers[0].base, spin.trim_end_matches('/'), warmup, duration)?;
         }
         if let (Some(spin), Some(wrk)) = (std::env::var("GPT_USER_BENCH_REAL_SPIN_NODELAY").ok().filter(|u| !u.is_empty()), &wrk) {
