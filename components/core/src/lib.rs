@@ -11,6 +11,7 @@
 
 pub mod api;
 pub mod audit;
+pub mod deadline;
 pub mod domain;
 pub mod memory;
 pub mod net;

@@ -2,8 +2,6 @@
 //! answer on `wasi:http@0.3.0` (async streams), the outbound `GET` on `wasi:http@0.2`.
 
 use std::future::Future;
-use std::pin::pin;
-use std::task::Poll;
 
 use gpt_user_core::api::{LINGER_BYTES, LINGER_MS, MAX_BODY, Request, Response};
 use wasip2::clocks::monotonic_clock;
@@ -100,15 +98,8 @@ impl RequestBody {
                 chunk.clear();
             }
         };
-        first_of(drain, crate::wasi::clocks0_3_0::monotonic_clock::wait_for(LINGER_MS * 1_000_000)).await;
+        gpt_user_core::deadline::within(crate::wasi::clocks0_3_0::monotonic_clock::wait_for(LINGER_MS * 1_000_000), drain).await;
     }
-}
-
-/// Waits for whichever of two futures ends first; the other is dropped (a stream read in
-/// progress is cancelled).
-async fn first_of(a: impl Future<Output = ()>, b: impl Future<Output = ()>) {
-    let (mut a, mut b) = (pin!(a), pin!(b));
-    std::future::poll_fn(|cx| if a.as_mut().poll(cx).is_ready() || b.as_mut().poll(cx).is_ready() { Poll::Ready(()) } else { Poll::Pending }).await
 }
 
 /// The core's answer as a `wasi:http` response, the future that writes its body (it resolves once

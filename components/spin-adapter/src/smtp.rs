@@ -16,8 +16,6 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::pin;
-use std::task::Poll;
 
 use lettre::Message as Email;
 use lettre::message::{Mailbox, MultiPart};
@@ -205,14 +203,7 @@ impl Session {
     }
 }
 
-/// `work`'s output if it ends before the monotonic instant `until` (ns), else `None` (`work` is
-/// dropped: a stream read or write, or a connect, in progress is cancelled).
-async fn within<F: Future>(until: u64, work: F) -> Option<F::Output> {
-    let mut work = pin!(work);
-    let mut timer = pin!(monotonic_clock::wait_until(until));
-    std::future::poll_fn(|cx| match work.as_mut().poll(cx) {
-        Poll::Ready(out) => Poll::Ready(Some(out)),
-        Poll::Pending => timer.as_mut().poll(cx).map(|()| None),
-    })
-    .await
+/// `work`'s output if it ends before the monotonic instant `until` (ns), else `None`.
+fn within<F: Future>(until: u64, work: F) -> impl Future<Output = Option<F::Output>> {
+    gpt_user_core::deadline::within(monotonic_clock::wait_until(until), work)
 }
