@@ -10,13 +10,13 @@
 //! - the `wasi:http` glue ([`http`]) and [`serve`], which answers a request from a route table:
 //!   the head is judged first, the body read only if it passes, the response returned, and then
 //!   — in a task of the instance, after the client has its whole answer — the route's deferred
-//!   work and `mail.flush()`;
+//!   work and, when due ([`flush_due`]), `mail.flush()`;
 //! - [`with_ctx`], the same ports for a component's own exports (`components/auth`).
 //!
 //! An instance serves many requests, several at a time (WASIp3: Spin reuses one for up to 128
-//! requests, our host likewise). What lives for the instance: the settings (read once). What lives
-//! for a request: its `Ctx` (deferred work, audit origin) and its body — nothing of one request is
-//! kept for the next.
+//! requests, our host likewise). What lives for the instance: the settings (read once) and when it
+//! last flushed mail. What lives for a request: its `Ctx` (deferred work, audit origin) and its
+//! body — nothing of one request is kept for the next.
 
 pub mod http;
 pub mod ports;
@@ -25,7 +25,10 @@ pub use wasip2;
 #[doc(hidden)]
 pub use wit_bindgen;
 
+use std::cell::Cell;
+
 use gpt_user_core::api::{self, Route};
+use gpt_user_core::ports::Timestamp;
 use gpt_user_core::settings::{InvalidSetting, Settings};
 
 use crate::wasi::http0_3_0::types::{ErrorCode, Request as WasiRequest, Response as WasiResponse};
@@ -79,7 +82,9 @@ fn ctx(settings: &Settings) -> api::Ctx<'_> {
 pub async fn serve(routes: &'static [Route], request: WasiRequest) -> Result<WasiResponse, ErrorCode> {
     static DEFAULTS: std::sync::LazyLock<Settings> = std::sync::LazyLock::new(Settings::default);
     let mut req = http::read_head(&request);
-    let mut body = http::RequestBody::new(request);
+    // A GET or HEAD that announces no body is answered without opening its body stream: nothing
+    // to read, nothing to linger over (each stream operation is a call into the runtime).
+    let mut body = req.may_have_body().then(|| http::RequestBody::new(request));
     let settings = settings();
     let ctx = ctx(settings.as_ref().unwrap_or(&DEFAULTS));
     // One id for the answer's header and the request's audit events.
@@ -89,7 +94,9 @@ pub async fn serve(routes: &'static [Route], request: WasiRequest) -> Result<Was
     let mut response = match settings {
         Ok(_) => match api::admit(routes, &ctx, &req) {
             Ok(admitted) => {
-                body.read_into(&mut req).await;
+                if let Some(body) = body.as_mut() {
+                    body.read_into(&mut req).await;
+                }
                 admitted.answer(&ctx, &req)
             }
             Err(answer) => answer,
@@ -102,16 +109,57 @@ pub async fn serve(routes: &'static [Route], request: WasiRequest) -> Result<Was
         written.await;
         // What the client still sends is read and dropped, so it gets the answer, not a reset
         // (and the runtime can report the answer sent).
-        body.linger().await;
+        if let Some(body) = body {
+            body.linger().await;
+        }
         // The client has its whole answer: now the work whose time it must not see. (Run any
         // earlier, it would hold the instance while the runtime still sends the answer's end.)
         sent.await;
         ctx.run_deferred();
         // Now the runtime may deliver mail (Spin) or not (our host: its dispatcher does). Async:
         // while it waits for a relay, the instance serves its other requests.
-        gpt_user::accounts::mail::flush().await;
+        if flush_due(ctx.env.now()) {
+            gpt_user::accounts::mail::flush().await;
+        }
     });
     Ok(response)
+}
+
+/// A request of this instance committed mail to the outbox (`store.apply` with `enqueue-mail`):
+/// the flush after it comes at once.
+pub(crate) fn mail_queued() {
+    MAIL.with(|m| m.queued.set(true));
+}
+
+/// Whether the request ending now calls `mail.flush`: after a request of this instance queued
+/// mail, at once; otherwise at most once per [`FLUSH_EVERY_MS`] of the wall clock. Most requests
+/// (reads, `/healthz`) queue none, and on Spin the call is the costliest step of a cheap request
+/// (an async call into the adapter, which then reads the outbox); mail another instance queued,
+/// a retry (backoff 30 s and more) or housekeeping (every 5 min) waits at most this much longer.
+fn flush_due(now: Timestamp) -> bool {
+    MAIL.with(|m| {
+        let queued = m.queued.replace(false);
+        if !queued && m.last_flush.get().is_some_and(|last| (0..FLUSH_EVERY_MS).contains(&(now - last))) {
+            return false;
+        }
+        m.last_flush.set(Some(now));
+        true
+    })
+}
+
+/// See [`flush_due`].
+const FLUSH_EVERY_MS: Timestamp = 1_000;
+
+/// What this instance knows of its mail: whether a request queued some since the last flush, and
+/// when it last called `mail.flush` (ms, wall clock).
+#[derive(Default)]
+struct Mail {
+    queued: Cell<bool>,
+    last_flush: Cell<Option<Timestamp>>,
+}
+
+thread_local! {
+    static MAIL: Mail = Mail::default();
 }
 
 /// Makes the crate it is used in a flow component: exports `wasi:http/handler@0.3.0` serving

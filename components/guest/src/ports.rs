@@ -64,8 +64,13 @@ impl Store for WitStore {
     }
 
     fn apply(&self, ops: Vec<core::Op>) -> Result<(), StoreError> {
+        let mail = ops.iter().any(|op| matches!(op, core::Op::EnqueueMail(..)));
         let ops: Vec<store::Op> = ops.into_iter().map(Into::into).collect();
-        Ok(store::apply(&ops)?)
+        store::apply(&ops)?;
+        if mail {
+            crate::mail_queued();
+        }
+        Ok(())
     }
 }
 

@@ -2,8 +2,9 @@
 //! `flush`, called by the flow after its answer is finished, is where Spin delivers mail and
 //! runs housekeeping. It is the adapter's one async export: while it waits for a relay, the
 //! instance serves its other requests (their store calls enter this adapter meanwhile). One flush
-//! at a time per instance: a second one, while the first talks to the relay, returns at once. A
-//! flush after a request that queued no mail looks at the outbox at most once a second.
+//! at a time per instance: a second one, while the first talks to the relay, returns at once.
+//! Every flush looks at the outbox; how often to flush is the flow's (the guest crate flushes
+//! after a request that queued mail, otherwise at most once a second).
 
 use std::cell::Cell;
 
@@ -19,7 +20,6 @@ impl Guest for Adapter {
     fn enqueue(message: Message) -> Result<(), Error> {
         let db = Db::open()?;
         gpt_user_sql::block_on(gpt_user_sql::outbox::enqueue(&mut &db, message.into(), outbox::now_ms()))?;
-        queued();
         Ok(())
     }
 
@@ -29,13 +29,6 @@ impl Guest for Adapter {
         }
         let _done = Flushing;
         let now = outbox::now_ms();
-        // Mail this instance queued is looked for at once; otherwise the outbox at most once per
-        // `LOOK_EVERY_MS`.
-        let queued = QUEUED.replace(false);
-        if !queued && LAST_LOOK.get().is_some_and(|last| (0..LOOK_EVERY_MS).contains(&(now - last))) {
-            return;
-        }
-        LAST_LOOK.set(Some(now));
         match Db::open() {
             Ok(db) => {
                 match due(&db, now) {
@@ -56,24 +49,9 @@ impl Guest for Adapter {
     }
 }
 
-/// Unless this instance queued mail since, a flush looks at the outbox (and whether housekeeping
-/// is due) at most once per this many ms of the wall clock: most requests (reads, `/healthz`)
-/// queue none, and a statement saved per request counts on Spin; a retry (backoff 30 s and more)
-/// or housekeeping (every 5 min) is delayed by at most this much.
-const LOOK_EVERY_MS: Timestamp = 1_000;
-
 thread_local! {
     /// Set while a flush of this instance runs.
     static FLUSHING: Cell<bool> = const { Cell::new(false) };
-    /// When a flush of this instance last looked at the outbox.
-    static LAST_LOOK: Cell<Option<Timestamp>> = const { Cell::new(None) };
-    /// Whether this instance queued mail since its last look.
-    static QUEUED: Cell<bool> = const { Cell::new(false) };
-}
-
-/// This instance committed a message to the outbox: its next flush looks for it at once.
-pub fn queued() {
-    QUEUED.set(true);
 }
 
 /// Clears [`FLUSHING`] when the flush ends, however it ends.
@@ -85,8 +63,8 @@ impl Drop for Flushing {
     }
 }
 
-/// Housekeeping's last run and whether any mail is due, in one statement: on Spin every request
-/// flushes, nearly always to find neither to do.
+/// Housekeeping's last run and whether any mail is due, in one statement: a flush nearly always
+/// finds neither to do.
 fn due(db: &Db, now: Timestamp) -> Result<(Option<Timestamp>, bool), StoreError> {
     let sql = format!("SELECT ({}), EXISTS (SELECT 1 FROM outbox WHERE {})", housekeeping::LAST_RUN, gpt_user_sql::outbox::DUE_AT_1);
     let result = db.exec(&sql, &[Value::Integer(now)])?;

@@ -45,11 +45,7 @@ impl Guest for Adapter {
         let db = Db::open()?;
         // Queued mail is not delivered here: the flow has not answered yet, and a relay that
         // hangs would hang the answer. The flow calls `mail.flush` after its answer.
-        let mails = ops.iter().any(|op| matches!(op, Op::EnqueueMail(..)));
         db.transaction(|db| ops.into_iter().try_for_each(|op| block_on(store::apply_one(&mut &*db, op.into()))))?;
-        if mails {
-            crate::mail::queued();
-        }
         Ok(())
     }
 }

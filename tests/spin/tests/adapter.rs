@@ -198,30 +198,6 @@ fn neither_apply_nor_enqueue_delivers_mail_only_flush_does() {
     assert_eq!(mailbox.raw_messages().len(), 2, "a second flush sends nothing again");
 }
 
-/// A flush after a request that queued no mail looks at the outbox at most once a second per
-/// instance (a statement saved per read on Spin); mail this instance queued goes at once, and mail
-/// another instance queued is found by the next look.
-#[test]
-fn a_flush_looks_for_other_instances_mail_at_most_once_a_second_and_for_its_own_at_once() {
-    let (relay, mailbox) = SmtpSink::spawn_thread("127.0.0.1:0".parse().unwrap()).unwrap();
-    let h = harness("flush-looks", &relay.to_string());
-    let (mut a, mut b) = (h.instance().unwrap(), h.instance().unwrap());
-    a.flush().unwrap();
-    b.enqueue(&mail("bob@example.com")).unwrap().unwrap();
-    a.flush().unwrap();
-    assert!(mailbox.raw_messages().is_empty(), "a looked less than a second ago, and queued nothing itself");
-    a.enqueue(&mail("ann@example.com")).unwrap().unwrap();
-    a.flush().unwrap();
-    let messages = mailbox.raw_messages();
-    assert_eq!(messages.len(), 2, "its own mail makes a look at once, which delivers all that is due: {messages:#?}");
-    b.enqueue(&mail("cat@example.com")).unwrap().unwrap();
-    a.flush().unwrap();
-    assert_eq!(mailbox.raw_messages().len(), 2, "within the second: not looked");
-    h.clock.advance(Duration::from_millis(1_000));
-    a.flush().unwrap();
-    assert_eq!(mailbox.raw_messages().len(), 3, "a second later the next flush finds the other instance's mail");
-}
-
 #[test]
 fn texts_come_from_the_embedded_bundles() {
     let h = harness("l10n", &closed_port().to_string());

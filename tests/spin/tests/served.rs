@@ -10,6 +10,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use gpt_user_spin_tests::artifacts::{ADAPTER_WASM, EXAMPLE_ORDERS_WASM, FLOW_COMPONENTS};
+use gpt_user_spin_tests::harness::{Harness, Message};
 use gpt_user_spin_tests::compose::plug_into;
 use gpt_user_spin_tests::served::App;
 use gpt_user_test_support::smtp::SmtpSink;
@@ -196,6 +197,51 @@ async fn the_sign_up_mail_is_delivered_by_the_flush_after_the_answer() {
     assert!(parsed.body_text(0).unwrap().contains(&pin), "the mail shows the PIN of the answer");
     let rows = outbox(&app);
     assert!(matches!(rows.as_slice(), [(Some(_), 1)]), "marked sent after one attempt: {rows:?}");
+}
+
+/// `GET /healthz`, answered 200, its work after the answer done.
+async fn healthz(app: &App) {
+    let req = hyper::Request::get("http://127.0.0.1:3000/healthz").body(bytes::Bytes::new()).unwrap();
+    let (answer, guest) = app.send(req).await.unwrap();
+    assert_eq!(answer.status, 200, "{answer:?}");
+    guest.await.unwrap().unwrap();
+}
+
+/// Mail queued by another instance (through the adapter alone, on the same database).
+async fn enqueued_elsewhere(app: &App, relay: &str, to: &str) {
+    let (file, relay, to) = (app.sqlite_file.clone(), relay.to_owned(), to.to_owned());
+    tokio::task::spawn_blocking(move || {
+        let other = Harness::new(ADAPTER_WASM.as_ref(), file, &[("smtp_address", relay.as_str())]).unwrap();
+        let message = Message { to, kind: "signup-verification".into(), subject: "Confirm".into(), text: "PIN 123456".into(), html: "<p>PIN 123456</p>".into() };
+        other.instance().unwrap().enqueue(&message).unwrap().unwrap();
+    })
+    .await
+    .unwrap();
+}
+
+/// The guest flushes after a request that queued mail at once, and otherwise at most once a
+/// second per instance (on Spin the flush is the dearest step of a cheap read): mail another
+/// instance queued goes out with the next flush, within a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_flushes_after_its_own_mail_at_once_and_otherwise_at_most_once_a_second() {
+    let sink = SmtpSink::start("127.0.0.1:0").await.unwrap();
+    let relay = sink.addr.to_string();
+    let app = App::new(db_file("flush-due"), &[("api_keys", KEY), ("smtp_address", &relay)]).unwrap();
+    healthz(&app).await;
+    enqueued_elsewhere(&app, &relay, "bob@example.com").await;
+    healthz(&app).await;
+    assert!(sink.inbox.raw_messages().is_empty(), "within a second of its last flush, a request that queued nothing does not flush");
+    let (answer, guest) = app.sign_up("ann@example.com", Some(KEY)).await.unwrap();
+    assert_eq!(answer.status, 201, "{answer:?}");
+    guest.await.unwrap().unwrap();
+    assert_eq!(sink.inbox.raw_messages().len(), 2, "its own mail makes a flush at once, which delivers all that is due");
+    enqueued_elsewhere(&app, &relay, "cat@example.com").await;
+    healthz(&app).await;
+    assert_eq!(sink.inbox.raw_messages().len(), 2, "within the second: no flush");
+    app.clock.advance(Duration::from_millis(1_000));
+    healthz(&app).await;
+    assert_eq!(sink.inbox.raw_messages().len(), 3, "a second later the next request flushes and finds the other instance's mail");
+    assert_eq!(app.instances(), 1, "one instance served them all");
 }
 
 /// Signs ann@example.com up through `signup` and opens the verification link `sink` received.

@@ -65,6 +65,15 @@ impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
+
+    /// Whether a runtime must read (or linger over) this request's body: `false` only for a
+    /// `GET` or `HEAD` whose head announces none — no `Transfer-Encoding` and no `Content-Length`
+    /// other than 0 (RFC 9112 §6.3) — which is nearly every read. No route reads the body of a
+    /// `GET`; any other method's body is read, announced or not.
+    pub fn may_have_body(&self) -> bool {
+        let announced = self.header("transfer-encoding").is_some() || self.header("content-length").is_some_and(|n| n.trim() != "0");
+        announced || !matches!(self.method.as_str(), "GET" | "HEAD")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

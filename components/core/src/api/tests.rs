@@ -459,3 +459,20 @@ fn a_request_keeps_a_well_formed_id_of_its_caller_and_gets_a_random_one_otherwis
         assert_eq!(id.len(), 32, "{bad:?} is replaced");
     }
 }
+
+#[test]
+fn only_a_get_or_head_that_announces_no_body_is_answered_without_reading_one() {
+    let req = |method: &str, headers: &[(&str, &str)]| Request {
+        method: method.into(),
+        headers: headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect(),
+        ..Request::default()
+    };
+    assert!(!req("GET", &[]).may_have_body());
+    assert!(!req("HEAD", &[]).may_have_body());
+    assert!(!req("GET", &[("content-length", "0")]).may_have_body());
+    assert!(req("GET", &[("content-length", "12")]).may_have_body(), "a GET with a body is read (and lingered over)");
+    assert!(req("GET", &[("content-length", "x")]).may_have_body(), "a length we cannot read is not taken for none");
+    assert!(req("GET", &[("transfer-encoding", "chunked")]).may_have_body());
+    assert!(req("POST", &[]).may_have_body(), "a POST is read even when its head announces nothing (HTTP/2 needs no length)");
+    assert!(req("POST", &[("content-length", "0")]).may_have_body());
+}
