@@ -104,6 +104,77 @@ else
     exit 1
 fi
 
+# A client ID metadata document (SPEC §2.5) through Spin's `wasi:http/client@0.3.0`: dev mode, and a
+# copy of spin.toml whose oauth component may also reach two loopback ports (spin.toml itself
+# allows https on 443 only). One serves a document: the page names its client. The other takes the
+# connection and never answers: meanwhile Spin answers the OAuth component's other requests within
+# 1 s each (the fetch is async), and the request that named it at the fetch's deadline (5 s).
+docs=$(free_port)
+silent_docs=$(free_port)
+python3 - "$docs" "$silent_docs" >"$logs/documents.out" <<'PY' &
+import http.server, socket, sys, threading
+port, silent = int(sys.argv[1]), int(sys.argv[2])
+doc = ('{"client_id": "http://127.0.0.1:%d/client.json", "client_name": "Spin Chat", '
+       '"redirect_uris": ["http://127.0.0.1:5555/callback"]}' % port).encode()
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(doc)))
+        self.end_headers()
+        self.wfile.write(doc)
+    def log_message(self, *a): pass
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", silent))
+s.listen()
+held = []
+def hold():
+    while True:
+        c, _ = s.accept()
+        held.append(c)
+        print("held", flush=True)
+threading.Thread(target=hold, daemon=True).start()
+http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+PY
+docs_pid=$!
+manifest="$PWD/$logs/spin-documents.toml"
+sed -e "s|^source = \"target/|source = \"$PWD/target/|" -e "s|{ path = \"target/|{ path = \"$PWD/target/|" \
+    -e "s|\"https://\*:443\"\]|\"https://*:443\", \"http://127.0.0.1:$docs\", \"http://127.0.0.1:$silent_docs\"]|" spin.toml >"$manifest"
+grep -q "http://127.0.0.1:$silent_docs" "$manifest" || { echo "spin-suite: could not allow the document servers in $manifest" >&2; exit 1; }
+docs_state=$(mktemp -d)
+RUST_BACKTRACE=0 "$spin_bin" up --from "$manifest" --listen "127.0.0.1:$port" --state-dir "$docs_state" --log-dir "$logs/documents" \
+    --variable base_url="http://127.0.0.1:$port" --variable dev=true --variable smtp_address="127.0.0.1:$smtp" \
+    >"$logs/documents-spin.out" 2>&1 &
+docs_spin_pid=$!
+for _ in $(seq 1 150); do curl -fsS "http://127.0.0.1:$port/healthz" >/dev/null 2>&1 && break; sleep 0.2; done
+authorize() {
+    curl -sS -o "$2" -w '%{http_code}:%{time_total}' "http://127.0.0.1:$port/oauth/authorize?response_type=code&client_id=http%3A%2F%2F127.0.0.1%3A$1%2Fclient.json&redirect_uri=http%3A%2F%2F127.0.0.1%3A5555%2Fcallback&state=s&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256" || true
+}
+named=$(authorize "$docs" "$logs/documents-page.html")
+authorize "$silent_docs" /dev/null >"$logs/documents-silent.txt" &
+waiting_pid=$!
+for _ in $(seq 1 100); do grep -q held "$logs/documents.out" && break; sleep 0.1; done
+during=$(for _ in 1 2 3; do curl -sS -o /dev/null -w '%{http_code}:%{time_total} ' "http://127.0.0.1:$port/.well-known/oauth-authorization-server" || true; done)
+still=$(kill -0 $waiting_pid 2>/dev/null && echo waiting || echo answered)
+wait $waiting_pid || true
+silent_answer=$(cat "$logs/documents-silent.txt")
+kill $docs_pid 2>/dev/null || true
+kill -INT $docs_spin_pid 2>/dev/null || true; wait $docs_spin_pid 2>/dev/null || true
+rm -rf "$docs_state"
+if python3 -c '
+import sys
+named, page, during, still, silent = sys.argv[1:6]
+code, took = silent.split(":")
+ok = named.startswith("200:") and "Spin Chat" in page and still == "waiting" and code == "400" and 4 <= float(took) < 10
+ok = ok and [d.split(":")[0] for d in during.split()] == ["200"] * 3 and all(float(d.split(":")[1]) < 1 for d in during.split())
+sys.exit(0 if ok else 1)' "$named" "$(cat "$logs/documents-page.html" 2>/dev/null)" "$during" "$still" "$silent_answer"; then
+    echo "spin-suite: a client's metadata document: the page named it ($named); a silent document server: meanwhile the OAuth component answered ${during}and the request that named it $silent_answer"
+else
+    echo "spin-suite: metadata documents on Spin: page '$named' (see $logs/documents-page.html), meanwhile '$during', the named request $still, then '$silent_answer'" >&2
+    exit 1
+fi
+
 # Every variable with a range or a format, set to a value the service cannot use: Spin serves, and
 # every route answers 503 CONFIG_INVALID naming the variable (the suite above ran with good values).
 refused=0

@@ -1,4 +1,5 @@
-//! The flow components' outbound HTTP (`wasi:http/outgoing-handler`): what SPEC §2.5 needs it for
+//! The components' outbound HTTP (`wasi:http/client@0.3.0` of the flow components, and
+//! `wasi:http/outgoing-handler` of WASIp2 ones: one hook serves both): what SPEC §2.5 needs it for
 //! is a client ID metadata document, so it is held to the rules of a fetch from the public
 //! Internet. The name is resolved here, **every** address it resolves to must be public (not
 //! private, loopback, link-local, shared, multicast or unspecified — loopback is allowed in dev

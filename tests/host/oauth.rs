@@ -160,3 +160,40 @@ async fn a_metadata_document_on_a_loopback_address_is_refused_outside_dev_mode()
     let fetched = String::from_utf8_lossy(&out.stdout).matches("fetched").count();
     assert_eq!(fetched, 1, "fetched by the dev host only");
 }
+
+/// A document server that takes the connection and never answers holds up the request that named
+/// it, and nothing else: the OAuth component's instance, reused for the requests that come
+/// meanwhile, answers them while its fetch waits (the fetch is async), and the waiting request is
+/// answered at the fetch's deadline, its client unknown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_server_that_never_answers_holds_up_only_the_request_that_named_it() {
+    let app = app(true).await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://127.0.0.1:{}/oauth/client.json", listener.local_addr().unwrap().port());
+    let (accepted, fetching) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let (connection, _) = listener.accept().await.unwrap();
+        let _ = accepted.send(());
+        let _held = connection;
+        std::future::pending::<()>().await;
+    });
+    let query = [
+        ("response_type", "code"),
+        ("client_id", url.as_str()),
+        ("redirect_uri", "http://127.0.0.1:7777/callback"),
+        ("state", "st-silent"),
+        ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+        ("code_challenge_method", "S256"),
+    ];
+    let authorize = tokio::spawn(reqwest::Client::new().get(app.url("/oauth/authorize")).query(&query).send());
+    tokio::time::timeout(std::time::Duration::from_secs(10), fetching).await.expect("the host fetches the document").unwrap();
+
+    for _ in 0..3 {
+        let r = reqwest::get(app.url("/.well-known/oauth-authorization-server")).await.unwrap();
+        assert_eq!(r.status(), 200);
+        assert!(!authorize.is_finished(), "answered while the authorization request still waits on its document");
+    }
+    let r = authorize.await.unwrap().unwrap();
+    assert_eq!(r.status(), 400, "at the fetch's deadline the client is unknown");
+    assert!(r.headers().get("location").is_none(), "no redirect");
+}

@@ -1,5 +1,6 @@
-//! One combinator for the WASIp3 guests (the flow's linger on a request body, the Spin adapter's
-//! SMTP steps): a piece of work raced against a clock wait, so that nothing waits on a peer alone.
+//! One combinator for the WASIp3 guests (the flow's linger on a request body and its fetch of a
+//! client's metadata document, the Spin adapter's SMTP steps): a piece of work raced against a
+//! clock wait, so that nothing waits on a peer alone.
 
 use std::future::Future;
 use std::pin::pin;

@@ -461,12 +461,16 @@ pub trait Ephemeral {
 /// Outbound HTTPS of a small public document: an OAuth client ID metadata document (SPEC §2.5).
 /// The runtime enforces what the flow cannot see: the resolved address (never private, loopback or
 /// link-local outside dev mode), no redirects, TLS. On our host and on Spin this is
-/// `wasi:http/outgoing-handler`, each runtime applying its address rules.
+/// `wasi:http/client@0.3.0`, each runtime applying its address rules. Async: an instance serves
+/// many requests at once, and a slow document server must hold up only the request that named it.
 pub trait Fetch {
     /// `GET url` with `accept: application/json`: the body of a `200`, at most `max_bytes`, all
     /// within `timeout_ms`.
-    fn get_json(&self, url: &str, max_bytes: usize, timeout_ms: u32) -> Result<Vec<u8>, FetchError>;
+    fn get_json<'a>(&'a self, url: &'a str, max_bytes: usize, timeout_ms: u32) -> Fetching<'a>;
 }
+
+/// A fetch under way ([`Fetch::get_json`]).
+pub type Fetching<'a> = std::pin::Pin<Box<dyn Future<Output = Result<Vec<u8>, FetchError>> + 'a>>;
 
 /// Why a fetch gave no document; said in the log, never to the person beyond "cannot be read".
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -481,8 +485,8 @@ pub enum FetchError {
 pub struct NoFetch;
 
 impl Fetch for NoFetch {
-    fn get_json(&self, _: &str, _: usize, _: u32) -> Result<Vec<u8>, FetchError> {
-        Err(FetchError::Refused("no outbound access".into()))
+    fn get_json<'a>(&'a self, _: &'a str, _: usize, _: u32) -> Fetching<'a> {
+        Box::pin(std::future::ready(Err(FetchError::Refused("no outbound access".into()))))
     }
 }
 

@@ -1,13 +1,10 @@
 //! `wasi:http` request/response to and from the core's plain types: the incoming request and the
-//! answer on `wasi:http@0.3.0` (async streams), the outbound `GET` on `wasi:http@0.2`.
+//! answer, and the outbound `GET`, on `wasi:http@0.3.0` (async streams).
 
 use std::future::Future;
 
 use gpt_user_core::api::{LINGER_BYTES, LINGER_MS, MAX_BODY, Request, Response};
-use wasip2::clocks::monotonic_clock;
-use wasip2::http::types::{Fields, OutgoingBody};
-use wasip2::io::poll;
-use wasip2::io::streams::StreamError;
+use gpt_user_core::ports::FetchError;
 use wit_bindgen::StreamResult;
 
 use crate::wasi::http0_3_0::types::{self as p3, ErrorCode, Method};
@@ -135,76 +132,55 @@ pub fn response(response: Response) -> (p3::Response, impl Future<Output = ()>, 
     })
 }
 
-/// `GET url` through `wasi:http/outgoing-handler`: the body of a `200`, at most `max_bytes`, all
+/// `GET url` through `wasi:http/client@0.3.0`: the body of a `200`, at most `max_bytes`, all
 /// within `timeout_ms` (the runtime applies its address rules: our host's `outbound` module,
 /// Spin's `allowed_outbound_hosts` and `block_networks`). No redirect is followed: a `3xx` is a
-/// failure like any status but 200.
-pub fn get(url: &str, accept: &str, max_bytes: usize, timeout_ms: u32) -> Result<Vec<u8>, gpt_user_core::ports::FetchError> {
-    use gpt_user_core::ports::FetchError::{Failed, Refused};
-    use wasip2::http::outgoing_handler;
-    use wasip2::http::types::{ErrorCode, OutgoingRequest, RequestOptions, Scheme};
+/// failure like any status but 200. Async, under one deadline: while the server is slow, the
+/// instance serves its other requests, and at the deadline the call is dropped (cancelled).
+pub async fn get(url: &str, accept: &str, max_bytes: usize, timeout_ms: u32) -> Result<Vec<u8>, FetchError> {
+    let deadline = crate::wasi::clocks0_3_0::monotonic_clock::wait_for(u64::from(timeout_ms) * 1_000_000);
+    gpt_user_core::deadline::within(deadline, fetch(url, accept, max_bytes)).await.unwrap_or_else(|| Err(FetchError::Failed("timed out".into())))
+}
+
+async fn fetch(url: &str, accept: &str, max_bytes: usize) -> Result<Vec<u8>, FetchError> {
+    use FetchError::{Failed, Refused};
     let parsed = url.split_once("://").map(|(scheme, rest)| {
         let (authority, path) = rest.find(['/', '?']).map_or((rest, "/"), |i| (&rest[..i], &rest[i..]));
         (scheme, authority, if path.starts_with('?') { format!("/{path}") } else { path.to_owned() })
     });
     let Some((scheme, authority, path)) = parsed else { return Err(Refused("not a URL".into())) };
     let scheme = match scheme {
-        "https" => Scheme::Https,
-        "http" => Scheme::Http,
+        "https" => p3::Scheme::Https,
+        "http" => p3::Scheme::Http,
         _ => return Err(Refused("neither https nor http".into())),
     };
-    let budget_ns = u64::from(timeout_ms) * 1_000_000;
-    let started = monotonic_clock::now();
-    let remaining = || budget_ns.saturating_sub(monotonic_clock::now().saturating_sub(started)).max(1);
-    let headers = Fields::new();
+    let headers = p3::Fields::new();
     headers.append("accept", accept.as_bytes()).map_err(|_| Failed("header".into()))?;
-    let request = OutgoingRequest::new(headers);
+    // No body, no trailers: the writer is dropped, the runtime reads `Ok(None)`.
+    let (_, trailers) = wit_future::new::<Result<Option<p3::Fields>, ErrorCode>>(|| Ok(None));
+    let (request, _) = p3::Request::new(headers, None, trailers, None);
     let set = request.set_scheme(Some(&scheme)).is_ok() && request.set_authority(Some(authority)).is_ok() && request.set_path_with_query(Some(&path)).is_ok();
     if !set {
         return Err(Refused("not a URL".into()));
     }
-    let options = RequestOptions::new();
-    let _ = (options.set_connect_timeout(Some(budget_ns)), options.set_first_byte_timeout(Some(budget_ns)), options.set_between_bytes_timeout(Some(budget_ns)));
-    let body = request.body().map_err(|_| Failed("body".into()))?;
-    let refused = |e: ErrorCode| match e {
+    let response = crate::wasi::http0_3_0::client::send(request).await.map_err(|e| match e {
         ErrorCode::DestinationIpProhibited | ErrorCode::HttpRequestDenied | ErrorCode::DestinationIpUnroutable => Refused(format!("{e:?}")),
         e => Failed(format!("{e:?}")),
-    };
-    let pending = outgoing_handler::handle(request, Some(options)).map_err(refused)?;
-    OutgoingBody::finish(body, None).map_err(|e| Failed(format!("{e:?}")))?;
-    // Pollables are children of what they watch: each is dropped before its parent.
-    let response = {
-        let (ready, deadline) = (pending.subscribe(), monotonic_clock::subscribe_duration(remaining()));
-        poll::poll(&[&ready, &deadline]);
-        pending.get()
-    };
-    let response = match response {
-        Some(Ok(Ok(response))) => response,
-        Some(Ok(Err(e))) => return Err(refused(e)),
-        Some(Err(())) => return Err(Failed("no response".into())),
-        None => return Err(Failed("timed out".into())),
-    };
-    if response.status() != 200 {
-        return Err(Failed(format!("status {}", response.status())));
+    })?;
+    if response.get_status_code() != 200 {
+        return Err(Failed(format!("status {}", response.get_status_code())));
     }
-    let incoming = response.consume().map_err(|_| Failed("body".into()))?;
-    let stream = incoming.stream().map_err(|_| Failed("body".into()))?;
+    let (_, handled) = wit_future::new::<Result<(), ErrorCode>>(|| Ok(()));
+    let (mut stream, _trailers) = p3::Response::consume_body(response, handled);
     let mut out = Vec::new();
     loop {
-        {
-            let (readable, deadline) = (stream.subscribe(), monotonic_clock::subscribe_duration(remaining()));
-            poll::poll(&[&readable, &deadline]);
-        }
-        if monotonic_clock::now().saturating_sub(started) >= budget_ns {
-            return Err(Failed("timed out".into()));
-        }
-        match stream.read((max_bytes + 1 - out.len()) as u64) {
-            Ok(chunk) => out.extend_from_slice(&chunk),
-            Err(StreamError::Closed) => return Ok(out),
-            Err(StreamError::LastOperationFailed(_)) => return Err(Failed("read".into())),
-        }
+        let (result, chunk) = stream.read(Vec::with_capacity(max_bytes + 1 - out.len())).await;
+        out.extend_from_slice(&chunk);
         if out.len() > max_bytes {
             return Err(Failed("too large".into()));
+        }
+        if !matches!(result, StreamResult::Complete(_)) {
+            return Ok(out);
         }
     }
 }

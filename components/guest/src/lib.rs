@@ -5,10 +5,12 @@
 //! ```
 //!
 //! - the one `wit_bindgen::generate!` of the `flow` world (`gpt-user:accounts` store, mail,
-//!   ephemeral, l10n, `wasi:config/store`, and the export `wasi:http/handler@0.3.0`);
+//!   ephemeral, l10n, `wasi:config/store`, `wasi:http/client@0.3.0`, and the export
+//!   `wasi:http/handler@0.3.0`);
 //! - the core's ports over those imports ([`ports`]);
 //! - the `wasi:http` glue ([`http`]) and [`serve`], which answers a request from a route table:
-//!   the head is judged first, the body read only if it passes, the response returned, and then
+//!   the head is judged first, the body read only if it passes, what may wait on the network
+//!   awaited (a client's metadata document), the response returned, and then
 //!   — in a task of the instance, after the client has its whole answer — the route's deferred
 //!   work and, when due ([`flush_due`]), `mail.flush()`;
 //! - [`with_ctx`], the same ports for a component's own exports (`components/auth`).
@@ -97,6 +99,7 @@ pub async fn serve(routes: &'static [Route], request: WasiRequest) -> Result<Was
                 if let Some(body) = body.as_mut() {
                     body.read_into(&mut req).await;
                 }
+                admitted.prepare(&ctx, &req).await;
                 admitted.answer(&ctx, &req)
             }
             Err(answer) => answer,

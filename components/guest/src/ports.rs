@@ -11,12 +11,12 @@ pub struct WitEphemeral;
 pub struct WitL10n;
 pub struct WasiEnv;
 pub struct WitMetrics;
-/// Outbound HTTPS over `wasi:http/outgoing-handler` ([`crate::http::get`]).
+/// Outbound HTTPS over `wasi:http/client@0.3.0` ([`crate::http::get`]).
 pub struct WasiFetch;
 
 impl core::Fetch for WasiFetch {
-    fn get_json(&self, url: &str, max_bytes: usize, timeout_ms: u32) -> Result<Vec<u8>, core::FetchError> {
-        crate::http::get(url, "application/json", max_bytes, timeout_ms)
+    fn get_json<'a>(&'a self, url: &'a str, max_bytes: usize, timeout_ms: u32) -> core::Fetching<'a> {
+        Box::pin(crate::http::get(url, "application/json", max_bytes, timeout_ms))
     }
 }
 

@@ -506,3 +506,70 @@ async fn the_oauth_component_runs_a_whole_authorization_code_flow_with_refresh()
     assert_eq!(answer.status, 200, "{answer:?}");
     assert_eq!(answer.json()["result"]["structuredContent"]["email"], "ann@example.com", "{answer:?}");
 }
+
+/// Serves `document` at any path over plain HTTP on 127.0.0.1 (one answer per connection); with
+/// `None`, takes each connection and never answers. The URL of `/client.json` on it.
+async fn document_server(document: Option<&'static str>) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://127.0.0.1:{}/client.json", listener.local_addr().unwrap().port());
+    let body = document.map(|d| d.replace("{url}", &url));
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((mut connection, _)) = listener.accept().await {
+            let Some(body) = &body else {
+                held.push(connection);
+                continue;
+            };
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && connection.read(&mut byte).await.is_ok_and(|n| n == 1) {
+                head.push(byte[0]);
+            }
+            let answer = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+            let _ = connection.write_all(answer.as_bytes()).await;
+        }
+    });
+    url
+}
+
+fn authorize_request(client_id: &str) -> hyper::Request<bytes::Bytes> {
+    let query = format!(
+        "response_type=code&client_id={}&redirect_uri=http%3A%2F%2F127.0.0.1%3A5555%2Fcallback&state=s&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256",
+        client_id.replace(':', "%3A").replace('/', "%2F")
+    );
+    hyper::Request::get(format!("http://127.0.0.1:3000/oauth/authorize?{query}")).body(bytes::Bytes::new()).unwrap()
+}
+
+/// SPEC §2.5 on the Spin path: the OAuth component fetches a client's metadata document through
+/// `wasi:http/client@0.3.0` (dev mode: plain HTTP on loopback) and names the client on its page.
+/// A document server that never answers holds up only the request that named it: the instance
+/// answers the requests that come meanwhile, and that one at the fetch's 5 s deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_oauth_component_fetches_a_metadata_document_and_a_silent_document_server_holds_up_only_its_request() {
+    let oauth = App::component("oauth", db_file("cimd"), &[("dev", "true"), ("smtp_address", &closed_port())]).unwrap();
+    let named = document_server(Some(r#"{"client_id": "{url}", "client_name": "Served Chat", "redirect_uris": ["http://127.0.0.1:5555/callback"]}"#)).await;
+    let (page, _) = oauth.send(authorize_request(&named)).await.unwrap();
+    assert_eq!(page.status, 200, "{page:?}");
+    assert!(String::from_utf8_lossy(&page.body).contains("Served Chat"), "the page names the document's client");
+
+    let silent = document_server(None).await;
+    let waiting = async {
+        let (answer, _) = oauth.send(authorize_request(&silent)).await.unwrap();
+        (answer, std::time::Instant::now())
+    };
+    let meanwhile = async {
+        // Long enough for the waiting request's fetch to be under way, well inside its 5 s.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for _ in 0..3 {
+            let req = hyper::Request::get("http://127.0.0.1:3000/.well-known/oauth-authorization-server").body(bytes::Bytes::new()).unwrap();
+            let (answer, _) = oauth.send(req).await.unwrap();
+            assert_eq!(answer.status, 200, "{answer:?}");
+        }
+        std::time::Instant::now()
+    };
+    let ((waited, waited_until), answered_at) = tokio::join!(waiting, meanwhile);
+    assert_eq!(waited.status, 400, "at the fetch's deadline the client is unknown: {waited:?}");
+    assert!(answered_at < waited_until, "the other requests were answered while the fetch waited");
+    assert_eq!(oauth.instances(), 1, "one instance served them all");
+}

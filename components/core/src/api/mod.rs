@@ -71,8 +71,13 @@ impl Request {
     /// other than 0 (RFC 9112 §6.3) — which is nearly every read. No route reads the body of a
     /// `GET`; any other method's body is read, announced or not.
     pub fn may_have_body(&self) -> bool {
-        let announced = self.header("transfer-encoding").is_some() || self.header("content-length").is_some_and(|n| n.trim() != "0");
+        let announced = self.header("transfer-encoding").is_some() || self.header("content-length").is_some_and(|_| self.content_length() != Some(0));
         announced || !matches!(self.method.as_str(), "GET" | "HEAD")
+    }
+
+    /// The length the head declares; `None` if it declares none or one that is not a number.
+    pub fn content_length(&self) -> Option<u64> {
+        self.header("content-length").and_then(|v| v.trim().parse().ok())
     }
 }
 
@@ -316,13 +321,17 @@ pub fn respond(routes: &[Route], ctx: &Ctx<'_>, req: &mut Request, read_body: im
     match admit(routes, ctx, req) {
         Ok(admitted) => {
             read_body(req);
+            // Its ports answer at once (tests' documents, or no outbound access at all); one that
+            // did not would leave the client unknown, not the caller waiting.
+            let _ = std::future::Future::poll(std::pin::pin!(admitted.prepare(ctx, req)), &mut std::task::Context::from_waker(std::task::Waker::noop()));
             admitted.answer(ctx, req)
         }
         Err(answer) => answer,
     }
 }
 
-/// A request whose head passed ([`admit`]): its body may be read, then [`Admitted::answer`]ed.
+/// A request whose head passed ([`admit`]): its body may be read, then [`Admitted::prepare`]d and
+/// [`Admitted::answer`]ed.
 pub struct Admitted<'r> {
     route: &'r Route,
     locale: String,
@@ -344,7 +353,18 @@ pub fn admit<'r>(routes: &'r [Route], ctx: &Ctx<'_>, req: &Request) -> Result<Ad
 }
 
 impl Admitted<'_> {
-    /// The second half of [`respond`]: the route's answer to the request, its body read.
+    /// What may wait on the network before the answer, awaited by the runtime's async glue while
+    /// the instance serves its other requests: the metadata document of the client an OAuth
+    /// request names ([`oauth::client::fetch_document`]). The handler finds it cached, or finds
+    /// the client unknown; a store that fails here fails the handler too.
+    pub async fn prepare(&self, ctx: &Ctx<'_>, req: &Request) {
+        if let Some(id) = oauth::client_named(req).filter(|_| !req.body_too_large) {
+            let _ = oauth::client::fetch_document(ctx, &id).await;
+        }
+    }
+
+    /// The second half of [`respond`]: the route's answer to the request, its body read and
+    /// [`Admitted::prepare`]d.
     pub fn answer(self, ctx: &Ctx<'_>, req: &Request) -> Response {
         let result = if req.body_too_large { Err((ApiError::PayloadTooLarge, self.locale.clone())) } else { (self.route.handler)(ctx, req, &self.locale) };
         finish(result.unwrap_or_else(|(e, locale)| e.into_response(ctx, &locale)))
@@ -415,7 +435,7 @@ fn head_guard(ctx: &Ctx<'_>, req: &Request, audience: Audience, locale: &str) ->
     if audience == Audience::Person && (req.method == "GET" || req.method == "HEAD" || req.header("content-type").is_none()) {
         return Ok(());
     }
-    let declared = req.header("content-length").and_then(|v| v.trim().parse::<u64>().ok());
+    let declared = req.content_length();
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return fail(ApiError::PayloadTooLarge);
     }

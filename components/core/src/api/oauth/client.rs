@@ -20,27 +20,38 @@ pub const FETCHES_PER_MINUTE: u32 = 10;
 pub const MAX_BYTES: usize = 5 * 1024;
 pub const TIMEOUT_MS: u32 = 5000;
 
-/// The client named `id`; `Ok(None)` if there is none (or its document cannot be read or is wrong).
+/// The client named `id`; `Ok(None)` if there is none. A metadata document is only read from the
+/// cache here: [`fetch_document`] fetched it, if it could, before the request's handler ran.
 pub fn find(ctx: &Ctx<'_>, id: &str) -> Result<Option<OauthClient>, StoreError> {
     if !is_document_url(ctx, id) {
         return ctx.store.find_oauth_client(id);
     }
-    let (now, hash) = (ctx.env.now(), sha256_hex(id));
-    let (key, failed) = (format!("oauth-cimd:{hash}"), format!("oauth-cimd-failed:{hash}"));
-    if let Some(cached) = ctx.ephemeral.get(&key, now)? {
-        return Ok(serde_json::from_str::<Value>(&cached).ok().and_then(|doc| client_of(id, &doc, now)));
+    let now = ctx.env.now();
+    let cached = ctx.ephemeral.get(&document_key(id), now)?;
+    Ok(cached.and_then(|cached| serde_json::from_str::<Value>(&cached).ok()).and_then(|doc| client_of(id, &doc, now)))
+}
+
+/// Before a request that names the client `id` is answered: when `id` is a document URL whose
+/// document is neither cached nor failed within the last minute, and this client address has
+/// fetches left this minute, fetches it and caches the client it names (or the failure). Awaited
+/// by the runtime's async glue, so the instance serves its other requests meanwhile.
+pub async fn fetch_document(ctx: &Ctx<'_>, id: &str) -> Result<(), StoreError> {
+    if !is_document_url(ctx, id) {
+        return Ok(());
     }
-    if ctx.ephemeral.get(&failed, now)?.is_some() {
-        return Ok(None);
+    let (now, key) = (ctx.env.now(), document_key(id));
+    let failed = format!("oauth-cimd-failed:{}", sha256_hex(id));
+    if ctx.ephemeral.get(&key, now)?.is_some() || ctx.ephemeral.get(&failed, now)?.is_some() {
+        return Ok(());
     }
     let minute = now.div_euclid(60_000);
     let peer = ctx.origin.get().client.unwrap_or_default();
     let fetches = ctx.ephemeral.increment(&format!("oauth-cimd-fetches:{peer}:{minute}"), now, (minute + 1) * 60_000)?;
     if fetches > FETCHES_PER_MINUTE {
-        return Ok(None);
+        return Ok(());
     }
     // Why a document was not taken is not said: the page says the client is unknown either way.
-    let client = match ctx.fetch.get_json(id, MAX_BYTES, TIMEOUT_MS) {
+    let client = match ctx.fetch.get_json(id, MAX_BYTES, TIMEOUT_MS).await {
         Ok(body) => serde_json::from_slice::<Value>(&body).ok().and_then(|doc| client_of(id, &doc, now)),
         Err(FetchError::Refused(_) | FetchError::Failed(_)) => None,
     };
@@ -50,10 +61,13 @@ pub fn find(ctx: &Ctx<'_>, id: &str) -> Result<Option<OauthClient>, StoreError> 
             &json!({"client_name": c.name, "redirect_uris": c.redirect_uris, "client_id": id}).to_string(),
             now,
             now + CACHE_TTL_MS,
-        )?,
-        None => ctx.ephemeral.put(&failed, "1", now, now + FAILURE_TTL_MS)?,
+        ),
+        None => ctx.ephemeral.put(&failed, "1", now, now + FAILURE_TTL_MS),
     }
-    Ok(client)
+}
+
+fn document_key(id: &str) -> String {
+    format!("oauth-cimd:{}", sha256_hex(id))
 }
 
 /// Whether a `client_id` names a metadata document: an `https` URL with a path (not `/`), no

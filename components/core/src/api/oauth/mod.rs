@@ -160,6 +160,21 @@ pub fn redirect_registered(client: &OauthClient, given: &str) -> bool {
     })
 }
 
+/// The `client_id` a request to an OAuth endpoint (`/oauth/…`, `/api/oauth/…`) names, wherever it
+/// carries it: the query (`GET /oauth/authorize`), a form or HTTP Basic (`/oauth/token`,
+/// `/oauth/revoke`), the page's JSON (`/api/oauth/…`). Its metadata document, if it is one, is
+/// fetched before the handler runs ([`client::fetch_document`]).
+pub fn client_named(req: &Request) -> Option<String> {
+    if !(req.path.starts_with("/oauth/") || req.path.starts_with("/api/oauth/")) {
+        return None;
+    }
+    let named = |form: Form| form.get("client_id").ok().flatten().map(str::to_owned);
+    named(Form::query(&req.query))
+        .or_else(|| Form::parse(req).and_then(named))
+        .or_else(|| serde_json::from_slice::<Value>(&req.body).ok()?.get("client_id")?.as_str().map(str::to_owned))
+        .or_else(|| req.header("authorization").and_then(token::basic_credentials).map(|(id, _)| id))
+}
+
 /// A form body (`application/x-www-form-urlencoded`) as pairs; `None` if the content type is
 /// another. A parameter given twice is an error of the caller's (RFC 6749 §3.1), found by [`Form::get`].
 pub struct Form(Vec<(String, String)>);

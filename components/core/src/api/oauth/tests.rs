@@ -650,3 +650,30 @@ fn one_client_address_makes_the_server_fetch_at_most_ten_documents_a_minute() {
     assert_eq!(authorize(&w, &url(11), REDIRECT, &[]).status, 200, "the next minute fetches again");
     assert_eq!(w.fetch.fetched.get(), client::FETCHES_PER_MINUTE + 1);
 }
+
+#[test]
+fn a_request_to_an_oauth_endpoint_names_its_client_wherever_it_carries_it_and_no_other_request_does() {
+    let req = |path: &str, query: &str, headers: &[(&str, &str)], body: &str| Request {
+        method: "POST".into(),
+        path: path.into(),
+        query: query.into(),
+        headers: headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect(),
+        body: body.as_bytes().to_vec(),
+        body_too_large: false,
+    };
+    use base64::Engine as _;
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    let basic = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{}:", "https%3A%2F%2Fb.example%2Fc.json")));
+    let cases = [
+        (req("/oauth/authorize", "response_type=code&client_id=https%3A%2F%2Fq.example%2Fc.json", &[], ""), Some("https://q.example/c.json")),
+        (req("/oauth/token", "", &form, "grant_type=refresh_token&client_id=https%3A%2F%2Ff.example%2Fc.json"), Some("https://f.example/c.json")),
+        (req("/oauth/revoke", "", &[("authorization", &basic)], ""), Some("https://b.example/c.json")),
+        (req("/api/oauth/consent", "", &[("content-type", "application/json")], r#"{"client_id": "https://j.example/c.json"}"#), Some("https://j.example/c.json")),
+        (req("/api/oauth/sign-in", "", &[], r#"{"email": "a@example.com"}"#), None),
+        (req("/api/signup/init", "", &[("content-type", "application/json")], r#"{"client_id": "https://s.example/c.json"}"#), None),
+        (req("/mcp", "client_id=https%3A%2F%2Fm.example%2Fc.json", &[], ""), None),
+    ];
+    for (request, named) in cases {
+        assert_eq!(client_named(&request).as_deref(), named, "{} {}", request.path, request.query);
+    }
+}

@@ -147,7 +147,7 @@ fn client(ctx: &Ctx<'_>, req: &Request, form: &Form) -> Result<OauthClient, Oaut
 }
 
 /// `Basic base64(urlencode(id):urlencode(secret))`.
-fn basic_credentials(header: &str) -> Option<(String, String)> {
+pub(super) fn basic_credentials(header: &str) -> Option<(String, String)> {
     let (scheme, value) = header.trim().split_once(' ')?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
