@@ -108,7 +108,8 @@ fi
 # copy of spin.toml whose oauth component may also reach two loopback ports (spin.toml itself
 # allows https on 443 only). One serves a document: the page names its client. The other takes the
 # connection and never answers: meanwhile Spin answers the OAuth component's other requests within
-# 1 s each (the fetch is async), and the request that named it at the fetch's deadline (5 s).
+# 1 s each, and the request that named it at the fetch's deadline (5 s). (That the waiting instance
+# itself serves them is asserted where instances are counted: tests/spin/tests/served.rs.)
 docs=$(free_port)
 silent_docs=$(free_port)
 python3 - "$docs" "$silent_docs" >"$logs/documents.out" <<'PY' &

@@ -162,9 +162,10 @@ async fn a_metadata_document_on_a_loopback_address_is_refused_outside_dev_mode()
 }
 
 /// A document server that takes the connection and never answers holds up the request that named
-/// it, and nothing else: the OAuth component's instance, reused for the requests that come
-/// meanwhile, answers them while its fetch waits (the fetch is async), and the waiting request is
-/// answered at the fetch's deadline, its client unknown.
+/// it, and nothing else: the OAuth endpoints answer meanwhile, and the waiting request is answered
+/// at the fetch's own 5 s deadline (the host's outbound limit, 10 s, is not what ends it), its
+/// client unknown. (That the waiting instance itself serves the others, rather than a second one,
+/// is asserted on the served harness, which counts instances: tests/spin/tests/served.rs.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_document_server_that_never_answers_holds_up_only_the_request_that_named_it() {
     let app = app(true).await;
@@ -185,6 +186,7 @@ async fn a_document_server_that_never_answers_holds_up_only_the_request_that_nam
         ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
         ("code_challenge_method", "S256"),
     ];
+    let started = std::time::Instant::now();
     let authorize = tokio::spawn(reqwest::Client::new().get(app.url("/oauth/authorize")).query(&query).send());
     tokio::time::timeout(std::time::Duration::from_secs(10), fetching).await.expect("the host fetches the document").unwrap();
 
@@ -194,6 +196,8 @@ async fn a_document_server_that_never_answers_holds_up_only_the_request_that_nam
         assert!(!authorize.is_finished(), "answered while the authorization request still waits on its document");
     }
     let r = authorize.await.unwrap().unwrap();
+    let waited = started.elapsed();
     assert_eq!(r.status(), 400, "at the fetch's deadline the client is unknown");
+    assert!(waited >= std::time::Duration::from_secs(4) && waited < std::time::Duration::from_secs(8), "ended by the fetch's 5 s deadline: {waited:?}");
     assert!(r.headers().get("location").is_none(), "no redirect");
 }

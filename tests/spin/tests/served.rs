@@ -543,8 +543,10 @@ fn authorize_request(client_id: &str) -> hyper::Request<bytes::Bytes> {
 
 /// SPEC §2.5 on the Spin path: the OAuth component fetches a client's metadata document through
 /// `wasi:http/client@0.3.0` (dev mode: plain HTTP on loopback) and names the client on its page.
-/// A document server that never answers holds up only the request that named it: the instance
-/// answers the requests that come meanwhile, and that one at the fetch's 5 s deadline.
+/// A document server that never answers holds up only the request that named it, and not its
+/// instance: the fetch waits in an async call, so the same instance answers the requests that come
+/// meanwhile (a blocking wait took it out of service: they needed a second instance), and the
+/// waiting request is answered at the fetch's 5 s deadline (this harness's outbound has none).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_oauth_component_fetches_a_metadata_document_and_a_silent_document_server_holds_up_only_its_request() {
     let oauth = App::component("oauth", db_file("cimd"), &[("dev", "true"), ("smtp_address", &closed_port())]).unwrap();
@@ -570,6 +572,7 @@ async fn the_oauth_component_fetches_a_metadata_document_and_a_silent_document_s
     };
     let ((waited, waited_until), answered_at) = tokio::join!(waiting, meanwhile);
     assert_eq!(waited.status, 400, "at the fetch's deadline the client is unknown: {waited:?}");
+    assert!(waited.elapsed >= Duration::from_secs(4) && waited.elapsed < Duration::from_secs(8), "ended by the fetch's 5 s deadline: {waited:?}");
     assert!(answered_at < waited_until, "the other requests were answered while the fetch waited");
     assert_eq!(oauth.instances(), 1, "one instance served them all");
 }
