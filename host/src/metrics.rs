@@ -8,7 +8,8 @@
 //! What is counted where:
 //! - requests by route pattern, component and status, and their latency, in [`crate::server`];
 //!   open connections, and connections refused over a client's cap, there too;
-//! - the instance pool (in use, capacity, `503 BUSY`) and deadline hits in [`crate::runtime`];
+//! - the instance pool (requests in components, capacity, live instances, `503 BUSY`) and deadline
+//!   hits in [`crate::runtime`];
 //! - account events (sign-ups, verifications, profile saves, email changes) and Auth_Check
 //!   outcomes from the operations the components commit through the store adapter — counted only
 //!   once their transaction committed;
@@ -79,6 +80,7 @@ pub struct Metrics {
     connections_open: Gauge,
     instances_in_use: Gauge,
     instances_capacity: Gauge,
+    component_instances: Gauge,
     busy: Family<KindLabels, Counter>,
     deadline: Family<ComponentLabels, Counter>,
     account_events: Family<KindLabels, Counter>,
@@ -104,9 +106,15 @@ impl Metrics {
         let connections_open = Gauge::default();
         registry.register("connections_open", "Open client connections", connections_open.clone());
         let instances_in_use = Gauge::default();
-        registry.register("instances_in_use", "Requests inside components now (the instance pool in use)", instances_in_use.clone());
+        registry.register("instances_in_use", "Requests inside components now (each holds one of max_instances)", instances_in_use.clone());
         let instances_capacity = Gauge::default();
         registry.register("instances_capacity", "Size of the instance pool (max_instances); the pool never queues: beyond it 503 BUSY", instances_capacity.clone());
+        let component_instances = Gauge::default();
+        registry.register(
+            "component_instances",
+            "Component instances alive now, serving or idle (each holds a slot of the pool); one serves up to 128 requests, 16 at a time",
+            component_instances.clone(),
+        );
         let busy = Family::<KindLabels, Counter>::default();
         registry.register("busy", "Requests answered 503 BUSY because the pool (kind=all) or the GPT routes' part of it (kind=gpt) was full", busy.clone());
         let deadline = Family::<ComponentLabels, Counter>::default();
@@ -156,6 +164,7 @@ impl Metrics {
             connections_open,
             instances_in_use,
             instances_capacity,
+            component_instances,
             busy,
             deadline,
             account_events,
@@ -184,6 +193,11 @@ impl Metrics {
     /// A request inside a component, until the returned guard drops.
     pub fn instance_taken(&self) -> Held {
         Held::one_of(&self.instances_in_use)
+    }
+
+    /// A component instance alive (serving or idle), until the returned guard drops with its store.
+    pub fn instance_alive(&self) -> Held {
+        Held::one_of(&self.component_instances)
     }
 
     pub fn set_instance_capacity(&self, capacity: usize) {

@@ -75,6 +75,8 @@ pub struct HostState {
     limits: StoreLimits,
     outbound: crate::outbound::Hooks,
     pub shared: Arc<Shared>,
+    /// Counts this instance in `component_instances` until its store is dropped.
+    _alive: crate::metrics::Held,
 }
 
 impl WasiView for HostState {
@@ -327,6 +329,7 @@ impl HandlerState for Instances {
                 limits: StoreLimitsBuilder::new().memory_size(self.memory_limit).instances(64).trap_on_grow_failure(true).build(),
                 outbound: crate::outbound::Hooks(self.shared.outbound.clone()),
                 shared: self.shared.clone(),
+                _alive: self.shared.metrics.instance_alive(),
             };
             let mut store = Store::new(&self.engine, state);
             store.limiter(|s| &mut s.limits);

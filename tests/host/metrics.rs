@@ -10,12 +10,12 @@ use serde_json::{Value, json};
 use crate::helpers::{Backend, MailMode, Options, TestApp, email, spawn_with};
 use crate::server::trap_route;
 
-fn with_metrics(c: &mut gpt_user::Config) {
+pub(crate) fn with_metrics(c: &mut gpt_user::Config) {
     c.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
 }
 
 /// The exposition of the app's metrics listener, as `name{labels}` → value.
-async fn scrape(app: &TestApp) -> Vec<(String, f64)> {
+pub(crate) async fn scrape(app: &TestApp) -> Vec<(String, f64)> {
     let addr: SocketAddr = app.control().metrics.expect("the app serves metrics");
     let r = reqwest::get(format!("http://{addr}/metrics")).await.unwrap();
     assert_eq!(r.status(), 200);
@@ -32,7 +32,7 @@ async fn scrape(app: &TestApp) -> Vec<(String, f64)> {
 }
 
 /// The value of the sample `name` (with its labels exactly as written), 0 if absent.
-fn value(samples: &[(String, f64)], name: &str) -> f64 {
+pub(crate) fn value(samples: &[(String, f64)], name: &str) -> f64 {
     samples.iter().find(|(n, _)| n == name).map_or(0.0, |(_, v)| *v)
 }
 
@@ -101,6 +101,7 @@ async fn a_full_pool_shows_as_busy_answers_and_instances_in_use() {
     assert_eq!(busy, 4, "two of six were served");
     assert_eq!(value(&during, "gpt_user_instances_in_use"), 2.0, "both instances in use while they sleep");
     assert_eq!(value(&during, "gpt_user_instances_capacity"), 2.0);
+    assert_eq!(value(&during, "gpt_user_component_instances"), 2.0, "a WASIp2 component: an instance per request");
     let after = scrape(&app).await;
     assert_eq!(value(&after, r#"gpt_user_busy_total{kind="all"}"#), busy as f64);
     assert_eq!(value(&after, "gpt_user_instances_in_use"), 0.0, "freed");

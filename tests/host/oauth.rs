@@ -162,13 +162,20 @@ async fn a_metadata_document_on_a_loopback_address_is_refused_outside_dev_mode()
 }
 
 /// A document server that takes the connection and never answers holds up the request that named
-/// it, and nothing else: the OAuth endpoints answer meanwhile, and the waiting request is answered
-/// at the fetch's own 5 s deadline (the host's outbound limit, 10 s, is not what ends it), its
-/// client unknown. (That the waiting instance itself serves the others, rather than a second one,
-/// is asserted on the served harness, which counts instances: tests/spin/tests/served.rs.)
+/// it, and nothing else: the OAuth endpoints answer meanwhile — from the very instance whose fetch
+/// waits (`component_instances` stays 1; a blocking fetch took it out of service, and they needed a
+/// second) — and the waiting request is answered at the fetch's own 5 s deadline (the host's
+/// outbound limit, 10 s, is not what ends it), its client unknown.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_document_server_that_never_answers_holds_up_only_the_request_that_named_it() {
-    let app = app(true).await;
+    let mut options = Options::new(Backend::Sqlite);
+    options.api_keys = Some("oauth-cimd-service-key-51d0");
+    options.dev = Some(true);
+    options.config = Some(|c| {
+        trust_test_ca(c);
+        crate::metrics::with_metrics(c);
+    });
+    let app = spawn_with(options).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://127.0.0.1:{}/oauth/client.json", listener.local_addr().unwrap().port());
     let (accepted, fetching) = tokio::sync::oneshot::channel();
@@ -195,6 +202,8 @@ async fn a_document_server_that_never_answers_holds_up_only_the_request_that_nam
         assert_eq!(r.status(), 200);
         assert!(!authorize.is_finished(), "answered while the authorization request still waits on its document");
     }
+    let during = crate::metrics::scrape(&app).await;
+    assert_eq!(crate::metrics::value(&during, "gpt_user_component_instances"), 1.0, "the instance whose fetch waits served them");
     let r = authorize.await.unwrap().unwrap();
     let waited = started.elapsed();
     assert_eq!(r.status(), 400, "at the fetch's deadline the client is unknown");
