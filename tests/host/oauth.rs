@@ -126,22 +126,26 @@ s.serve_forever()
     (child, line.trim().to_owned())
 }
 
+/// `GET /oauth/authorize` for the client `client_id` (PKCE S256, a loopback redirect URI), with no
+/// redirect followed: the page, an error page or the redirect itself.
+fn authorize(app: &TestApp, client_id: &str) -> impl Future<Output = reqwest::Result<reqwest::Response>> + use<> {
+    let query = [
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", "http://127.0.0.1:7777/callback"),
+        ("state", "st-cimd"),
+        ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
+        ("code_challenge_method", "S256"),
+    ];
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    client.get(app.url("/oauth/authorize")).query(&query).header("accept-language", "en").send()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_metadata_document_on_a_loopback_address_is_refused_outside_dev_mode() {
     let document = r#"{"client_id": "{url}", "client_name": "Loopback Chat", "redirect_uris": ["http://127.0.0.1:7777/callback"]}"#;
     let (mut server, url) = serve_document(document);
-    let authorize = |app: &TestApp| {
-        let query = [
-            ("response_type", "code"),
-            ("client_id", url.as_str()),
-            ("redirect_uri", "http://127.0.0.1:7777/callback"),
-            ("state", "st-cimd"),
-            ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
-            ("code_challenge_method", "S256"),
-        ];
-        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        client.get(app.url("/oauth/authorize")).query(&query).header("accept-language", "en").send()
-    };
+    let authorize = |app: &TestApp| authorize(app, &url);
 
     // Outside dev mode: the address is refused before anything is sent to it.
     let public = app(false).await;
@@ -185,16 +189,8 @@ async fn a_document_server_that_never_answers_holds_up_only_the_request_that_nam
         let _held = connection;
         std::future::pending::<()>().await;
     });
-    let query = [
-        ("response_type", "code"),
-        ("client_id", url.as_str()),
-        ("redirect_uri", "http://127.0.0.1:7777/callback"),
-        ("state", "st-silent"),
-        ("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"),
-        ("code_challenge_method", "S256"),
-    ];
     let started = std::time::Instant::now();
-    let authorize = tokio::spawn(reqwest::Client::new().get(app.url("/oauth/authorize")).query(&query).send());
+    let authorize = tokio::spawn(authorize(&app, &url));
     tokio::time::timeout(std::time::Duration::from_secs(10), fetching).await.expect("the host fetches the document").unwrap();
 
     for _ in 0..3 {
